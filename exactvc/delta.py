@@ -1,0 +1,105 @@
+"""Binary deltas between two versions of an object.
+
+A delta is a list of operations; applied to the base bytes it rebuilds the
+target: ``[offset, length]`` copies ``base[offset:offset+length]``, a ``bytes``
+item is inserted as it is. Deltas let a commit that edits a few annotations
+store each rewritten tree node in a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BLOCK = 16
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # largest n with a[:n] == b[:n]
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid :] == b[len(b) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _match_len(new: bytes, i: int, base: bytes, j: int, limit: int) -> int:
+    """Length of the common run new[i:] / base[j:], at most ``limit``."""
+    lo, hi = 0, min(limit, len(base) - j)
+    if new[i : i + hi] == base[j : j + hi]:
+        return hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if new[i : i + mid] == base[j : j + mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def make_delta(base: bytes, new: bytes) -> list[Any]:
+    """Operations that turn ``base`` into ``new`` (never larger than ``new`` plus a few bytes per op)."""
+    p = _common_prefix(base, new)
+    s = _common_suffix(base, new, min(len(base), len(new)) - p)
+    end = len(new) - s
+    ops: list[Any] = []
+    if p:
+        ops.append([0, p])
+    if end - p > 4 * BLOCK:
+        index: dict[bytes, int] = {}
+        for off in range(len(base) - BLOCK, -1, -BLOCK):
+            index[base[off : off + BLOCK]] = off
+        lit = p
+        i = p
+        while i + BLOCK <= end:
+            j = index.get(new[i : i + BLOCK])
+            if j is None:
+                i += 1
+                continue
+            k = BLOCK + _match_len(new, i + BLOCK, base, j + BLOCK, end - i - BLOCK)
+            back = 0
+            while i - back > lit and j - back > 0 and new[i - back - 1] == base[j - back - 1]:
+                back += 1
+            if i - back > lit:
+                ops.append(new[lit : i - back])
+            ops.append([j - back, k + back])
+            i += k
+            lit = i
+        if lit < end:
+            ops.append(new[lit:end])
+    elif end > p:
+        ops.append(new[p:end])
+    if s:
+        ops.append([len(base) - s, s])
+    return ops
+
+
+def apply_delta(base: bytes, ops: list[Any]) -> bytes:
+    parts = []
+    for op in ops:
+        if isinstance(op, (bytes, bytearray)):
+            parts.append(bytes(op))
+        else:
+            off, n = op
+            if off < 0 or n < 0 or off + n > len(base):
+                raise ValueError("delta copies outside its base")
+            parts.append(base[off : off + n])
+    return b"".join(parts)
+
+
+def delta_size(ops: list[Any]) -> int:
+    return sum(len(op) + 1 if isinstance(op, (bytes, bytearray)) else 8 for op in ops)

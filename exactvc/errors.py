@@ -1,0 +1,114 @@
+"""One hierarchy for every error the library raises.
+
+Each error carries the CLI exit code and the HTTP status that the two
+front-ends (``exactvc.cli`` and ``server``) translate it to, each in one place.
+Messages are one line and name the problem.
+"""
+
+from __future__ import annotations
+
+
+class ExactError(Exception):
+    """Base of every exactvc error."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    kind: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ExactError):
+    """The caller asked for something malformed (bad option value, bad argument)."""
+
+    exit_code = 2
+    http_status = 400
+    kind = "usage"
+
+
+class NotARepository(ExactError):
+    exit_code = 3
+    http_status = 404
+    kind = "not_a_repository"
+
+
+class NotFound(ExactError):
+    """A revision, image, label or annotation that does not exist."""
+
+    exit_code = 4
+    http_status = 404
+    kind = "not_found"
+
+
+class InvalidInput(ExactError):
+    """Input data (a file, a geometry, a JSON body) is malformed or invalid."""
+
+    exit_code = 5
+    http_status = 422
+    kind = "invalid_input"
+
+
+class InvalidGeometry(InvalidInput):
+    kind = "invalid_geometry"
+
+
+class UnknownLabel(InvalidInput):
+    kind = "unknown_label"
+
+
+class Conflict(ExactError):
+    """The operation would lose data or collides with concurrent work."""
+
+    exit_code = 6
+    http_status = 409
+    kind = "conflict"
+
+
+class DirtyWorkingState(Conflict):
+    kind = "dirty_working_state"
+
+
+class RefConflict(Conflict):
+    """A compare-and-swap on a ref failed: somebody else moved it first."""
+
+    kind = "ref_conflict"
+
+
+class LockError(Conflict):
+    kind = "locked"
+
+
+class HookFailed(ExactError):
+    exit_code = 7
+    http_status = 422
+    kind = "hook_failed"
+
+
+class CorruptObject(ExactError):
+    """Stored bytes do not match their id or do not decode."""
+
+    exit_code = 8
+    http_status = 500
+    kind = "corrupt_object"
+
+
+class MissingObject(CorruptObject):
+    kind = "missing_object"
+
+
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "error": ExactError.exit_code,
+    "usage": UsageError.exit_code,
+    "not_a_repository": NotARepository.exit_code,
+    "not_found": NotFound.exit_code,
+    "invalid_input": InvalidInput.exit_code,
+    "conflict": Conflict.exit_code,
+    "hook_failed": HookFailed.exit_code,
+    "corrupt": CorruptObject.exit_code,
+}

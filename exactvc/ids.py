@@ -1,0 +1,50 @@
+"""Annotation ids: 128-bit, time-ordered (UUID version 7 layout), shown as UUID text.
+
+UUID text keeps them compatible with QuPath, whose objects carry UUIDs: an
+imported QuPath id is kept as it is; ids made here sort by creation time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+from .errors import InvalidInput
+
+_lock = threading.Lock()
+_last = [0, 0]  # last ms timestamp, last counter
+
+
+def new_annotation_id() -> bytes:
+    """A fresh 16-byte id: 48-bit ms timestamp, version 7, 12-bit counter, 62 random bits.
+
+    Ids made in one process are strictly increasing, even within one millisecond.
+    """
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last[0]:
+            ms = _last[0]
+            _last[1] += 1
+            if _last[1] >= 0x1000:
+                ms += 1
+                _last[1] = 0
+        else:
+            _last[1] = int.from_bytes(os.urandom(1), "big")  # random start within the ms
+        _last[0] = ms
+        counter = _last[1]
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    return value.to_bytes(16, "big")
+
+
+def format_id(key: bytes) -> str:
+    return str(uuid.UUID(bytes=key))
+
+
+def parse_id(text: str) -> bytes:
+    try:
+        return uuid.UUID(text.strip()).bytes
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"not an annotation id (UUID expected): {text!r}") from None

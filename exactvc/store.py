@@ -1,0 +1,408 @@
+"""Object storage: one interface, an in-memory and an on-disk backend.
+
+On disk (``.exact/objects``):
+
+* loose objects: ``objects/ab/cdef...`` holding ``zlib(type_tag + b"\\0" + data)``;
+* packs: ``objects/pack/pack-<name>.pack`` with a sorted index ``.idx``.
+  A pack is visible only once its index exists; both are written to temporary
+  names, fsynced and renamed, so a crash leaves either a whole pack or none.
+
+Pack entries may be deltas against an object stored elsewhere (see ``delta``);
+chains are kept short (``MAX_DEPTH``). Format details: docs/format.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import threading
+import time
+import zlib
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import blake3
+import numpy as np
+
+from . import codec
+from .delta import apply_delta, delta_size, make_delta
+from .errors import CorruptObject, MissingObject
+from .fsutil import atomic_write, fsync_dir
+from .objects import TYPES
+
+TYPE_CODES = {t: i + 1 for i, t in enumerate(TYPES)}
+CODE_TYPES = {v: k for k, v in TYPE_CODES.items()}
+MAX_DEPTH = 8
+PACK_MAGIC = b"EXPACK1\n"
+IDX_MAGIC = b"EXIDX01\n"
+LOOSE_LIMIT = 16  # batches larger than this go to a pack
+ZLEVEL = 6
+
+
+@dataclass
+class Pending:
+    oid: bytes
+    type: str
+    data: bytes
+    base: bytes | None = None  # id of an object this one may be stored as a delta against
+    base_data: bytes | None = None
+
+
+class ObjectStore(ABC):
+    """What every backend provides. Objects are immutable; writing one twice is harmless."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[bytes, tuple[str, bytes]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.cache_size = 2048
+
+    @abstractmethod
+    def _read(self, oid: bytes) -> tuple[str, bytes] | None: ...
+
+    @abstractmethod
+    def has(self, oid: bytes) -> bool: ...
+
+    @abstractmethod
+    def _write(self, items: list[Pending]) -> None: ...
+
+    @abstractmethod
+    def iter_ids(self) -> Iterator[bytes]: ...
+
+    def depth(self, oid: bytes) -> int:
+        """Length of the delta chain behind ``oid`` (0: stored whole)."""
+        return 0
+
+    def get(self, oid: bytes) -> tuple[str, bytes]:
+        with self._cache_lock:
+            hit = self._cache.get(oid)
+            if hit is not None:
+                self._cache.move_to_end(oid)
+                return hit
+        got = self._read(oid)
+        if got is None:
+            raise MissingObject(f"object {oid.hex()} is missing")
+        with self._cache_lock:
+            self._cache[oid] = got
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return got
+
+    def get_typed(self, oid: bytes, type_tag: str) -> bytes:
+        t, data = self.get(oid)
+        if t != type_tag:
+            raise CorruptObject(f"object {oid.hex()} is a {t}, expected a {type_tag}")
+        return data
+
+    def write(self, items: Iterable[Pending]) -> int:
+        """Store the objects not already present; returns how many were new."""
+        seen: set[bytes] = set()
+        todo = []
+        for it in items:
+            if it.oid in seen or self.has(it.oid):
+                continue
+            seen.add(it.oid)
+            todo.append(it)
+        if todo:
+            self._write(todo)
+        return len(todo)
+
+    def verify(self, oid: bytes) -> tuple[str, bytes]:
+        """Read an object and check that its bytes hash to its id and decode."""
+        t, data = self._read(oid) or (None, None)
+        if t is None or data is None:
+            raise MissingObject(f"object {oid.hex()} is missing")
+        if codec.object_id(t, data) != oid:
+            raise CorruptObject(f"object {oid.hex()} ({t}): bytes do not match its id")
+        codec.unpack(data)
+        return t, data
+
+
+class MemoryStore(ObjectStore):
+    """Objects in a dict: for unit tests and scratch work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._objs: dict[bytes, tuple[str, bytes]] = {}
+
+    def _read(self, oid: bytes) -> tuple[str, bytes] | None:
+        return self._objs.get(oid)
+
+    def has(self, oid: bytes) -> bool:
+        return oid in self._objs
+
+    def _write(self, items: list[Pending]) -> None:
+        for it in items:
+            self._objs[it.oid] = (it.type, it.data)
+
+    def iter_ids(self) -> Iterator[bytes]:
+        return iter(list(self._objs))
+
+    def delete(self, oids: Iterable[bytes]) -> None:
+        for o in oids:
+            self._objs.pop(o, None)
+
+
+class Pack:
+    """A read-only pack file and its index, memory-mapped."""
+
+    def __init__(self, pack_path: Path, idx_path: Path) -> None:
+        self.path = pack_path
+        self.idx_path = idx_path
+        with open(idx_path, "rb") as f:
+            idx = f.read()
+        if idx[:8] != IDX_MAGIC:
+            raise CorruptObject(f"pack index {idx_path.name} has a bad header")
+        (n,) = struct.unpack_from("<Q", idx, 8)
+        ids_end = 16 + 32 * n
+        if len(idx) != ids_end + 8 * n + 32:
+            raise CorruptObject(f"pack index {idx_path.name} is truncated")
+        self.count = n
+        self.ids = np.frombuffer(idx, dtype="S32", count=n, offset=16)
+        self.offsets = np.frombuffer(idx, dtype="<u8", count=n, offset=ids_end)
+        self._idx = idx
+        self._f = open(pack_path, "rb")
+        self.size = os.fstat(self._f.fileno()).st_size
+        self._mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+        self._f.close()
+
+    def find(self, oid: bytes) -> int | None:
+        i = int(np.searchsorted(self.ids, oid))
+        if i < self.count and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
+            return i
+        return None
+
+    def entry(self, i: int) -> tuple[int, int, bytes]:
+        """(type code, depth, payload) of entry ``i``."""
+        assert self._mm is not None
+        off = int(self.offsets[i])
+        code, depth, length = struct.unpack_from("<BBI", self._mm, off)
+        payload = self._mm[off + 6 : off + 6 + length]
+        if len(payload) != length:
+            raise CorruptObject(f"pack {self.path.name} is truncated at offset {off}")
+        return code, depth, payload
+
+    def iter_ids(self) -> Iterator[bytes]:
+        for i in range(self.count):
+            yield self._idx[16 + 32 * i : 48 + 32 * i]
+
+
+class DiskStore(ObjectStore):
+    """Loose objects and packs under ``root`` (``.exact/objects``)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.pack_dir = root / "pack"
+        self.pack_dir.mkdir(parents=True, exist_ok=True)
+        self._packs: dict[str, Pack] = {}
+        self._lock = threading.RLock()
+        self.refresh()
+
+    # --- packs ---------------------------------------------------------------
+    def refresh(self) -> None:
+        with self._lock:
+            names = {p.stem for p in self.pack_dir.glob("pack-*.idx")}
+            for gone in set(self._packs) - names:
+                self._packs.pop(gone).close()
+            for name in sorted(names - set(self._packs)):
+                pack = self.pack_dir / f"{name}.pack"
+                if pack.exists():
+                    self._packs[name] = Pack(pack, self.pack_dir / f"{name}.idx")
+
+    def packs(self) -> list[Pack]:
+        with self._lock:
+            # newest first: recent objects are looked up most
+            return sorted(self._packs.values(), key=lambda p: p.count)
+
+    def _find(self, oid: bytes) -> tuple[Pack, int] | None:
+        for pack in self.packs():
+            i = pack.find(oid)
+            if i is not None:
+                return pack, i
+        return None
+
+    def _loose_path(self, oid: bytes) -> Path:
+        h = oid.hex()
+        return self.root / h[:2] / h[2:]
+
+    def has(self, oid: bytes) -> bool:
+        if self._find(oid) is not None or self._loose_path(oid).exists():
+            return True
+        self.refresh()
+        return self._find(oid) is not None
+
+    def depth(self, oid: bytes) -> int:
+        found = self._find(oid)
+        if found is None:
+            return 0
+        pack, i = found
+        return pack.entry(i)[1]
+
+    def _read(self, oid: bytes) -> tuple[str, bytes] | None:
+        found = self._find(oid)
+        if found is None:
+            try:
+                raw = zlib.decompress(self._loose_path(oid).read_bytes())
+            except FileNotFoundError:
+                self.refresh()
+                found = self._find(oid)
+                if found is None:
+                    return None
+            except zlib.error:
+                raise CorruptObject(f"loose object {oid.hex()} does not decompress") from None
+            else:
+                t, sep, data = raw.partition(b"\0")
+                if not sep or t.decode("ascii", "replace") not in TYPE_CODES:
+                    raise CorruptObject(f"loose object {oid.hex()} has no valid type header")
+                return t.decode("ascii"), data
+        pack, i = found
+        code, depth, payload = pack.entry(i)
+        t = CODE_TYPES.get(code)
+        if t is None:
+            raise CorruptObject(f"object {oid.hex()} in {pack.path.name} has unknown type code {code}")
+        try:
+            if depth == 0:
+                return t, zlib.decompress(payload)
+            base_id = bytes(payload[:32])
+            ops = codec.unpack(zlib.decompress(payload[32:]))
+        except zlib.error:
+            raise CorruptObject(f"object {oid.hex()} in {pack.path.name} does not decompress") from None
+        _bt, base = self.get(base_id)
+        try:
+            return t, apply_delta(base, ops)
+        except (ValueError, TypeError):
+            raise CorruptObject(f"object {oid.hex()}: delta does not apply to its base") from None
+
+    def iter_ids(self) -> Iterator[bytes]:
+        seen: set[bytes] = set()
+        for pack in self.packs():
+            for oid in pack.iter_ids():
+                if oid not in seen:
+                    seen.add(oid)
+                    yield oid
+        for d in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for f in sorted(d.iterdir()):
+                if len(f.name) == 62 and not f.name.startswith("."):
+                    oid = bytes.fromhex(d.name + f.name)
+                    if oid not in seen:
+                        yield oid
+
+    # --- writing -------------------------------------------------------------
+    def _write(self, items: list[Pending]) -> None:
+        if len(items) <= LOOSE_LIMIT:
+            for it in items:
+                path = self._loose_path(it.oid)
+                if not path.exists():
+                    atomic_write(path, zlib.compress(it.type.encode("ascii") + b"\0" + it.data, ZLEVEL), 0o444)
+            return
+        self.write_pack(items)
+
+    def write_pack(self, items: Iterable[Pending], deltas: bool = True) -> Path:
+        """Write one pack holding ``items`` (fsynced, then made visible by its index)."""
+        name = f"pack-{time.time_ns():x}-{os.getpid():x}"
+        tmp_pack = self.pack_dir / f".{name}.pack.tmp"
+        entries: list[tuple[bytes, int]] = []
+        hasher = blake3.blake3()
+        depths: dict[bytes, int] = {}
+        with open(tmp_pack, "wb") as f:
+            f.write(PACK_MAGIC)
+            hasher.update(PACK_MAGIC)
+            pos = len(PACK_MAGIC)
+            for it in items:
+                code = TYPE_CODES[it.type]
+                depth = 0
+                payload = b""
+                if deltas and it.base is not None and it.base_data is not None:
+                    bdepth = depths.get(it.base)
+                    if bdepth is None:
+                        bdepth = self.depth(it.base) if self.has(it.base) else MAX_DEPTH
+                    if bdepth < MAX_DEPTH:
+                        ops = make_delta(it.base_data, it.data)
+                        if delta_size(ops) < len(it.data) // 2:
+                            depth = bdepth + 1
+                            payload = it.base + zlib.compress(codec.pack(ops), ZLEVEL)
+                if depth == 0:
+                    payload = zlib.compress(it.data, ZLEVEL)
+                depths[it.oid] = depth
+                head = struct.pack("<BBI", code, depth, len(payload))
+                f.write(head)
+                f.write(payload)
+                hasher.update(head)
+                hasher.update(payload)
+                entries.append((it.oid, pos))
+                pos += len(head) + len(payload)
+            trailer = hasher.digest()
+            f.write(trailer)
+            f.flush()
+            os.fsync(f.fileno())
+        entries.sort()
+        n = len(entries)
+        idx = bytearray(IDX_MAGIC)
+        idx += struct.pack("<Q", n)
+        idx += b"".join(e[0] for e in entries)
+        idx += np.array([e[1] for e in entries], dtype="<u8").tobytes()
+        idx += trailer
+        pack_path = self.pack_dir / f"{name}.pack"
+        os.replace(tmp_pack, pack_path)
+        fsync_dir(self.pack_dir)
+        atomic_write(self.pack_dir / f"{name}.idx", bytes(idx), 0o444)
+        self.refresh()
+        return pack_path
+
+    def loose_ids(self) -> list[bytes]:
+        out = []
+        for d in self.root.glob("[0-9a-f][0-9a-f]"):
+            for f in d.iterdir():
+                if len(f.name) == 62 and not f.name.startswith("."):
+                    out.append(bytes.fromhex(d.name + f.name))
+        return out
+
+    def remove_loose(self, oids: Iterable[bytes], older_than: float) -> int:
+        n = 0
+        for oid in oids:
+            p = self._loose_path(oid)
+            with contextlib.suppress(FileNotFoundError):
+                if p.stat().st_mtime < older_than:
+                    p.unlink()
+                    n += 1
+        return n
+
+    def remove_packs(self, packs: Iterable[Pack]) -> None:
+        with self._lock:
+            for pack in packs:
+                # the index goes first: without it the pack is invisible
+                with contextlib.suppress(FileNotFoundError):
+                    pack.idx_path.unlink()
+                with contextlib.suppress(FileNotFoundError):
+                    pack.path.unlink()
+            fsync_dir(self.pack_dir)
+            self.refresh()
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for p in self.root.rglob("*"):
+            if p.is_file():
+                total += p.stat().st_size
+        return total
+
+
+def pending(type_tag: str, body: Any, base: tuple[bytes, bytes] | None = None) -> Pending:
+    oid, data = _enc(type_tag, body)
+    if base is None:
+        return Pending(oid, type_tag, data)
+    return Pending(oid, type_tag, data, base[0], base[1])
+
+
+def _enc(type_tag: str, body: Any) -> tuple[bytes, bytes]:
+    data = codec.pack_canonical(body)
+    return codec.object_id(type_tag, data), data
