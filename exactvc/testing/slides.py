@@ -51,7 +51,6 @@ _STROMA_LIGHT = (247.0, 200.0, 222.0)
 _STROMA_DARK = (214.0, 120.0, 170.0)
 _NUCLEUS = (86.0, 50.0, 138.0)
 
-F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -202,7 +201,7 @@ class _Tissue:
         # tissue mask: three octaves of value noise; spacings relative to the slide so the
         # number of tissue pieces does not depend on the slide size, plus ragged edges.
         self._octaves: list[tuple[F64, float, float]] = []
-        for spacing, weight in ((size / 4.0, 0.6), (size / 16.0, 0.3), (min(96.0, size / 32.0), 0.1)):
+        for spacing, weight in ((size / 4.0, 0.62), (size / 16.0, 0.3), (min(128.0, size / 32.0), 0.08)):
             spacing = max(spacing, 4.0)
             # room for renders that run past the right/bottom edge (full border tiles)
             ny = int(math.ceil(2 * height / spacing)) + 3
@@ -219,8 +218,8 @@ class _Tissue:
         return self._levels[ds]
 
     def _mask(self, ds: int, x0: int, y0: int, w: int, h: int) -> F64:
-        ys = (y0 + np.arange(h) + 0.5) * ds
-        xs = (x0 + np.arange(w) + 0.5) * ds
+        ys: F64 = (y0 + np.arange(h, dtype=np.float64) + 0.5) * ds
+        xs: F64 = (x0 + np.arange(w, dtype=np.float64) + 0.5) * ds
         v = np.zeros((h, w))
         for grid, spacing, weight in self._octaves:
             v += weight * _grid_noise(grid, spacing, ys, xs)
