@@ -464,3 +464,69 @@ def _collapse(store: ObjectStore, root: bytes, out: list[Pending]) -> bytes:
         if node.level == 0 or len(node.keys) > 1:
             return root
         root = node.values[0][0]
+
+
+# --- diff -----------------------------------------------------------------------------
+
+
+def diff(
+    store: ObjectStore, a: bytes | None, b: bytes | None
+) -> Iterator[tuple[bytes, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Keys whose records differ between trees ``a`` and ``b``: ``(key, old, new)``.
+
+    Subtrees with equal ids are skipped without being read, so the cost follows
+    the size of the change, not the size of the trees.
+    """
+    if a == b:
+        return
+    # stack items: (True, level, node id) for nodes, (False, key, record) for entries; top = end
+    sa: list[tuple[bool, Any, Any]] = [(True, load(store, a).level, a)] if a else []
+    sb: list[tuple[bool, Any, Any]] = [(True, load(store, b).level, b)] if b else []
+
+    def expand(stack: list[tuple[bool, Any, Any]]) -> None:
+        _, _, oid = stack.pop()
+        node = load(store, oid)
+        if node.level == 0:
+            stack.extend((False, k, v) for k, v in zip(reversed(node.keys), reversed(node.values), strict=True))
+        else:
+            lvl = node.level - 1
+            stack.extend((True, lvl, v[0]) for v in reversed(node.values))
+
+    while sa and sb:
+        x, y = sa[-1], sb[-1]
+        if x[0] and y[0]:
+            if x[2] == y[2]:
+                sa.pop()
+                sb.pop()
+            elif x[1] >= y[1]:
+                expand(sa)
+            else:
+                expand(sb)
+        elif x[0]:
+            expand(sa)
+        elif y[0]:
+            expand(sb)
+        else:
+            if x[1] < y[1]:
+                yield x[1], x[2], None
+                sa.pop()
+            elif x[1] > y[1]:
+                yield y[1], None, y[2]
+                sb.pop()
+            else:
+                if x[2] != y[2]:
+                    yield x[1], x[2], y[2]
+                sa.pop()
+                sb.pop()
+    while sa:
+        if sa[-1][0]:
+            expand(sa)
+        else:
+            _, k, v = sa.pop()
+            yield k, v, None
+    while sb:
+        if sb[-1][0]:
+            expand(sb)
+        else:
+            _, k, v = sb.pop()
+            yield k, None, v

@@ -1,0 +1,213 @@
+"""Refs: names that point at commits, moved only by compare-and-swap.
+
+On disk: ``.exact/HEAD`` (``ref: heads/main`` or a commit id) and one file per
+ref under ``.exact/refs/`` (``heads/<branch>``, ``tags/<tag>``,
+``remotes/<remote>/<branch>``). A ref moves by: take ``<ref>.lock`` with
+O_EXCL, check the current value is the expected one, write the new value to
+the lock file, fsync, rename over the ref. Every move is appended to the
+ref's reflog under ``.exact/logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput, LockError, RefConflict
+from .fsutil import append_line, fsync_dir
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]*$")
+
+
+def check_ref_name(name: str) -> str:
+    parts = name.split("/")
+    if (
+        not _NAME_RE.match(name)
+        or ".." in name
+        or name.endswith((".lock", "/", "."))
+        or "//" in name
+        or any(p.startswith(".") or not p for p in parts)
+    ):
+        raise InvalidInput(f"invalid ref name {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class ReflogEntry:
+    old: str
+    new: str
+    time: int
+    who: str
+    message: str
+
+
+class RefStore(ABC):
+    @abstractmethod
+    def read(self, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def cas(self, name: str, old: bytes | None, new: bytes | None, who: str = "", message: str = "") -> None:
+        """Set ``name`` to ``new`` (None deletes) if it currently is ``old``; else RefConflict."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> dict[str, bytes]: ...
+
+    @abstractmethod
+    def read_head(self) -> str:
+        """``ref: heads/NAME`` or a commit id in hex."""
+
+    @abstractmethod
+    def write_head(self, value: str) -> None: ...
+
+    @abstractmethod
+    def reflog(self, name: str) -> list[ReflogEntry]: ...
+
+    def head(self) -> tuple[str | None, bytes | None]:
+        """(branch ref name or None when detached, commit id or None when unborn)."""
+        v = self.read_head()
+        if v.startswith("ref: "):
+            name = v[5:]
+            return name, self.read(name)
+        return None, bytes.fromhex(v)
+
+
+class MemoryRefs(RefStore):
+    def __init__(self) -> None:
+        self._refs: dict[str, bytes] = {}
+        self._head = "ref: heads/main"
+        self._logs: dict[str, list[ReflogEntry]] = {}
+
+    def read(self, name: str) -> bytes | None:
+        return self._refs.get(name)
+
+    def cas(self, name: str, old: bytes | None, new: bytes | None, who: str = "", message: str = "") -> None:
+        check_ref_name(name)
+        cur = self._refs.get(name)
+        if cur != old:
+            raise RefConflict(f"ref {name} moved: expected {_h(old)}, found {_h(cur)}")
+        if new is None:
+            self._refs.pop(name, None)
+        else:
+            self._refs[name] = new
+        self._logs.setdefault(name, []).append(ReflogEntry(_h(old), _h(new), int(time.time()), who, message))
+
+    def list(self, prefix: str = "") -> dict[str, bytes]:
+        return {k: v for k, v in sorted(self._refs.items()) if k.startswith(prefix)}
+
+    def read_head(self) -> str:
+        return self._head
+
+    def write_head(self, value: str) -> None:
+        self._head = value
+
+    def reflog(self, name: str) -> list[ReflogEntry]:
+        return list(self._logs.get(name, []))
+
+
+def _h(oid: bytes | None) -> str:
+    return oid.hex() if oid else "0" * 64
+
+
+class DiskRefs(RefStore):
+    def __init__(self, exact_dir: Path) -> None:
+        self.dir = exact_dir
+        self.refs_dir = exact_dir / "refs"
+        self.logs_dir = exact_dir / "logs"
+
+    def _path(self, name: str) -> Path:
+        check_ref_name(name)
+        return self.refs_dir / name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            text = self._path(name).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise InvalidInput(f"ref {name} is corrupt: {text[:80]!r}") from None
+
+    def cas(self, name: str, old: bytes | None, new: bytes | None, who: str = "", message: str = "") -> None:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.with_name(path.name + ".lock")
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            # a lock left by a killed process is stale after a while
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except FileNotFoundError:
+                age = 0
+            if age > 30:
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+            raise LockError(f"ref {name} is being updated by another process; try again") from None
+        try:
+            cur = self.read(name)
+            if cur != old:
+                raise RefConflict(f"ref {name} moved: expected {_h(old)[:12]}, found {_h(cur)[:12]}")
+            if new is None:
+                os.close(fd)
+                fd = -1
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                lock.unlink()
+            else:
+                os.write(fd, (new.hex() + "\n").encode())
+                os.fsync(fd)
+                os.close(fd)
+                fd = -1
+                os.replace(lock, path)
+            fsync_dir(path.parent)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            raise
+        msg = message.replace("\n", " ").replace("\t", " ")
+        append_line(self.logs_dir / name, f"{_h(old)} {_h(new)} {int(time.time())} {who}\t{msg}")
+
+    def list(self, prefix: str = "") -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        if not self.refs_dir.exists():
+            return out
+        for p in self.refs_dir.rglob("*"):
+            if p.is_file() and not p.name.endswith(".lock") and not p.name.startswith("."):
+                name = p.relative_to(self.refs_dir).as_posix()
+                if name.startswith(prefix):
+                    oid = self.read(name)
+                    if oid is not None:
+                        out[name] = oid
+        return dict(sorted(out.items()))
+
+    def read_head(self) -> str:
+        try:
+            return (self.dir / "HEAD").read_text().strip()
+        except FileNotFoundError:
+            return "ref: heads/main"
+
+    def write_head(self, value: str) -> None:
+        from .fsutil import atomic_write
+
+        atomic_write(self.dir / "HEAD", (value + "\n").encode())
+
+    def reflog(self, name: str) -> list[ReflogEntry]:
+        try:
+            lines = (self.logs_dir / name).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            head, _, msg = line.partition("\t")
+            parts = head.split(" ", 3)
+            if len(parts) >= 3:
+                out.append(ReflogEntry(parts[0], parts[1], int(parts[2]), parts[3] if len(parts) > 3 else "", msg))
+        return out
