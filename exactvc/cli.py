@@ -1,0 +1,510 @@
+"""The ``exact`` command line: parse, call ``porcelain``, format. Errors are translated in ``main``.
+
+Exit codes: 0 success, 1 general failure (e.g. nothing to commit), 2 usage error,
+3 not a repository, 4 not found, 5 invalid input, 6 conflict (would lose data,
+concurrent change), 7 a hook refused, 8 corrupt repository.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+import orjson
+
+from . import porcelain
+from .errors import ExactError
+from .repo import Repository
+
+SCHEMA = "exactvc.{}/v1"
+
+
+class Ctx:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._repo: Repository | None = None
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            self._repo = Repository.open(self.path)
+        return self._repo
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def emit_json(kind: str, data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps({SCHEMA.format(kind): data}, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output (versioned schema).")(f)
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal (or EXACT_PROGRESS=1); silent otherwise."""
+
+    def __init__(self, label: str) -> None:
+        import os
+
+        self.label = label
+        self.enabled = sys.stderr.isatty() or os.environ.get("EXACT_PROGRESS") == "1"
+        self.last = 0.0
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        width = 30
+        frac = done / total if total else 1.0
+        bar = "#" * int(width * frac)
+        rate = done / max(now - self.start, 1e-6)
+        sys.stderr.write(f"\r{self.label} [{bar:<{width}}] {frac * 100:5.1f}% ({_human(done)}/{_human(total)}, "
+                         f"{_human(int(rate))}/s)")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _human(n: int) -> str:
+    for unit in ("", "k", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n}{unit}"
+        n //= 1000
+    return f"{n}T"
+
+
+def _when(ts: int, tz: int) -> str:
+    return datetime.fromtimestamp(ts, timezone(timedelta(minutes=tz))).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "path", default=".", metavar="PATH", help="Run as if started in PATH.")
+@click.version_option(package_name="exactvc")
+@click.pass_context
+def cli(ctx: click.Context, path: str) -> None:
+    """exact: version control for whole-slide image annotations."""
+    ctx.obj = Ctx(path)
+
+
+@cli.command()
+@click.argument("directory", default=".")
+@click.option("--hooks", is_flag=True, help="Install the sample hooks (pre-commit validation).")
+@click.option("--product", default="default", help="Name of the label set (product).")
+@json_option
+@pass_ctx
+def init(c: Ctx, directory: str, hooks: bool, product: str, as_json: bool) -> None:
+    """Create an empty repository."""
+    from pathlib import Path
+
+    target = Path(c.path) / directory
+    res = porcelain.init(target, hooks=hooks, product=product)
+    if as_json:
+        emit_json("init", res)
+    else:
+        click.echo(f"Initialised empty exactvc repository in {res['path']}/.exact")
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+@cli.group()
+def image() -> None:
+    """Register and list images."""
+
+
+@image.command("add")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="Public name (default: pseudonymised yymmdd-hhmm-XXXX).")
+@json_option
+@pass_ctx
+def image_add(c: Ctx, file: str, name: str | None, as_json: bool) -> None:
+    """Register an image file (fingerprint and metadata; pixels stay where they are)."""
+    res = porcelain.image_add(c.repo, file, name=name, progress=Progress("fingerprint"))
+    if as_json:
+        emit_json("image", res)
+    else:
+        verb = "Linked existing" if res["linked"] else "Added"
+        click.echo(f"{verb} image {res['name']} ({res['width']}x{res['height']}, {res['levels']} levels, "
+                   f"fingerprint {res['fingerprint'][:12]})")
+
+
+@image.command("ls")
+@click.option("--rev", default=None, help="Revision (default: the working state).")
+@json_option
+@pass_ctx
+def image_ls(c: Ctx, rev: str | None, as_json: bool) -> None:
+    """List images."""
+    res = porcelain.image_ls(c.repo, rev)
+    if as_json:
+        emit_json("images", res)
+        return
+    for r in res:
+        mpp = f"{r['mpp']:.3f} µm/px" if r.get("mpp") else "mpp ?"
+        click.echo(f"{r['name']}\t{r['width']}x{r['height']}\t{mpp}\t{r['annotations']} annotations\t"
+                   f"{r['fingerprint'][:12]}")
+
+
+# --- labels --------------------------------------------------------------------------------
+
+
+@cli.group()
+def label() -> None:
+    """Manage the label set (annotation templates)."""
+
+
+@label.command("add")
+@click.argument("name")
+@click.option("--shape", required=True, help="point, multipoint, box, ellipse, line, polygon, multipolygon or any.")
+@click.option("--color", default="#ffcc00", show_default=True)
+@click.option("--key", default=None, help="Keyboard key in the viewer.")
+@click.option("--size", default=None, metavar="WxH", help="Default size for single-click annotation.")
+@click.option("--order", type=int, default=None, help="Sort order.")
+@json_option
+@pass_ctx
+def label_add(c: Ctx, name: str, shape: str, color: str, key: str | None, size: str | None, order: int | None,
+              as_json: bool) -> None:
+    """Add or change a label."""
+    res = porcelain.label_add(c.repo, name, shape, color, key, porcelain.parse_size(size), order)
+    if as_json:
+        emit_json("label", res)
+    else:
+        click.echo(f"Label {res['name']} ({res['shape']}, {res['color']})")
+
+
+@label.command("ls")
+@click.option("--rev", default=None)
+@json_option
+@pass_ctx
+def label_ls(c: Ctx, rev: str | None, as_json: bool) -> None:
+    """List labels."""
+    res = porcelain.label_ls(c.repo, rev)
+    if as_json:
+        emit_json("labels", res)
+        return
+    for lb in res["labels"]:
+        extra = []
+        if lb.get("key"):
+            extra.append(f"key {lb['key']}")
+        if lb.get("size"):
+            extra.append(f"size {lb['size'][0]}x{lb['size'][1]}")
+        click.echo(f"{lb['name']}\t{lb['shape']}\t{lb['color']}\t{' '.join(extra)}".rstrip())
+
+
+# --- import / export ---------------------------------------------------------------------------
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--image", "image_name", required=True, help="Image the annotations belong to.")
+@click.option("--create-labels", is_flag=True, help="Create labels that do not exist yet.")
+@json_option
+@pass_ctx
+def import_cmd(c: Ctx, file: str, image_name: str, create_labels: bool, as_json: bool) -> None:
+    """Import QuPath GeoJSON into the working state."""
+    res = porcelain.import_(c.repo, image_name, file, create_labels=create_labels, progress=Progress("import"))
+    if as_json:
+        emit_json("import", res)
+    else:
+        click.echo(f"Imported {res['features']} features into {res['image']}: {res['added']} added, "
+                   f"{res['replaced']} replaced" + (f"; new labels: {', '.join(res['labels_created'])}"
+                                                    if res["labels_created"] else ""))
+
+
+@cli.command()
+@click.option("--rev", default="HEAD", show_default=True)
+@click.option("--image", "image_name", default=None)
+@click.option("--format", "fmt", type=click.Choice(["geojson", "csv"]), default="geojson", show_default=True)
+@click.option("-o", "output", required=True, type=click.Path(dir_okay=False), help="Output file ('-' for stdout).")
+@pass_ctx
+def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> None:
+    """Export annotations at a revision (byte-identical every time)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    if output == "-":
+        porcelain.export(c.repo, rev, image_name, fmt, sys.stdout.buffer)
+        return
+    out = Path(output)
+    fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            n = porcelain.export(c.repo, rev, image_name, fmt, f)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    click.echo(f"Exported {n} annotations to {output}", err=True)
+
+
+# --- status / commit / log / show --------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def status(c: Ctx, as_json: bool) -> None:
+    """Summarise uncommitted edits per image."""
+    res = porcelain.status(c.repo)
+    if as_json:
+        emit_json("status", res)
+        return
+    if res["branch"]:
+        click.echo(f"On branch {res['branch']}")
+    else:
+        click.echo(f"HEAD detached at {(res['head'] or '')[:12]}")
+    if res.get("merging"):
+        click.echo(f"Merging: {res['merging'].get('message', '')} (exact conflicts; exact merge --continue|--abort)")
+    if res["head"] is None:
+        click.echo("No commits yet")
+    if res["clean"]:
+        click.echo("Nothing to commit, working state clean")
+        return
+    click.echo("Uncommitted changes:")
+    if res["labels_changed"]:
+        click.echo("  label set changed")
+    for name, cnt in res["images"].items():
+        what = {1: " (new image)", -1: " (image removed)"}.get(cnt.get("image", 0), "")
+        click.echo(f"  {name}{what}: {cnt['added']} added, {cnt['modified']} modified, {cnt['deleted']} deleted")
+
+
+@cli.command()
+@click.option("-m", "--message", required=True)
+@click.option("--author", default=None, help="'Name <email>' (default: config user, $EXACT_AUTHOR or login).")
+@click.option("--allow-empty", is_flag=True)
+@json_option
+@pass_ctx
+def commit(c: Ctx, message: str, author: str | None, allow_empty: bool, as_json: bool) -> None:
+    """Record the working state as a new commit."""
+    res = porcelain.commit(c.repo, message, author=author, allow_empty=allow_empty)
+    if as_json:
+        emit_json("commit", res)
+    else:
+        click.echo(f"[{res['branch'] or 'detached HEAD'} {res['id'][:12]}] {res['message'].splitlines()[0]}")
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[REV] [-- IMAGE]")
+@click.option("-n", "max_count", type=int, default=None, help="Show at most N commits.")
+@click.option("--image", "image_opt", default=None, help="Only commits that change this image.")
+@json_option
+@pass_ctx
+def log(c: Ctx, args: tuple[str, ...], max_count: int | None, image_opt: str | None, as_json: bool) -> None:
+    """Show commit history; `exact log [REV] -- IMAGE` lists only commits that change IMAGE."""
+    from .errors import UsageError
+
+    rev, image_name = "HEAD", image_opt
+    if len(args) == 2:
+        rev, image_name = args
+    elif len(args) == 1:
+        if "--" in sys.argv and sys.argv.index("--") < len(sys.argv) - 1 and sys.argv[-1] == args[0]:
+            image_name = args[0]
+        else:
+            rev = args[0]
+    elif len(args) > 2:
+        raise UsageError("usage: exact log [REV] [-- IMAGE]")
+    res = porcelain.log(c.repo, rev, n=max_count, image=image_name)
+    if as_json:
+        emit_json("log", res)
+        return
+    out = []
+    for e in res:
+        out.append(f"commit {e['id']}")
+        if len(e["parents"]) > 1:
+            out.append("Merge: " + " ".join(p[:12] for p in e["parents"]))
+        out.append(f"Author: {e['author']}")
+        out.append(f"Date:   {_when(e['time'], e['tz'])}")
+        out.append("")
+        out.extend("    " + line for line in e["message"].splitlines())
+        out.append("")
+    click.echo("\n".join(out).rstrip("\n") if out else "No commits yet")
+
+
+@cli.command()
+@click.argument("rev", default="HEAD")
+@json_option
+@pass_ctx
+def show(c: Ctx, rev: str, as_json: bool) -> None:
+    """Show a commit: metadata, snapshot root and per-image changes."""
+    res = porcelain.show(c.repo, rev)
+    if as_json:
+        emit_json("show", res)
+        return
+    click.echo(f"commit {res['id']}" + (f" (tag: {', '.join(res['tags'])})" if res.get("tags") else ""))
+    click.echo(f"root   {res['root']}")
+    if len(res["parents"]) > 1:
+        click.echo("Merge: " + " ".join(p[:12] for p in res["parents"]))
+    click.echo(f"Author: {res['author']}")
+    click.echo(f"Date:   {_when(res['time'], res['tz'])}\n")
+    for line in res["message"].splitlines():
+        click.echo("    " + line)
+    click.echo("")
+    if res["labels_changed"]:
+        click.echo("  label set changed")
+    for name, cnt in res["changes"].items():
+        click.echo(f"  {name}: {cnt['added']} added, {cnt['modified']} modified, {cnt['deleted']} deleted "
+                   f"({res['images'].get(name, {}).get('annotations', 0)} annotations)")
+
+
+# --- branches, tags, switching -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("start", required=False, default="HEAD")
+@click.option("-d", "--delete", is_flag=True, help="Delete the branch.")
+@click.option("-f", "--force", is_flag=True)
+@json_option
+@pass_ctx
+def branch(c: Ctx, name: str | None, start: str, delete: bool, force: bool, as_json: bool) -> None:
+    """List, create (`branch NAME [START]`) or delete (`branch -d NAME`) branches."""
+    if name is None:
+        res: Any = porcelain.branches(c.repo)
+        if as_json:
+            emit_json("branches", res)
+        else:
+            for b in res:
+                click.echo(f"{'*' if b['current'] else ' '} {b['name']}\t{b['commit'][:12]}")
+        return
+    if delete:
+        res = porcelain.branch_delete(c.repo, name, force=force)
+        msg = f"Deleted branch {name} (was {res['commit'][:12]})"
+    else:
+        res = porcelain.branch_create(c.repo, name, start, force=force)
+        msg = f"Created branch {name} at {res['commit'][:12]}"
+    if as_json:
+        emit_json("branch", res)
+    else:
+        click.echo(msg)
+
+
+@cli.command()
+@click.argument("branch_name")
+@click.option("-c", "--create", is_flag=True, help="Create the branch first.")
+@click.option("-f", "--force", is_flag=True, help="Discard uncommitted edits.")
+@json_option
+@pass_ctx
+def switch(c: Ctx, branch_name: str, create: bool, force: bool, as_json: bool) -> None:
+    """Switch to a branch."""
+    res = porcelain.switch(c.repo, branch_name, create=create, force=force)
+    if as_json:
+        emit_json("switch", res)
+    else:
+        click.echo(f"Switched to {'a new ' if create else ''}branch {branch_name}")
+
+
+@cli.command()
+@click.argument("rev")
+@click.option("-f", "--force", is_flag=True, help="Discard uncommitted edits.")
+@json_option
+@pass_ctx
+def checkout(c: Ctx, rev: str, force: bool, as_json: bool) -> None:
+    """Check out a branch, or a commit (detached HEAD)."""
+    res = porcelain.checkout(c.repo, rev, force=force)
+    if as_json:
+        emit_json("checkout", res)
+    elif res.get("detached"):
+        click.echo(f"HEAD is now at {res['commit'][:12]} (detached)")
+    else:
+        click.echo(f"Switched to branch {res['branch']}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("rev", required=False, default="HEAD")
+@click.option("-m", "--message", default=None, help="Make an annotated tag.")
+@click.option("-d", "--delete", is_flag=True)
+@click.option("-f", "--force", is_flag=True)
+@json_option
+@pass_ctx
+def tag(c: Ctx, name: str | None, rev: str, message: str | None, delete: bool, force: bool, as_json: bool) -> None:
+    """List, create or delete tags."""
+    if name is None:
+        res: Any = porcelain.tags(c.repo)
+        if as_json:
+            emit_json("tags", res)
+        else:
+            for t in res:
+                click.echo(f"{t['name']}\t{t['commit'][:12]}" + (f"\t{t['message']}" if t.get("message") else ""))
+        return
+    res = porcelain.tag_delete(c.repo, name) if delete else porcelain.tag_create(c.repo, name, rev, message, force)
+    if as_json:
+        emit_json("tag", res)
+    else:
+        click.echo(f"Deleted tag {name}" if delete else f"Tagged {res['commit'][:12]} as {name}")
+
+
+# --- maintenance -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def fsck(c: Ctx, as_json: bool) -> None:
+    """Verify every reachable object (hash, decoding, references)."""
+    from .maintenance import fsck as run_fsck
+
+    rep = run_fsck(c.repo, progress=Progress("fsck"))
+    data = {"ok": rep.ok, "checked": rep.checked, "problems": [p.__dict__ for p in rep.problems]}
+    if as_json:
+        emit_json("fsck", data)
+    else:
+        for p in rep.problems:
+            click.echo(f"error: {p.message}", err=True)
+        click.echo(f"checked {rep.checked} objects: " + ("ok" if rep.ok else f"{len(rep.problems)} problems"))
+    if not rep.ok:
+        sys.exit(8)
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def gc(c: Ctx, as_json: bool) -> None:
+    """Repack reachable objects into one pack and drop unreachable ones."""
+    from .maintenance import gc as run_gc
+
+    rep = run_gc(c.repo, progress=Progress("gc"))
+    data = dict(rep.__dict__)
+    if as_json:
+        emit_json("gc", data)
+    else:
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn library errors into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="exact", standalone_mode=False)
+    except ExactError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""One function per CLI verb: data in, data out (dicts and lists ready for JSON).
+
+The CLI (``exactvc.cli``) only parses arguments, calls these and formats the
+result; the server calls the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from . import tree
+from .errors import Conflict, DirtyWorkingState, InvalidInput, NotFound, UsageError
+from .history import NothingToCommit  # noqa: F401 - re-exported for callers
+from .objects import Snapshot, Tag
+from .refs import check_ref_name
+from .repo import Repository
+
+Progress = Callable[[int, int], None] | None
+
+
+def init(path: str | os.PathLike[str], hooks: bool = False, product: str = "default") -> dict[str, Any]:
+    repo = Repository.init(path, hooks=hooks, product=product)
+    return {"path": str(repo.path), "branch": "main", "hooks": hooks}
+
+
+# --- images and labels ---------------------------------------------------------------------
+
+
+def image_add(repo: Repository, file: str, name: str | None = None, progress: Progress = None) -> dict[str, Any]:
+    before = {r.fingerprint for r in repo.images(None)}
+    rec = repo.add_image(file, name=name, progress=progress)
+    out = rec.to_dict()
+    out["linked"] = rec.fingerprint in before
+    return out
+
+
+def image_ls(repo: Repository, rev: str | None = None) -> list[dict[str, Any]]:
+    snap = repo.snapshot_at(rev)
+    out = []
+    for name, e in sorted(snap.images.items()):
+        d = repo.image_record(e).to_dict()
+        d["annotations"] = e.count
+        out.append(d)
+    return out
+
+
+def label_add(repo: Repository, name: str, shape: str, color: str = "#ffcc00", key: str | None = None,
+              size: tuple[int, int] | None = None, order: int | None = None) -> dict[str, Any]:
+    return repo.add_label(name, shape=shape, color=color, key=key, size=size, order=order).to_body()
+
+
+def label_ls(repo: Repository, rev: str | None = None) -> dict[str, Any]:
+    ls = repo.labels(rev)
+    return {"product": ls.product, "labels": [lb.to_body() for lb in ls.ordered()]}
+
+
+# --- import / export ----------------------------------------------------------------------
+
+
+def import_(repo: Repository, image: str, file: str, create_labels: bool = False,
+            progress: Progress = None) -> dict[str, Any]:
+    from .formats.qupath import import_file
+
+    res = import_file(repo, image, file, create_labels=create_labels, progress=progress)
+    return {"image": repo.image(image, None).name, "features": res.features, "added": res.added,
+            "replaced": res.replaced, "labels_created": res.labels_created}
+
+
+def export(repo: Repository, rev: str, image: str | None, fmt: str, out: IO[bytes]) -> int:
+    from .formats.qupath import export as _export
+
+    if fmt not in ("geojson", "csv"):
+        raise UsageError(f"unknown export format {fmt!r} (geojson or csv)")
+    return _export(repo, rev, image, fmt, out)
+
+
+# --- status / commit / log / show -------------------------------------------------------------
+
+
+def snapshot_changes(repo: Repository, old: Snapshot, new: Snapshot) -> dict[str, dict[str, int]]:
+    """Per image: added / modified / deleted counts, walking only the parts of trees that differ."""
+    out: dict[str, dict[str, int]] = {}
+    for name in sorted(set(old.images) | set(new.images)):
+        a, b = old.images.get(name), new.images.get(name)
+        if a == b:
+            continue
+        counts = {"added": 0, "modified": 0, "deleted": 0}
+        for _k, x, y in tree.diff(repo.store, a.tree if a else None, b.tree if b else None):
+            counts["added" if x is None else "deleted" if y is None else "modified"] += 1
+        if a is None:
+            counts["image"] = 1  # image added
+        elif b is None:
+            counts["image"] = -1  # image removed
+        out[name] = counts
+    return out
+
+
+def status(repo: Repository) -> dict[str, Any]:
+    base, snap_id = repo.working()
+    new = repo.snapshot_object(snap_id)
+    old = repo.snapshot_object(repo.commit_object(base).root) if base else Snapshot()
+    images = snapshot_changes(repo, old, new)
+    labels_changed = old.labels != new.labels
+    out: dict[str, Any] = {
+        "branch": repo.current_branch(),
+        "head": base.hex() if base else None,
+        "images": images,
+        "labels_changed": labels_changed,
+        "clean": not images and not labels_changed,
+    }
+    merge = merge_state(repo)
+    if merge is not None:
+        out["merging"] = merge
+    return out
+
+
+def merge_state(repo: Repository) -> dict[str, Any] | None:
+    if repo.exact_dir is None:
+        return None
+    p = repo.exact_dir / "MERGE_STATE"
+    if not p.exists():
+        return None
+    import orjson
+
+    data: dict[str, Any] = orjson.loads(p.read_bytes())
+    return data
+
+
+def commit(repo: Repository, message: str, author: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
+    cid = repo.commit(message, author=author, allow_empty=allow_empty)
+    c = repo.commit_object(bytes.fromhex(cid))
+    return {"id": cid, "branch": repo.current_branch(), "message": c.message, "root": c.root.hex()}
+
+
+def log(repo: Repository, rev: str = "HEAD", n: int | None = None, image: str | None = None) -> list[dict[str, Any]]:
+    if n is not None and n < 0:
+        raise UsageError("-n must not be negative")
+    if image is not None:
+        image = repo.image(image, None if rev == "HEAD" else rev).name
+    return [e.to_dict() for e in repo.log(rev, n=n, image=image)]
+
+
+def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
+    cid = repo.resolve(rev)
+    c = repo.commit_object(cid)
+    snap = repo.snapshot_object(c.root)
+    parent = repo.snapshot_object(repo.commit_object(c.parents[0]).root) if c.parents else Snapshot()
+    out: dict[str, Any] = {
+        "id": cid.hex(),
+        "root": c.root.hex(),
+        "parents": [p.hex() for p in c.parents],
+        "author": c.author,
+        "committer": c.committer,
+        "time": c.time,
+        "tz": c.tz,
+        "message": c.message,
+        "images": {name: {"annotations": e.count, "tree": e.tree.hex() if e.tree else None}
+                   for name, e in sorted(snap.images.items())},
+        "changes": snapshot_changes(repo, parent, snap),
+        "labels_changed": parent.labels != snap.labels,
+    }
+    tags = [n[5:] for n, oid in repo.refs.list("tags/").items() if _peel_safe(repo, oid) == cid]
+    if tags:
+        out["tags"] = tags
+    return out
+
+
+def _peel_safe(repo: Repository, oid: bytes) -> bytes | None:
+    try:
+        return repo._peel(oid)
+    except NotFound:
+        return None
+
+
+# --- branches, tags, switching ---------------------------------------------------------------
+
+
+def branches(repo: Repository) -> list[dict[str, Any]]:
+    cur = repo.current_branch()
+    return [{"name": n[6:], "commit": oid.hex(), "current": n[6:] == cur}
+            for n, oid in repo.refs.list("heads/").items()]
+
+
+def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = False) -> dict[str, Any]:
+    check_ref_name(name)
+    target = repo.resolve(rev)
+    ref = f"heads/{name}"
+    old = repo.refs.read(ref)
+    if old is not None and not force:
+        raise Conflict(f"branch {name!r} already exists")
+    repo.refs.cas(ref, old, target, _who(repo), f"branch: created from {rev}")
+    return {"name": name, "commit": target.hex()}
+
+
+def branch_delete(repo: Repository, name: str, force: bool = False) -> dict[str, Any]:
+    ref = f"heads/{name}"
+    old = repo.refs.read(ref)
+    if old is None:
+        raise NotFound(f"no branch named {name!r}")
+    if name == repo.current_branch():
+        raise Conflict(f"cannot delete the current branch {name!r}")
+    if not force and not _merged_anywhere(repo, old, exclude=ref):
+        raise Conflict(f"branch {name!r} has commits on no other branch; use --force to delete it")
+    repo.refs.cas(ref, old, None, _who(repo), "branch: deleted")
+    return {"name": name, "commit": old.hex(), "deleted": True}
+
+
+def _merged_anywhere(repo: Repository, oid: bytes, exclude: str) -> bool:
+    from .graph import is_ancestor
+
+    for n, other in repo.refs.list("heads/").items():
+        if n != exclude and is_ancestor(repo, oid, other):
+            return True
+    return False
+
+
+def _who(repo: Repository) -> str:
+    from .repo import default_author
+
+    return str(repo.config().get("user") or default_author())
+
+
+def switch(repo: Repository, branch: str, create: bool = False, force: bool = False,
+           start: str = "HEAD") -> dict[str, Any]:
+    check_ref_name(branch)
+    ref = f"heads/{branch}"
+    exists = repo.refs.read(ref) is not None
+    if create and exists:
+        raise Conflict(f"branch {branch!r} already exists")
+    if not create and not exists:
+        raise NotFound(f"no branch named {branch!r} (use -c to create it)")
+    with repo.lock():
+        _refuse_dirty(repo, force)
+        if create:
+            target = repo.resolve(start) if repo.head_commit() is not None or start != "HEAD" else None
+            if target is not None:
+                repo.refs.cas(ref, None, target, _who(repo), f"branch: created from {start}")
+        repo.refs.write_head(f"ref: {ref}")
+        _reset_working(repo)
+    return {"branch": branch, "commit": (repo.head_commit() or b"").hex() or None}
+
+
+def checkout(repo: Repository, rev: str, force: bool = False) -> dict[str, Any]:
+    if repo.refs.read(f"heads/{rev}") is not None:
+        return switch(repo, rev, force=force)
+    target = repo.resolve(rev)
+    with repo.lock():
+        _refuse_dirty(repo, force)
+        repo.refs.write_head(target.hex())
+        _reset_working(repo)
+    return {"branch": None, "commit": target.hex(), "detached": True}
+
+
+def _refuse_dirty(repo: Repository, force: bool) -> None:
+    if not force and repo.is_dirty():
+        raise DirtyWorkingState("uncommitted edits would be lost; commit them or use --force")
+
+
+def _reset_working(repo: Repository) -> None:
+    if repo.exact_dir is not None:
+        try:
+            (repo.exact_dir / "WORKING").unlink()
+        except FileNotFoundError:
+            pass
+    else:
+        repo._mem_working = None
+
+
+def tags(repo: Repository) -> list[dict[str, Any]]:
+    out = []
+    for n, oid in repo.refs.list("tags/").items():
+        t, _ = repo.store.get(oid)
+        d: dict[str, Any] = {"name": n[5:], "object": oid.hex(), "annotated": t == "tag"}
+        d["commit"] = repo._peel(oid).hex()
+        if t == "tag":
+            tag = Tag.from_body(repo.read_body(oid, "tag"))
+            d.update(tagger=tag.tagger, time=tag.time, message=tag.message)
+        out.append(d)
+    return out
+
+
+def tag_create(repo: Repository, name: str, rev: str = "HEAD", message: str | None = None,
+               force: bool = False) -> dict[str, Any]:
+    import time
+
+    check_ref_name(name)
+    target = repo.resolve(rev)
+    ref = f"tags/{name}"
+    old = repo.refs.read(ref)
+    if old is not None and not force:
+        raise Conflict(f"tag {name!r} already exists")
+    obj = target
+    if message:
+        obj = repo.put("tag", Tag(target, name, _who(repo), int(time.time()), message).to_body())
+    repo.refs.cas(ref, old, obj, _who(repo), f"tag: {name}")
+    return {"name": name, "commit": target.hex(), "annotated": bool(message)}
+
+
+def tag_delete(repo: Repository, name: str) -> dict[str, Any]:
+    ref = f"tags/{name}"
+    old = repo.refs.read(ref)
+    if old is None:
+        raise NotFound(f"no tag named {name!r}")
+    repo.refs.cas(ref, old, None, _who(repo), "tag: deleted")
+    return {"name": name, "deleted": True}
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        w, _, h = text.lower().partition("x")
+        size = (int(w), int(h or w))
+    except ValueError:
+        raise InvalidInput(f"invalid size {text!r} (expected WxH, e.g. 50x50)") from None
+    if size[0] <= 0 or size[1] <= 0:
+        raise InvalidInput(f"invalid size {text!r}: must be positive")
+    return size
+
+
+def resolve_path(path: str) -> Path:
+    return Path(path).expanduser()
