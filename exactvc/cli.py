@@ -504,6 +504,14 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug: one line by default, the traceback with EXACT_DEBUG=1
+        import os
+
+        if os.environ.get("EXACT_DEBUG"):
+            raise
+        click.echo(f"error: internal error ({type(exc).__name__}: {exc}); rerun with EXACT_DEBUG=1 for details",
+                   err=True)
+        sys.exit(70)
 
 
 if __name__ == "__main__":
