@@ -7,6 +7,7 @@ imported QuPath id is kept as it is; ids made here sort by creation time.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
@@ -14,6 +15,9 @@ import uuid
 from .errors import InvalidInput
 
 _lock = threading.Lock()
+_rng = random.Random(os.urandom(16))
+# a forked child must not repeat its parent's random stream
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(16)))
 _last = [0, 0]  # last ms timestamp, last counter
 
 
@@ -34,7 +38,7 @@ def new_annotation_id() -> bytes:
             _last[1] = int.from_bytes(os.urandom(1), "big")  # random start within the ms
         _last[0] = ms
         counter = _last[1]
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    rand = _rng.getrandbits(62)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return value.to_bytes(16, "big")
 
