@@ -121,7 +121,7 @@ def _flat(ring: Sequence[Coord], div: int) -> list[int]:
         ys = [y // div for y in ys]
     dx = map(operator.sub, xs[1:], xs)
     dy = map(operator.sub, ys[1:], ys)
-    return [xs[0], ys[0], *chain.from_iterable(zip(dx, dy))]
+    return [xs[0], ys[0], *chain.from_iterable(zip(dx, dy, strict=False))]
 
 
 def _flat_abs(points: Sequence[Coord], div: int) -> list[int]:
@@ -311,8 +311,10 @@ def bounds(kind: str, encoded: Sequence[Any]) -> tuple[float, float, float, floa
             rings = [payload[0]]
         else:
             rings = [p[0] for p in payload]
-        x0 = y0 = math.inf
-        x1 = y1 = -math.inf
+        x0: float = math.inf
+        y0: float = math.inf
+        x1: float = -math.inf
+        y1: float = -math.inf
         for r in rings:
             xa = list(accumulate(r[0::2]))
             ya = list(accumulate(r[1::2]))

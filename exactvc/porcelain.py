@@ -40,7 +40,7 @@ def image_add(repo: Repository, file: str, name: str | None = None, progress: Pr
 def image_ls(repo: Repository, rev: str | None = None) -> list[dict[str, Any]]:
     snap = repo.snapshot_at(rev)
     out = []
-    for name, e in sorted(snap.images.items()):
+    for _name, e in sorted(snap.images.items()):
         d = repo.image_record(e).to_dict()
         d["annotations"] = e.count
         out.append(d)

@@ -10,6 +10,7 @@ ref's reflog under ``.exact/logs/``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
@@ -65,7 +66,7 @@ class RefStore(ABC):
     def write_head(self, value: str) -> None: ...
 
     @abstractmethod
-    def reflog(self, name: str) -> list[ReflogEntry]: ...
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
 
     def head(self) -> tuple[str | None, bytes | None]:
         """(branch ref name or None when detached, commit id or None when unborn)."""
@@ -105,7 +106,7 @@ class MemoryRefs(RefStore):
     def write_head(self, value: str) -> None:
         self._head = value
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(name, []))
 
 
@@ -199,7 +200,7 @@ class DiskRefs(RefStore):
 
         atomic_write(self.dir / "HEAD", (value + "\n").encode())
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         try:
             lines = (self.logs_dir / name).read_text().splitlines()
         except FileNotFoundError:

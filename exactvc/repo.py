@@ -19,6 +19,7 @@ import getpass
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -567,7 +568,7 @@ def _check_image_name(name: str) -> None:
 
 
 def _file_time(p: Path) -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(p.stat().st_mtime, tz=timezone.utc)
+    return datetime.fromtimestamp(p.stat().st_mtime, tz=UTC)
 

@@ -261,10 +261,10 @@ class DiskStore(ObjectStore):
             except zlib.error:
                 raise CorruptObject(f"loose object {oid.hex()} does not decompress") from None
             else:
-                t, sep, data = raw.partition(b"\0")
-                if not sep or t.decode("ascii", "replace") not in TYPE_CODES:
+                tb, sep, data = raw.partition(b"\0")
+                if not sep or tb.decode("ascii", "replace") not in TYPE_CODES:
                     raise CorruptObject(f"loose object {oid.hex()} has no valid type header")
-                return t.decode("ascii"), data
+                return tb.decode("ascii"), data
         pack, i = found
         code, depth, payload = pack.entry(i)
         t = CODE_TYPES.get(code)
