@@ -303,7 +303,7 @@ def bounds(kind: str, encoded: Sequence[Any]) -> tuple[float, float, float, floa
     if kind in ("point", "multipoint", "box", "ellipse"):
         xs: Iterable[int] = payload[0::2]
         ys: Iterable[int] = payload[1::2]
-        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+        x0, x1, y0, y1 = float(min(xs)), float(max(xs)), float(min(ys)), float(max(ys))
     else:
         if kind == "line":
             rings = [payload]
@@ -311,10 +311,8 @@ def bounds(kind: str, encoded: Sequence[Any]) -> tuple[float, float, float, floa
             rings = [payload[0]]
         else:
             rings = [p[0] for p in payload]
-        x0: float = math.inf
-        y0: float = math.inf
-        x1: float = -math.inf
-        y1: float = -math.inf
+        x0 = y0 = math.inf
+        x1 = y1 = -math.inf
         for r in rings:
             xa = list(accumulate(r[0::2]))
             ya = list(accumulate(r[1::2]))
