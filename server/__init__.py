@@ -1,0 +1,1 @@
+"""Flask adapter for exactvc (sync protocol, REST API, tiles). Built in later issues."""
