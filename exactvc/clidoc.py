@@ -1,0 +1,52 @@
+"""Render the CLI reference (docs/cli.md) from the click commands: `python -m exactvc.clidoc`."""
+
+from __future__ import annotations
+
+import click
+
+from .cli import cli
+
+HEADER = """# `exact` command reference
+
+Generated from the commands themselves (`python -m exactvc.clidoc > docs/cli.md`);
+a test keeps it in step with the code.
+
+Global option: `-C PATH` runs as if started in PATH. Every reading command takes
+`--json` and prints `{"exactvc.<what>/v1": ...}`.
+
+## Exit codes
+
+| code | meaning |
+|------|---------|
+| 0 | success |
+| 1 | general failure (e.g. nothing to commit) |
+| 2 | usage error (bad option or argument) |
+| 3 | not an exactvc repository |
+| 4 | not found (revision, image, label, annotation) |
+| 5 | invalid input (malformed file, invalid geometry, unknown label, outside the image) |
+| 6 | conflict (would lose uncommitted work; a ref moved concurrently; repository busy) |
+| 7 | a hook refused |
+| 8 | corrupt repository (object missing or not matching its id) |
+| 70 | internal error (a bug: rerun with `EXACT_DEBUG=1` and report it) |
+
+Errors are one line on stderr starting with `error: `.
+"""
+
+
+def render() -> str:
+    parts = [HEADER]
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            for name in sorted(cmd.commands):
+                walk(cmd.commands[name], [*path, name])
+            return
+        ctx = click.Context(cmd, info_name=" ".join(["exact", *path]))
+        parts.append(f"\n## exact {' '.join(path)}\n\n```\n{cmd.get_help(ctx)}\n```\n")
+
+    walk(cli, [])
+    return "".join(parts)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
