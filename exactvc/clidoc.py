@@ -41,7 +41,7 @@ def render() -> str:
             for name in sorted(cmd.commands):
                 walk(cmd.commands[name], [*path, name])
             return
-        ctx = click.Context(cmd, info_name=" ".join(["exact", *path]))
+        ctx = click.Context(cmd, info_name=" ".join(["exact", *path]), terminal_width=88, max_content_width=88)
         parts.append(f"\n## exact {' '.join(path)}\n\n```\n{cmd.get_help(ctx)}\n```\n")
 
     walk(cli, [])

@@ -318,14 +318,14 @@ class _Walker:
             while self.commit_stack:
                 oid, expected, ref = self.commit_stack.pop()
                 yield from self.visit(oid, expected, ref)
-            if self.structure:
-                self.check_generations()
             while self.snapshots:
                 oid, ref = self.snapshots.popleft()
                 yield from self.visit(oid, "snapshot", ref)
             for oid, expected, ref in later:
                 yield from self.visit(oid, expected, ref)
             later = []
+        if self.structure:
+            self.check_generations()
         if self.progress is not None:
             self.progress(self.count, max(self.total, self.count))
 
@@ -411,9 +411,9 @@ class _Walker:
              ) -> Iterator[tuple[bytes, str, bytes]]:
         if not self.first_visit(oid, "node", ref):
             if exp is not None and self.structure:
-                info = self.nodes.get(oid)
-                if info is not None:
-                    self.check_node(oid, info, exp, ref)
+                known = self.nodes.get(oid)
+                if known is not None:
+                    self.check_node(oid, known, exp, ref)
             return
         if depth > _MAX_TREE_DEPTH:
             self.problem(oid, "node", f"tree node {oid.hex()} is nested more than {_MAX_TREE_DEPTH} deep", ref)
@@ -524,7 +524,6 @@ class _Walker:
             if gen != want:
                 self.shape_problem(oid, "commit", f"commit {oid.hex()} has generation {gen}, expected {want}",
                                    None)
-        self.checked_gens = True
 
 
 def _khex(k: Any) -> str:
@@ -827,20 +826,19 @@ def gc(repo: Any, progress: Progress | None = None) -> GcReport:
             store._cache.clear()
         store.refresh()
         after = sum(1 for _ in store.iter_ids())
+        if after < kept:
+            raise CorruptObject(f"gc: {kept} objects are reachable but only {after} remain stored")
+        young = sum(1 for o in other_loose if (store.root / o.hex()[:2] / o.hex()[2:]).exists())
         return GcReport(
             kept=kept,
-            dropped=max(before - kept, 0),
+            dropped=max(before - kept - young, 0),
             bytes_before=bytes_before,
             bytes_after=store.size_on_disk(),
             packs_removed=len(dropping),
             loose_removed=loose_removed,
             cache_files_removed=cache_removed,
             pack=new_pack.name if new_pack is not None else None,
-        ) if after >= kept else _lost(kept, after)
-
-
-def _lost(kept: int, after: int) -> GcReport:
-    raise CorruptObject(f"gc: {kept} objects are reachable but only {after} remain stored")
+        )
 
 
 def _chain(first: Pending, rest: Iterator[Pending]) -> Iterator[Pending]:
