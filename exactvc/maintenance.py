@@ -680,40 +680,44 @@ def _scan_pack(repo: Any, idx_path: Path, pack_path: Path, report: FsckReport) -
             h.update(chunk)
             left -= len(chunk)
         trailer = f.read(_TRAILER)
-        if h.digest() != trailer:
-            bad("pack", f"pack {pname}: trailer hash does not match its contents (the pack is corrupt)")
-        if trailer != idx_trailer:
-            bad("index", f"pack index {iname} does not belong to {pname} (trailers differ)")
+        digest = h.digest()
+        if digest == trailer == idx_trailer:
+            pass
+        elif digest == idx_trailer:
+            bad("pack", f"pack {pname}: its trailer is damaged (the contents still match the index's checksum)")
+        elif digest == trailer:
+            bad("index", f"pack index {iname} does not belong to {pname} (checksums differ)")
+        else:
+            bad("pack", f"pack {pname}: contents do not match its trailer hash (the pack is corrupt)")
         # entries: inside the pack, tiling it from the header to the trailer
         end_of_entries = size - _TRAILER
-        order = np.argsort(offsets, kind="stable")
-        expect = len(PACK_MAGIC)
         ids_b = idx[16:ids_end]
-        for j in order.tolist():
+        inside: list[tuple[int, bytes]] = []
+        for j in np.argsort(offsets, kind="stable").tolist():
             off = int(offsets[j])
             oid = ids_b[32 * j : 32 * j + 32]
             if off < len(PACK_MAGIC) or off + _ENTRY_HEAD.size > end_of_entries:
                 bad("index", f"pack index {iname}: entry of object {oid.hex()} points outside the pack "
                     f"(offset {off}, pack size {size})", oid)
-                continue
+            else:
+                inside.append((off, oid))
+        if inside and inside[0][0] != len(PACK_MAGIC):
+            bad("pack", f"pack {pname}: bytes {len(PACK_MAGIC)}..{inside[0][0]} are not covered by any index entry")
+        for k, (off, oid) in enumerate(inside):
             f.seek(off)
             code, depth, length = _ENTRY_HEAD.unpack(f.read(_ENTRY_HEAD.size))
             end = off + _ENTRY_HEAD.size + length
-            if off != expect:
-                what = "overlaps the previous entry" if off < expect else f"leaves bytes {expect}..{off} unindexed"
-                bad("pack", f"pack {pname}: entry of object {oid.hex()} at offset {off} {what}", oid)
+            nxt = inside[k + 1][0] if k + 1 < len(inside) else end_of_entries
+            at = f"pack {pname}: entry of object {oid.hex()} at offset {off}"
             if end > end_of_entries:
-                bad("pack", f"pack {pname}: entry of object {oid.hex()} at offset {off} runs past the end of the "
-                    f"pack ({length} bytes declared)", oid)
+                bad("pack", f"{at} runs past the end of the pack ({length} bytes declared)", oid)
+            elif end != nxt:
+                where = "the trailer" if k + 1 == len(inside) else "the next entry"
+                bad("pack", f"{at} declares {length} bytes and so ends at {end}, but {where} starts at {nxt}", oid)
             if code not in CODE_TYPES:
-                bad("pack", f"pack {pname}: entry of object {oid.hex()} at offset {off} has an unknown type "
-                    f"code {code}", oid)
+                bad("pack", f"{at} has an unknown type code {code}", oid)
             if depth > MAX_DEPTH:
-                bad("pack", f"pack {pname}: entry of object {oid.hex()} at offset {off} has delta depth {depth}",
-                    oid)
-            expect = max(expect, end)
-        if n and expect < end_of_entries:
-            bad("pack", f"pack {pname}: bytes {expect}..{end_of_entries} are not covered by any index entry")
+                bad("pack", f"{at} has delta depth {depth} (at most {MAX_DEPTH})", oid)
         if not n and end_of_entries != len(PACK_MAGIC):
             bad("pack", f"pack {pname}: holds data but its index lists no objects")
     return n
