@@ -769,7 +769,10 @@ def _scan_locks(repo: Any, report: FsckReport) -> None:
     if d is None:
         return
     for p in sorted((d / "refs").rglob("*.lock")):
-        age = time.time() - p.stat().st_mtime
+        try:
+            age = time.time() - p.stat().st_mtime
+        except OSError:
+            continue  # released meanwhile
         report.notes.append(f"{_rel(repo, p)} exists ({age:.0f} s old): a ref update is running or was "
                             "interrupted")
 
