@@ -14,6 +14,7 @@ import builtins
 import contextlib
 import os
 import re
+import socket
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -114,6 +115,48 @@ def _h(oid: bytes | None) -> str:
     return oid.hex() if oid else "0" * 64
 
 
+_HOST = socket.gethostname()
+
+
+def _acquire(lock: Path, name: str, wait: float = 10.0) -> int:
+    """Create ``lock`` exclusively (holding our pid); clear it when its holder died."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if _stale(lock):
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            if time.monotonic() > deadline:
+                raise LockError(f"ref {name} is being updated by another process; try again") from None
+            time.sleep(0.005)
+            continue
+        os.write(fd, f"{os.getpid()} {_HOST}\n".encode())
+        return fd
+
+
+def _stale(lock: Path) -> bool:
+    try:
+        text = lock.read_text()
+        age = time.time() - lock.stat().st_mtime
+    except (FileNotFoundError, UnicodeDecodeError):
+        return False
+    parts = text.split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1] == _HOST:
+        try:
+            os.kill(int(parts[0]), 0)
+        except ProcessLookupError:
+            return True  # its process is gone
+        except PermissionError:
+            return False
+        return False
+    if not text:
+        return age > 1  # the holder died between creating the lock and naming itself in it
+    return age > 10  # a value about to be renamed in: its writer died just before
+
+
 class DiskRefs(RefStore):
     def __init__(self, exact_dir: Path) -> None:
         self.dir = exact_dir
@@ -138,18 +181,7 @@ class DiskRefs(RefStore):
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_name(path.name + ".lock")
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            # a lock left by a killed process is stale after a while
-            try:
-                age = time.time() - lock.stat().st_mtime
-            except FileNotFoundError:
-                age = 0
-            if age > 30:
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-            raise LockError(f"ref {name} is being updated by another process; try again") from None
+        fd = _acquire(lock, name)
         try:
             cur = self.read(name)
             if cur != old:
@@ -161,6 +193,8 @@ class DiskRefs(RefStore):
                     path.unlink()
                 lock.unlink()
             else:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
                 os.write(fd, (new.hex() + "\n").encode())
                 os.fsync(fd)
                 os.close(fd)

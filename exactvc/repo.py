@@ -424,9 +424,9 @@ class Repository:
             raise InvalidInput(f"an image named {public!r} already exists")
         rec = ImageRecord(public, info.fingerprint, info.width, info.height, info.levels, info.mpp,
                           info.vendor, info.frames)
-        rid = self.put("image", rec.to_body())
 
         def change(s: Snapshot, ls: LabelSet) -> tuple[Snapshot, LabelSet]:
+            rid = self.put("image", rec.to_body())  # under the lock: gc cannot drop it meanwhile
             if public in s.images:
                 raise InvalidInput(f"an image named {public!r} already exists")
             return Snapshot({**s.images, public: ImageEntry(rid, None, 0)}, s.labels), ls
@@ -438,9 +438,9 @@ class Repository:
     def add_image_record(self, rec: ImageRecord) -> ImageRecord:
         """Register an image from its record alone (pixels held elsewhere)."""
         _check_image_name(rec.name)
-        rid = self.put("image", rec.to_body())
 
         def change(s: Snapshot, ls: LabelSet) -> tuple[Snapshot, LabelSet]:
+            rid = self.put("image", rec.to_body())  # under the lock: gc cannot drop it meanwhile
             if rec.name in s.images:
                 raise InvalidInput(f"an image named {rec.name!r} already exists")
             return Snapshot({**s.images, rec.name: ImageEntry(rid, None, 0)}, s.labels), ls

@@ -78,6 +78,13 @@ class ObjectStore(ABC):
         """Length of the delta chain behind ``oid`` (0: stored whole)."""
         return 0
 
+    def clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+        nc = getattr(self, "_node_cache", None)
+        if nc is not None:
+            nc.clear()
+
     def get(self, oid: bytes) -> tuple[str, bytes]:
         with self._cache_lock:
             hit = self._cache.get(oid)
@@ -185,6 +192,8 @@ class Pack:
         """(type code, depth, payload) of entry ``i``."""
         assert self._mm is not None
         off = int(self.offsets[i])
+        if off + 6 > self.size:
+            raise CorruptObject(f"pack {self.path.name}: index points past the end (offset {off})")
         code, depth, length = struct.unpack_from("<BBI", self._mm, off)
         payload = self._mm[off + 6 : off + 6 + length]
         if len(payload) != length:
@@ -205,6 +214,7 @@ class DiskStore(ObjectStore):
         self.pack_dir = root / "pack"
         self.pack_dir.mkdir(parents=True, exist_ok=True)
         self._packs: dict[str, Pack] = {}
+        self.bad_packs: dict[str, str] = {}
         self._lock = threading.RLock()
         self.refresh()
 
@@ -217,11 +227,15 @@ class DiskStore(ObjectStore):
             for name in sorted(names - set(self._packs)):
                 pack = self.pack_dir / f"{name}.pack"
                 if pack.exists():
-                    self._packs[name] = Pack(pack, self.pack_dir / f"{name}.idx")
+                    try:
+                        self._packs[name] = Pack(pack, self.pack_dir / f"{name}.idx")
+                    except (CorruptObject, OSError, ValueError) as exc:
+                        # a damaged index must not lock everyone out: fsck reports it
+                        self.bad_packs[name] = str(exc)
 
     def packs(self) -> list[Pack]:
         with self._lock:
-            # newest first: recent objects are looked up most
+            # small (recent, per-commit) packs first: they hold what is looked up most
             return sorted(self._packs.values(), key=lambda p: p.count)
 
     def _find(self, oid: bytes) -> tuple[Pack, int] | None:
@@ -311,9 +325,20 @@ class DiskStore(ObjectStore):
         """Write one pack holding ``items`` (fsynced, then made visible by its index)."""
         name = f"pack-{time.time_ns():x}-{os.getpid():x}"
         tmp_pack = self.pack_dir / f".{name}.pack.tmp"
-        entries: list[tuple[bytes, int]] = []
         hasher = blake3.blake3()
         depths: dict[bytes, int] = {}
+        try:
+            trailer, entries = self._write_entries(tmp_pack, items, deltas, hasher, depths)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_pack.unlink()
+            raise
+        return self._publish(name, tmp_pack, trailer, entries)
+
+    def _write_entries(
+        self, tmp_pack: Path, items: Iterable[Pending], deltas: bool, hasher: Any, depths: dict[bytes, int]
+    ) -> tuple[bytes, list[tuple[bytes, int]]]:
+        entries: list[tuple[bytes, int]] = []
         with open(tmp_pack, "wb") as f:
             f.write(PACK_MAGIC)
             hasher.update(PACK_MAGIC)
@@ -345,6 +370,9 @@ class DiskStore(ObjectStore):
             f.write(trailer)
             f.flush()
             os.fsync(f.fileno())
+        return trailer, entries
+
+    def _publish(self, name: str, tmp_pack: Path, trailer: bytes, entries: list[tuple[bytes, int]]) -> Path:
         entries.sort()
         n = len(entries)
         idx = bytearray(IDX_MAGIC)

@@ -79,6 +79,10 @@ class NodeCache:
                 self._d.move_to_end(oid)
             return n
 
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
     def put(self, oid: bytes, node: Node) -> None:
         with self._lock:
             self._d[oid] = node
