@@ -299,11 +299,26 @@ def commit(c: Ctx, message: str, author: str | None, allow_empty: bool, as_json:
 @click.argument("args", nargs=-1, metavar="[REV] [-- IMAGE]")
 @click.option("-n", "max_count", type=int, default=None, help="Show at most N commits.")
 @click.option("--image", "image_opt", default=None, help="Only commits that change this image.")
+@click.option("--annotation", "annotation", default=None, metavar="ID",
+              help="Every commit that changed one annotation, with what changed.")
 @json_option
 @pass_ctx
-def log(c: Ctx, args: tuple[str, ...], max_count: int | None, image_opt: str | None, as_json: bool) -> None:
+def log(c: Ctx, args: tuple[str, ...], max_count: int | None, image_opt: str | None, annotation: str | None,
+        as_json: bool) -> None:
     """Show commit history; `exact log [REV] -- IMAGE` lists only commits that change IMAGE."""
     from .errors import UsageError
+
+    if annotation is not None:
+        hist = porcelain.annotation_log(c.repo, annotation, image_opt, args[0] if args else "HEAD")
+        hist = hist[:max_count] if max_count is not None else hist
+        if as_json:
+            emit_json("annotation-log", hist)
+            return
+        for h in hist:
+            fields = f" [{', '.join(h['fields'])}]" if h["fields"] else ""
+            click.echo(f"{h['commit'][:12]} {_when(h['time'], h['tz'])[:16]} {h['change']}{fields}  "
+                       f"{h['message'].splitlines()[0]} ({h['author']})")
+        return
 
     rev, image_name = "HEAD", image_opt
     if len(args) == 2:
@@ -444,6 +459,231 @@ def tag(c: Ctx, name: str | None, rev: str, message: str | None, delete: bool, f
         emit_json("tag", res)
     else:
         click.echo(f"Deleted tag {name}" if delete else f"Tagged {res['commit'][:12]} as {name}")
+
+
+# --- diff, merge, conflicts, blame ---------------------------------------------------------------
+
+
+def emit_raw(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    sys.stdout.buffer.write(b"\n")
+
+
+@cli.command()
+@click.argument("revs", nargs=-1, metavar="[A [B]]")
+@click.option("--image", "image_name", default=None, help="Only this image.")
+@click.option("--stat", is_flag=True, help="Counts only.")
+@click.option("--geojson", is_flag=True, help="A FeatureCollection of the changes (change kind, old/new values).")
+@click.option("--match", "match_spec", default=None, metavar="iou=X|dist=PX",
+              help="Pair annotations geometrically (no shared ids): A is the reference.")
+@json_option
+@pass_ctx
+def diff(c: Ctx, revs: tuple[str, ...], image_name: str | None, stat: bool, geojson: bool,
+         match_spec: str | None, as_json: bool) -> None:
+    """Show changes: working state vs HEAD, A vs working state, or A vs B."""
+    old, new = porcelain.diff_revs(revs)
+    if match_spec:
+        res = porcelain.match(c.repo, old, new, match_spec, image_name)
+        if as_json:
+            emit_json("match", res)
+            return
+        t = res["total"]
+        click.echo(f"{res['image']}: {res['method']} >= {res['threshold']:g}" if res["method"] == "iou"
+                   else f"{res['image']}: distance <= {res['threshold']:g} px")
+        click.echo(f"{'label':<20} {'A':>8} {'B':>8} {'matched':>8} {'only A':>8} {'only B':>8} "
+                   f"{'precision':>9} {'recall':>7} {'F1':>6}")
+        for name, r in [*res["labels"].items(), ("(all)", {**t, "a": t["matched"] + t["only_a"],
+                                                          "b": t["matched"] + t["only_b"]})]:
+            click.echo(f"{name:<20} {r['a']:>8} {r['b']:>8} {r['matched']:>8} {r['only_a']:>8} {r['only_b']:>8} "
+                       f"{_pct(r['precision']):>9} {_pct(r['recall']):>7} {_pct(r['f1']):>6}")
+        return
+    if geojson:
+        emit_raw(porcelain.diff(c.repo, old, new, image_name, fmt="geojson"))
+        return
+    res = porcelain.diff(c.repo, old, new, image_name, stat=stat or not as_json)
+    if as_json:
+        emit_json("diff", porcelain.diff(c.repo, old, new, image_name, stat=stat))
+        return
+    if not res["images"] and not res["labels"]:
+        click.echo("No changes")
+        return
+    for name, lb in res["labels"].items():
+        what = "added" if lb["old"] is None else "removed" if lb["new"] is None else "changed"
+        click.echo(f"label {name}: {what}")
+    for name, img in res["images"].items():
+        cnt = img["counts"]
+        extra = f" (image {img['image']})" if img.get("image") else ""
+        click.echo(f"{name}{extra}: +{cnt['added']} ~{cnt['modified']} -{cnt['deleted']}")
+        for label, lc in img["labels"].items():
+            click.echo("    " + f"{label}: " + ", ".join(f"{v} {k}" for k, v in sorted(lc.items())))
+    if not stat:
+        full = porcelain.diff(c.repo, old, new, image_name)
+        for name, img in full["images"].items():
+            for ch in img["changes"][:2000]:
+                sign = {"added": "+", "deleted": "-", "modified": "~"}[ch["change"]]
+                cur = ch["new"] or ch["old"]
+                fields = f" [{', '.join(ch['fields'])}]" if ch["change"] == "modified" else ""
+                relabel = ""
+                if ch["change"] == "modified" and ch["old"]["label"] != ch["new"]["label"]:
+                    relabel = f" {ch['old']['label']} -> {ch['new']['label']}"
+                click.echo(f"{sign} {name}:{ch['id']} {cur['label']}{relabel}{fields}")
+            if len(img["changes"]) > 2000:
+                click.echo(f"... and {len(img['changes']) - 2000} more (use --json)")
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
+@cli.command()
+@click.argument("rev", required=False)
+@click.option("--no-ff", is_flag=True, help="Make a merge commit even when a fast-forward is possible.")
+@click.option("-m", "--message", default=None)
+@click.option("--author", default=None)
+@click.option("--duplicates", type=click.Choice(["warn", "conflict"]), default="warn", show_default=True,
+              help="Probable duplicates added on both sides: list them, or make them conflicts.")
+@click.option("--continue", "cont", is_flag=True, help="Commit a merge whose conflicts are resolved.")
+@click.option("--abort", is_flag=True, help="Give up the merge in progress.")
+@json_option
+@pass_ctx
+def merge(c: Ctx, rev: str | None, no_ff: bool, message: str | None, author: str | None, duplicates: str,
+          cont: bool, abort: bool, as_json: bool) -> None:
+    """Three-way merge of a branch (or commit) into the current branch."""
+    from .errors import UsageError
+
+    if cont and abort:
+        raise UsageError("--continue and --abort exclude each other")
+    if cont:
+        res = porcelain.merge_continue(c.repo, message, author)
+    elif abort:
+        res = porcelain.merge_abort(c.repo)
+    else:
+        if rev is None:
+            raise UsageError("usage: exact merge BRANCH | --continue | --abort")
+        res = porcelain.merge(c.repo, rev, no_ff=no_ff, message=message, author=author, duplicates=duplicates)
+    if as_json:
+        emit_json("merge", res)
+    else:
+        st = res["status"]
+        if st == "up-to-date":
+            click.echo("Already up to date.")
+        elif st == "fast-forward":
+            click.echo(f"Fast-forward to {res['commit'][:12]}")
+        elif st == "aborted":
+            click.echo("Merge aborted; the working state is HEAD again.")
+        elif st == "conflicts":
+            click.echo(f"{len(res['conflicts'])} conflicts; the rest is merged into the working state:")
+            for cf in res["conflicts"][:50]:
+                click.echo(f"  {cf['kind']:<14} {cf['address']} [{', '.join(cf['fields'])}]")
+            click.echo("Resolve with `exact resolve ADDRESS --ours|--theirs`, then `exact merge --continue`.")
+        else:
+            click.echo(f"Merged: {res['commit'][:12]}")
+            for name, stt in res.get("stats", {}).items():
+                click.echo(f"  {name}: " + ", ".join(f"{v} {k}" for k, v in stt.items() if v))
+        for d in res.get("duplicates", [])[:50]:
+            click.echo(f"  probable duplicate ({d['label']}, {d['score']}): {d['image']}:{d['ours']} ~ "
+                       f"{d['theirs']}")
+    if res["status"] == "conflicts":
+        sys.exit(6)
+
+
+@cli.command()
+@click.option("--geojson", is_flag=True, help="Both sides of every conflict as a FeatureCollection.")
+@json_option
+@pass_ctx
+def conflicts(c: Ctx, geojson: bool, as_json: bool) -> None:
+    """List the conflicts of the merge in progress."""
+    if geojson:
+        emit_raw(porcelain.conflicts(c.repo, fmt="geojson"))
+        return
+    res = porcelain.conflicts(c.repo)
+    if as_json:
+        emit_json("conflicts", res)
+        return
+    if not res["conflicts"]:
+        click.echo("No conflicts left: `exact merge --continue`")
+    for cf in res["conflicts"]:
+        o, t = cf["ours"], cf["theirs"]
+        desc = []
+        if "label" in cf["fields"] and o and t and cf["image"] is not None:
+            desc.append(f"label ours={o['label']} theirs={t['label']}")
+        click.echo(f"{cf['kind']:<14} {cf['address']} [{', '.join(cf['fields'])}] {' '.join(desc)}".rstrip())
+
+
+@cli.command()
+@click.argument("address", required=False, metavar="[IMAGE:]ID | label:NAME")
+@click.option("--ours", "side", flag_value="ours")
+@click.option("--theirs", "side", flag_value="theirs")
+@click.option("--base", "side", flag_value="base")
+@click.option("--delete", "side", flag_value="delete")
+@click.option("--both", "side", flag_value="both", help="Duplicates: keep both annotations.")
+@click.option("--field", "field_specs", multiple=True, metavar="NAME=SIDE",
+              help="Per field: geometry, label, properties, plane = ours|theirs|base.")
+@click.option("--image", "image_name", default=None, help="Resolve every conflict on this image.")
+@click.option("--label", "label_name", default=None, help="Resolve every conflict of this label.")
+@json_option
+@pass_ctx
+def resolve(c: Ctx, address: str | None, side: str | None, field_specs: tuple[str, ...], image_name: str | None,
+            label_name: str | None, as_json: bool) -> None:
+    """Resolve merge conflicts, one by one or in bulk."""
+    from .errors import UsageError
+
+    fields = {}
+    for spec in field_specs:
+        name, sep, val = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--field takes NAME=SIDE, not {spec!r}")
+        fields[name] = val
+    res = porcelain.resolve(c.repo, address, side, fields or None, image=image_name, label=label_name)
+    if as_json:
+        emit_json("resolve", res)
+    else:
+        click.echo(f"Resolved {len(res['resolved'])}; {res['remaining']} left")
+
+
+@cli.command()
+@click.argument("image_name", metavar="IMAGE")
+@click.argument("aid", required=False, metavar="[ID]")
+@click.option("--rev", default="HEAD", show_default=True)
+@json_option
+@pass_ctx
+def blame(c: Ctx, image_name: str, aid: str | None, rev: str, as_json: bool) -> None:
+    """For each annotation, the commit that last changed it."""
+    res = porcelain.blame(c.repo, image_name, aid, rev)
+    if as_json:
+        emit_json("blame", res)
+        return
+    for r in res:
+        when = _when(r["time"], r["tz"])[:10] if "time" in r else "?"
+        click.echo(f"{r.get('commit', '?')[:12]} {when} {r.get('author', '?'):<30.30} {r['id']} {r['label']}")
+
+
+@cli.command()
+@click.argument("rev")
+@click.option("--author", default=None)
+@json_option
+@pass_ctx
+def revert(c: Ctx, rev: str, author: str | None, as_json: bool) -> None:
+    """Make a commit that undoes REV."""
+    res = porcelain.revert(c.repo, rev, author)
+    if as_json:
+        emit_json("revert", res)
+    else:
+        click.echo(f"Reverted {res['reverted'][:12]} in {res['commit'][:12]}")
+
+
+@cli.command("config")
+@click.argument("key")
+@click.argument("value", required=False)
+@json_option
+@pass_ctx
+def config_cmd(c: Ctx, key: str, value: str | None, as_json: bool) -> None:
+    """Read or set a repository setting (merge.policy = field|annotation, user, product)."""
+    res = porcelain.config_set(c.repo, key, value) if value is not None else {key: c.repo.config().get(key)}
+    if as_json:
+        emit_json("config", res)
+    else:
+        click.echo(f"{res[key]}")
 
 
 # --- maintenance -----------------------------------------------------------------------------------

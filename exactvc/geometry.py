@@ -476,3 +476,45 @@ def _fast_rings(np: Any, rings: list[Any], check_valid: bool) -> list[tuple[str,
     return [
         ("polygon", [dl[i], [vals[s2[i] : e2[i]]]], b[i]) if okl[i] else None for i in range(n_rings)
     ]
+
+
+def to_shapely_many(items: Sequence[tuple[str, Sequence[Any]]]) -> Any:
+    """Shapely geometries (a numpy object array) for many ``(kind, encoded)`` at once.
+
+    Points and one-ring polygons are built in bulk; other shapes one by one.
+    """
+    import numpy as np
+    import shapely
+
+    out = np.empty(len(items), dtype=object)
+    pts_i: list[int] = []
+    poly_i: list[int] = []
+    for i, (k, enc) in enumerate(items):
+        if k == "point":
+            pts_i.append(i)
+        elif k == "polygon" and len(enc[1]) == 1:
+            poly_i.append(i)
+        else:
+            out[i] = to_shapely(k, enc)
+    if pts_i:
+        xy = np.array([items[i][1][1] for i in pts_i], dtype=np.float64)
+        scale = np.array([10.0 ** items[i][1][0] for i in pts_i])
+        out[pts_i] = shapely.points(xy / scale[:, None])
+    if poly_i:
+        rings = [items[i][1][1][0] for i in poly_i]
+        lengths = np.fromiter((len(r) // 2 for r in rings), dtype=np.int64, count=len(rings))
+        flat = np.fromiter(chain.from_iterable(rings), dtype=np.float64, count=int(lengths.sum()) * 2)
+        xy = flat.reshape(-1, 2)
+        starts = np.zeros(len(rings), dtype=np.int64)
+        starts[1:] = np.cumsum(lengths)[:-1]
+        csum = np.cumsum(xy, axis=0)
+        offset = np.zeros_like(xy)
+        ring_of = np.repeat(np.arange(len(rings)), lengths)
+        before = np.vstack([np.zeros((1, 2)), csum[:-1]])[starts]  # sum of everything before each ring
+        offset = before[ring_of]
+        coords = csum - offset
+        scale = np.array([10.0 ** items[i][1][0] for i in poly_i])[ring_of]
+        coords = coords / scale[:, None]
+        lr = shapely.linearrings(coords, indices=ring_of)
+        out[poly_i] = shapely.polygons(lr)
+    return out

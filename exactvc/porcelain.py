@@ -118,15 +118,13 @@ def status(repo: Repository) -> dict[str, Any]:
 
 
 def merge_state(repo: Repository) -> dict[str, Any] | None:
-    if repo.exact_dir is None:
-        return None
-    p = repo.exact_dir / "MERGE_STATE"
-    if not p.exists():
-        return None
-    import orjson
+    from .merge import load_state
 
-    data: dict[str, Any] = orjson.loads(p.read_bytes())
-    return data
+    st = load_state(repo)
+    if st is None:
+        return None
+    return {"ours": st["ours"], "theirs": st["theirs"], "message": st["message"],
+            "conflicts": len(st["conflicts"])}
 
 
 def commit(repo: Repository, message: str, author: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
@@ -323,3 +321,149 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 def resolve_path(path: str) -> Path:
     return Path(path).expanduser()
+
+
+# --- diff, merge, conflicts, blame (issue: diff/merge) -------------------------------------------
+
+
+def _snap_for(repo: Repository, rev: str | None) -> Snapshot:
+    if rev is None:
+        return repo.snapshot_object(repo.working()[1])
+    return repo.snapshot_object(repo.commit_object(repo.resolve(rev)).root)
+
+
+def diff_revs(args: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(old, new) revisions for `exact diff [A [B]]`; None is the working state."""
+    if len(args) == 0:
+        return "HEAD", None
+    if len(args) == 1:
+        return args[0], None
+    if len(args) == 2:
+        return args[0], args[1]
+    raise UsageError("usage: exact diff [A [B]]")
+
+
+def diff(repo: Repository, old: str | None, new: str | None, image: str | None = None,
+         fmt: str = "json", stat: bool = False) -> dict[str, Any]:
+    from . import diff as d
+
+    if repo.head_commit() is None and old == "HEAD":
+        a = Snapshot()
+    else:
+        a = _snap_for(repo, old)
+    b = _snap_for(repo, new)
+    if image is not None:
+        image = repo.image(image, new).name if image not in a.images else image
+    res = d.diff_snapshots(repo, a, b, image)
+    if fmt == "geojson":
+        return d.to_geojson(repo, res)
+    return d.to_json(repo, res, old or "WORKING", new or "WORKING", stat=stat)
+
+
+def match(repo: Repository, old: str | None, new: str | None, spec: str, image: str | None = None,
+          details: bool = False) -> dict[str, Any]:
+    from .match import match as run_match
+    from .match import parse_match
+
+    how, threshold = parse_match(spec)
+    snap = _snap_for(repo, new)
+    if image is None:
+        if len(snap.images) != 1:
+            raise UsageError("--match compares one image: add --image NAME")
+        image = next(iter(snap.images))
+    return run_match(repo, image, old, new, how, threshold, details=details)
+
+
+def merge(repo: Repository, rev: str, no_ff: bool = False, message: str | None = None,
+          author: str | None = None, duplicates: str = "warn") -> dict[str, Any]:
+    from .merge import merge as run_merge
+
+    return run_merge(repo, rev, no_ff=no_ff, message=message, author=author, duplicates=duplicates).to_dict()
+
+
+def merge_continue(repo: Repository, message: str | None = None, author: str | None = None) -> dict[str, Any]:
+    from .merge import merge_continue as cont
+
+    return {"commit": cont(repo, message, author), "status": "merged"}
+
+
+def merge_abort(repo: Repository) -> dict[str, Any]:
+    from .merge import merge_abort as abort
+
+    abort(repo)
+    return {"status": "aborted"}
+
+
+def conflicts(repo: Repository, fmt: str = "json") -> dict[str, Any]:
+    from . import geometry
+    from .annotation import Annotation
+    from .merge import conflicts as load
+    from .merge import load_state
+
+    cs = load(repo)
+    st = load_state(repo) or {}
+    if fmt == "geojson":
+        feats = []
+        for c in cs:
+            for side in ("ours", "theirs"):
+                rec = getattr(c, side)
+                if c.image is None or rec is None:
+                    continue
+                rec = tree.join_record(repo.store, rec)
+                feats.append({"type": "Feature", "id": f"{c.id}:{side}",
+                              "geometry": geometry.to_geojson(rec["k"], rec["g"]),
+                              "properties": {"image": c.image, "annotation": c.id, "side": side, "kind": c.kind,
+                                             "fields": c.fields, "label": rec["l"]}})
+        return {"type": "FeatureCollection", "features": feats}
+
+    def show(c: Any, rec: dict[str, Any] | None) -> Any:
+        if rec is None or c.image is None:
+            return rec
+        from .ids import parse_id
+
+        return Annotation.from_record(parse_id(c.id), tree.join_record(repo.store, rec)).to_dict()
+
+    return {"ours": st.get("ours"), "theirs": st.get("theirs"), "base": st.get("base"),
+            "conflicts": [{"address": c.address, "image": c.image, "id": c.id, "kind": c.kind, "fields": c.fields,
+                           "base": show(c, c.base), "ours": show(c, c.ours), "theirs": show(c, c.theirs),
+                           **({"other": c.other} if c.other else {})} for c in cs],
+            "duplicates": st.get("duplicates", [])}
+
+
+def resolve(repo: Repository, address: str | None, side: str | None, fields: dict[str, str] | None = None,
+            image: str | None = None, label: str | None = None) -> dict[str, Any]:
+    from .merge import load_state
+    from .merge import resolve as run
+
+    done = run(repo, address, side, fields, image=image, label=label)
+    st = load_state(repo) or {"conflicts": []}
+    return {"resolved": done, "remaining": len(st["conflicts"])}
+
+
+def blame(repo: Repository, image: str, aid: str | None = None, rev: str = "HEAD") -> list[dict[str, Any]]:
+    from .blame import blame as run
+
+    return run(repo, image, aid, rev)
+
+
+def annotation_log(repo: Repository, aid: str, image: str | None = None, rev: str = "HEAD") -> list[dict[str, Any]]:
+    from .blame import annotation_log as run
+
+    return run(repo, aid, image, rev)
+
+
+def revert(repo: Repository, rev: str, author: str | None = None) -> dict[str, Any]:
+    from .blame import revert as run
+
+    return {"commit": run(repo, rev, author=author), "reverted": repo.resolve(rev).hex()}
+
+
+def config_set(repo: Repository, key: str, value: str) -> dict[str, Any]:
+    allowed = {"merge.policy": ("field", "annotation"), "user": None, "product": None}
+    if key not in allowed:
+        raise UsageError(f"unknown setting {key!r} (one of {', '.join(allowed)})")
+    choices = allowed[key]
+    if choices is not None and value not in choices:
+        raise InvalidInput(f"{key} must be one of {', '.join(choices)}")
+    repo.set_config(key, value)
+    return {key: value}

@@ -1,0 +1,110 @@
+"""Geometric matching of two annotation sets that share no ids.
+
+Model predictions against ground truth, or two annotators who each clicked the
+same cells: pairs are made per label, one to one, greedily by overlap (IoU for
+areas, distance for points), using an STRtree. The first set is the
+reference ("truth"): recall = matched / |A|, precision = matched / |B|.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import geometry, tree
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .repo import Repository
+
+
+def parse_match(spec: str) -> tuple[str, float]:
+    name, _, value = spec.partition("=")
+    try:
+        v = float(value)
+    except ValueError:
+        raise UsageError(f"--match takes iou=0.5 or dist=PX, not {spec!r}") from None
+    if name == "iou" and 0 < v <= 1:
+        return "iou", v
+    if name == "dist" and v >= 0:
+        return "dist", v
+    raise UsageError(f"--match takes iou=X (0<X<=1) or dist=PX (PX>=0), not {spec!r}")
+
+
+def _load(repo: Repository, image: str, rev: str | None) -> dict[str, tuple[list[str], list[tuple[str, Any]]]]:
+    from .ids import format_id
+
+    _, root = repo.tree_of(image, rev)
+    by_label: dict[str, tuple[list[str], list[tuple[str, Any]]]] = {}
+    for k, rec in tree.items(repo.store, root):
+        if "G" in rec:
+            rec = tree.join_record(repo.store, rec)
+        ids, geoms = by_label.setdefault(rec["l"], ([], []))
+        ids.append(format_id(k))
+        geoms.append((rec["k"], rec["g"]))
+    return by_label
+
+
+def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, how: str, threshold: float,
+          details: bool = False) -> dict[str, Any]:
+    import numpy as np
+    import shapely
+
+    a = _load(repo, image, rev_a)
+    b = _load(repo, image, rev_b)
+    labels: dict[str, Any] = {}
+    tot = {"matched": 0, "only_a": 0, "only_b": 0}
+    pairs_out: list[Any] = []
+    for label in sorted(set(a) | set(b)):
+        ids_a, ga_items = a.get(label, ([], []))
+        ids_b, gb_items = b.get(label, ([], []))
+        m = 0
+        pairs: list[tuple[int, int, float]] = []
+        if ids_a and ids_b:
+            ga = geometry.to_shapely_many(ga_items)
+            gb = geometry.to_shapely_many(gb_items)
+            st = shapely.STRtree(gb)
+            if how == "dist":
+                ia, ib = st.query(ga, predicate="dwithin", distance=threshold)
+                score = -shapely.distance(ga[ia], gb[ib])
+            else:
+                ia, ib = st.query(ga, predicate="intersects")
+                inter = shapely.area(shapely.intersection(ga[ia], gb[ib]))
+                union = shapely.area(ga[ia]) + shapely.area(gb[ib]) - inter
+                score = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+                keep = score >= threshold
+                ia, ib, score = ia[keep], ib[keep], score[keep]
+            used_a = np.zeros(len(ids_a), dtype=bool)
+            used_b = np.zeros(len(ids_b), dtype=bool)
+            for j in np.argsort(-score, kind="stable").tolist():
+                x, y = int(ia[j]), int(ib[j])
+                if used_a[x] or used_b[y]:
+                    continue
+                used_a[x] = used_b[y] = True
+                pairs.append((x, y, float(score[j])))
+            m = len(pairs)
+        na, nb = len(ids_a), len(ids_b)
+        prec = m / nb if nb else None
+        rec = m / na if na else None
+        f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if na and nb else None)
+        labels[label] = {"a": na, "b": nb, "matched": m, "only_a": na - m, "only_b": nb - m,
+                         "precision": _r(prec), "recall": _r(rec), "f1": _r(f1)}
+        tot["matched"] += m
+        tot["only_a"] += na - m
+        tot["only_b"] += nb - m
+        if details:
+            pairs_out.extend({"label": label, "a": ids_a[x], "b": ids_b[y], "score": round(abs(s), 4)}
+                             for x, y, s in pairs)
+    na = tot["matched"] + tot["only_a"]
+    nb = tot["matched"] + tot["only_b"]
+    p = tot["matched"] / nb if nb else None
+    r = tot["matched"] / na if na else None
+    f = 2 * p * r / (p + r) if p and r else None
+    res: dict[str, Any] = {"image": image, "method": how, "threshold": threshold, "labels": labels,
+                           "total": {**tot, "precision": _r(p), "recall": _r(r), "f1": _r(f)}}
+    if details:
+        res["pairs"] = pairs_out
+    return res
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
