@@ -345,6 +345,7 @@ def merge(
     from .history import advance_head, write_commit
     from .repo import default_author
 
+    theirs = repo.resolve(theirs_rev)  # an unknown branch is named first
     if load_state(repo) is not None:
         raise MergeInProgress("a merge is in progress: resolve it and `exact merge --continue`, or `--abort`")
     if duplicates not in ("warn", "conflict"):
@@ -352,7 +353,6 @@ def merge(
     policy = policy or str(repo.config().get("merge.policy", "field"))
     if policy not in POLICIES:
         raise UsageError(f"merge.policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-    theirs = repo.resolve(theirs_rev)
     ours = repo.head_commit()
     who = author or str(repo.config().get("user") or default_author())
     if repo.is_dirty():

@@ -242,7 +242,11 @@ def switch(repo: Repository, branch: str, create: bool = False, force: bool = Fa
 
 
 def checkout(repo: Repository, rev: str, force: bool = False) -> dict[str, Any]:
-    if repo.refs.read(f"heads/{rev}") is not None:
+    try:
+        is_branch = repo.refs.read(f"heads/{rev}") is not None
+    except InvalidInput:  # not a valid branch name: a revision expression
+        is_branch = False
+    if is_branch:
         return switch(repo, rev, force=force)
     target = repo.resolve(rev)
     with repo.lock():
