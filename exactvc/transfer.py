@@ -1,0 +1,284 @@
+"""Moving objects between repositories: what to send, the framed stream, and verified receiving.
+
+Stream format (see docs/protocol.md)::
+
+    "EXSTRM1\\n"
+    frame*        type code (u8) | id (32 bytes) | length (u32 LE) | zlib(data)
+    end frame     type code 0 | count of frames (u32 LE)
+    trailer       blake3 of everything before it (32 bytes)
+
+The receiver checks every frame (id = hash of its bytes, the bytes decode as
+their type), then that every object referenced by a received object is either
+in the stream or already stored, and only then writes them (one pack) — refs
+are moved afterwards by the caller, with compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import blake3
+
+from . import codec, tree
+from .errors import ExactError, InvalidInput, MissingObject
+from .objects import Commit, Snapshot, Tag
+from .store import CODE_TYPES, TYPE_CODES, Pending
+
+if TYPE_CHECKING:
+    from .repo import Repository
+
+MAGIC = b"EXSTRM1\n"
+MAX_OBJECT = 16 * 1024 * 1024
+
+
+class BadStream(InvalidInput):
+    kind = "bad_stream"
+
+
+# --- what to send -------------------------------------------------------------------------------------
+
+
+def commits_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]) -> list[bytes]:
+    """Commits reachable from ``wants`` but not from ``haves`` (haves the receiver really has), oldest first."""
+    from .graph import is_ancestor
+
+    have_set = {h for h in haves if repo.store.has(h)}
+    out: list[bytes] = []
+    seen: set[bytes] = set()
+    stack = [w for w in wants if w not in have_set]
+    while stack:
+        c = stack.pop()
+        if c in seen or c in have_set:
+            continue
+        if any(is_ancestor(repo, c, h) for h in have_set):
+            continue
+        seen.add(c)
+        out.append(c)
+        stack.extend(repo.commit_object(c).parents)
+    out.sort(key=lambda c: repo.commit_object(c).generation)
+    return out
+
+
+def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[bytes]:
+    """Nodes and blobs of tree ``new`` that tree ``old`` lacks: walk both top-down, prune equal subtrees."""
+    if new is None or old == new:
+        return
+    old_ids: set[bytes] = set()
+    sa: list[tuple[int, bytes]] = [(tree.load(repo.store, old).level, old)] if old else []
+    sb: list[tuple[int, bytes]] = [(tree.load(repo.store, new).level, new)]
+    # expand the old side only as deep as the new side goes, level by level
+    while sb:
+        lvl = max(x[0] for x in sb)
+        while sa and max(x[0] for x in sa) > lvl:
+            top = max(x[0] for x in sa)
+            nxt: list[tuple[int, bytes]] = []
+            for lv, oid in sa:
+                if lv == top:
+                    n = tree.load(repo.store, oid)
+                    if n.level > 0:
+                        nxt.extend((n.level - 1, v[0]) for v in n.values)
+                else:
+                    nxt.append((lv, oid))
+            sa = nxt
+        old_ids = {oid for lv, oid in sa if lv == lvl}
+        nxt_b: list[tuple[int, bytes]] = []
+        for lv, oid in sb:
+            if lv != lvl:
+                nxt_b.append((lv, oid))
+                continue
+            if oid in old_ids:
+                continue  # the receiver has this whole subtree
+            yield oid
+            n = tree.load(repo.store, oid)
+            if n.level == 0:
+                for rec in n.values:
+                    if "G" in rec:
+                        yield rec["G"]
+            else:
+                nxt_b.extend((n.level - 1, v[0]) for v in n.values)
+        sb = nxt_b
+
+
+def objects_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]) -> Iterator[bytes]:
+    """Every object the receiver needs for ``wants``, given it has ``haves`` (and all they reach)."""
+    haves = [h for h in haves if repo.store.has(h)]
+    commits = commits_to_send(repo, wants, haves)
+    sent: set[bytes] = set()
+    base_snaps = [repo.snapshot_object(repo.commit_object(h).root) for h in haves]
+    for c in commits:
+        co = repo.commit_object(c)
+        yield c
+        if co.root in sent:
+            continue
+        sent.add(co.root)
+        yield co.root
+        snap = repo.snapshot_object(co.root)
+        parent_snaps = [repo.snapshot_object(repo.commit_object(p).root) for p in co.parents
+                        if repo.store.has(p)]
+        refs = parent_snaps + base_snaps
+        if snap.labels is not None and snap.labels not in sent and all(s.labels != snap.labels for s in refs):
+            sent.add(snap.labels)
+            yield snap.labels
+        for name, e in snap.images.items():
+            if e.record not in sent and all(s.images.get(name, None) is None or
+                                            s.images[name].record != e.record for s in refs):
+                sent.add(e.record)
+                yield e.record
+            old = None
+            for s in refs:
+                pe = s.images.get(name)
+                if pe is not None:
+                    old = pe.tree
+                    if old == e.tree:
+                        break
+            for oid in _new_nodes(repo, old, e.tree):
+                if oid not in sent:
+                    sent.add(oid)
+                    yield oid
+
+
+# --- the stream ---------------------------------------------------------------------------------------
+
+
+def write_stream(repo: Repository, oids: Iterable[bytes], out: IO[bytes],
+                 progress: Callable[[int], None] | None = None) -> int:
+    h = blake3.blake3()
+    h.update(MAGIC)
+    out.write(MAGIC)
+    n = 0
+    for oid in oids:
+        t, data = repo.store.get(oid)
+        z = zlib.compress(data, 6)
+        head = struct.pack("<B32sI", TYPE_CODES[t], oid, len(z))
+        out.write(head)
+        out.write(z)
+        h.update(head)
+        h.update(z)
+        n += 1
+        if progress is not None:
+            progress(n)
+    end = struct.pack("<BI", 0, n)
+    out.write(end)
+    h.update(end)
+    out.write(h.digest())
+    return n
+
+
+def stream_bytes(repo: Repository, oids: Iterable[bytes]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    write_stream(repo, oids, buf)
+    return buf.getvalue()
+
+
+def _refs_of(t: str, body: Any) -> list[bytes]:
+    if t == "commit":
+        c = Commit.from_body(body)
+        return [c.root, *c.parents]
+    if t == "tag":
+        return [Tag.from_body(body).target]
+    if t == "snapshot":
+        return [oid for _, oid in Snapshot.from_body(body).references()]
+    if t == "node":
+        level, entries = body
+        if level > 0:
+            return [e[1] for e in entries]
+        return [e[1]["G"] for e in entries if isinstance(e[1], dict) and "G" in e[1]]
+    return []
+
+
+@dataclass
+class Received:
+    objects: int
+    new: int
+    types: dict[str, int]
+
+
+def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> list[Pending]:
+    """Parse and verify a stream; returns the objects (nothing is written)."""
+    h = blake3.blake3()
+    total = 0
+
+    def take(n: int) -> bytes:
+        nonlocal total
+        b = data.read(n)
+        if len(b) != n:
+            raise BadStream("truncated object stream")
+        total += n
+        if total > max_bytes:
+            raise BadStream("object stream too large")
+        return b
+
+    if take(len(MAGIC)) != MAGIC:
+        raise BadStream("not an exactvc object stream")
+    h.update(MAGIC)
+    items: list[Pending] = []
+    while True:
+        code_b = take(1)
+        h.update(code_b)
+        if code_b == b"\0":
+            rest = take(4)
+            h.update(rest)
+            (count,) = struct.unpack("<I", rest)
+            if count != len(items):
+                raise BadStream(f"stream says {count} objects, carried {len(items)}")
+            break
+        head = take(36)
+        h.update(head)
+        oid, length = struct.unpack("<32sI", head)
+        t = CODE_TYPES.get(code_b[0])
+        if t is None:
+            raise BadStream(f"unknown object type code {code_b[0]}")
+        if length > MAX_OBJECT:
+            raise BadStream(f"object {oid.hex()} is too large ({length} bytes)")
+        z = take(length)
+        h.update(z)
+        try:
+            raw = zlib.decompress(z)
+        except zlib.error:
+            raise BadStream(f"object {oid.hex()} does not decompress") from None
+        if codec.object_id(t, raw) != oid:
+            raise BadStream(f"object {oid.hex()}: bytes do not match its id")
+        items.append(Pending(oid, t, raw))
+    if take(32) != h.digest():
+        raise BadStream("stream checksum mismatch")
+    return items
+
+
+def verify_closure(repo: Repository, items: list[Pending]) -> None:
+    """Every object referenced by a received one must be received too or already stored."""
+    have = {p.oid for p in items}
+    for p in items:
+        try:
+            body = codec.unpack(p.data)
+            refs = _refs_of(p.type, body)
+            if p.type == "node":
+                tree.decode_node(p.data, p.oid)
+        except ExactError as exc:
+            raise BadStream(f"object {p.oid.hex()} ({p.type}) does not decode: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise BadStream(f"object {p.oid.hex()} ({p.type}) is malformed") from None
+        for r in refs:
+            if not isinstance(r, bytes) or len(r) != 32:
+                raise BadStream(f"object {p.oid.hex()} has a malformed reference")
+            if r not in have and not repo.store.has(r):
+                raise MissingObject(f"object {p.oid.hex()} ({p.type}) references {r.hex()}, "
+                                    "which is neither sent nor stored")
+
+
+def receive(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> Received:
+    """Read, verify and store a stream (one pack). Refs are not touched."""
+    items = read_stream(repo, data, max_bytes)
+    verify_closure(repo, items)
+    types: dict[str, int] = {}
+    for p in items:
+        types[p.type] = types.get(p.type, 0) + 1
+    new = [p for p in items if not repo.store.has(p.oid)]
+    if new:
+        repo.store.write(new)
+    return Received(len(items), len(new), types)
