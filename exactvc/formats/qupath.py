@@ -871,6 +871,8 @@ class _Converter:
             hint = shape
         try:
             kind, enc = geometry.canonical(feat.geometry, hint)
+        except InvalidGeometry as exc:
+            raise self.fail(InvalidGeometry(f"feature {i}: invalid geometry: {exc.message}")) from None
         except InvalidInput as exc:
             raise self.fail(_prefixed(i, exc)) from None
         if shape is None:
@@ -1240,3 +1242,24 @@ def export_geojson(repo: Repository, rev: str | None, image: str | None, out: Bi
     buf.append(b"\n]}\n")
     out.write(b"".join(buf))
     return n
+
+
+FORMATS = ("geojson", "csv")
+
+
+def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO) -> int:
+    """Write the annotations of ``rev`` (a revision, or "WORKING") to ``out``; returns the number of features.
+
+    ``fmt``: "geojson" (a QuPath-compatible FeatureCollection; "qupath" is an alias) or "csv"
+    (see ``csvfmt``). Both are byte-identical for the same commit on every machine.
+    ``image`` None exports every image: GeoJSON features then carry ``properties.image``
+    when there is more than one; CSV rows always name their image.
+    """
+    f = fmt.lower()
+    if f in ("geojson", "qupath"):
+        return export_geojson(repo, rev, image, out)
+    if f == "csv":
+        from .csvfmt import export_csv
+
+        return export_csv(repo, rev, image, out)
+    raise UsageError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
