@@ -263,6 +263,9 @@ def status(c: Ctx, as_json: bool) -> None:
         return
     if res["branch"]:
         click.echo(f"On branch {res['branch']}")
+        ab = res.get("upstream")
+        if ab:
+            click.echo(f"Your branch is {ab['ahead']} ahead, {ab['behind']} behind {ab['upstream']}")
     else:
         click.echo(f"HEAD detached at {(res['head'] or '')[:12]}")
     if res.get("merging"):
@@ -684,6 +687,291 @@ def config_cmd(c: Ctx, key: str, value: str | None, as_json: bool) -> None:
         emit_json("config", res)
     else:
         click.echo(f"{res[key]}")
+
+
+# --- remotes, sync, server ---------------------------------------------------------------------------
+
+
+@cli.group()
+def remote() -> None:
+    """Manage remotes (servers holding this image set)."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@pass_ctx
+def remote_add(c: Ctx, name: str, url: str) -> None:
+    from . import remote as rm
+
+    rm.remote_add(c.repo, name, url)
+    click.echo(f"Remote {name} -> {url}")
+
+
+@remote.command("ls")
+@json_option
+@pass_ctx
+def remote_ls(c: Ctx, as_json: bool) -> None:
+    from . import remote as rm
+
+    res = rm.remotes(c.repo)
+    if as_json:
+        emit_json("remotes", res)
+    else:
+        for n, u in res.items():
+            click.echo(f"{n}\t{u}")
+
+
+@remote.command("rm")
+@click.argument("name")
+@pass_ctx
+def remote_rm(c: Ctx, name: str) -> None:
+    from . import remote as rm
+
+    rm.remote_rm(c.repo, name)
+    click.echo(f"Removed remote {name}")
+
+
+@cli.command()
+@click.argument("url")
+@click.argument("directory", required=False)
+@json_option
+@pass_ctx
+def clone(c: Ctx, url: str, directory: str | None, as_json: bool) -> None:
+    """Copy a repository from a server (with its whole history)."""
+    from pathlib import Path
+
+    from . import remote as rm
+
+    dest = Path(c.path) / (directory or url.rstrip("/").rsplit("/", 1)[-1])
+    res = rm.clone(url, dest, progress=Progress("receiving"))
+    if as_json:
+        emit_json("clone", res)
+    else:
+        click.echo(f"Cloned {url} into {res['path']} ({res['objects']} objects, {_human(res['bytes'])}B)")
+
+
+@cli.command()
+@click.argument("remote_name", default="origin")
+@json_option
+@pass_ctx
+def fetch(c: Ctx, remote_name: str, as_json: bool) -> None:
+    """Download commits and refs from a remote (remote-tracking branches move, yours do not)."""
+    from . import remote as rm
+
+    res = rm.fetch(c.repo, remote_name, progress=Progress("receiving"))
+    if as_json:
+        emit_json("fetch", res)
+    else:
+        for ref, oid in res["updated"].items():
+            click.echo(f"  {ref} -> {oid[:12]}")
+        click.echo(f"Fetched {res['objects']} objects from {remote_name}")
+
+
+@cli.command()
+@click.argument("remote_name", required=False)
+@click.argument("branch_name", required=False)
+@json_option
+@pass_ctx
+def pull(c: Ctx, remote_name: str | None, branch_name: str | None, as_json: bool) -> None:
+    """Fetch, then merge the remote branch into the current one."""
+    from . import remote as rm
+
+    res = rm.pull(c.repo, remote_name, branch_name)
+    if as_json:
+        emit_json("pull", res)
+    else:
+        m = res["merge"]
+        click.echo({"up-to-date": "Already up to date.", "fast-forward": f"Fast-forward to {(m['commit'] or '')[:12]}",
+                    "merged": f"Merged: {(m['commit'] or '')[:12]}"}.get(
+            m["status"], f"{len(m['conflicts'])} conflicts: resolve them, then exact merge --continue"))
+    if res["merge"]["status"] == "conflicts":
+        sys.exit(6)
+
+
+@cli.command()
+@click.argument("remote_name", default="origin")
+@click.argument("branch_name", required=False)
+@click.option("-f", "--force", is_flag=True, help="Allow a non-fast-forward update (needs the right to force).")
+@click.option("-u", "--set-upstream", is_flag=True, help="Remember the remote branch for pull and status.")
+@click.option("--delete", is_flag=True, help="Delete the branch on the remote.")
+@json_option
+@pass_ctx
+def push(c: Ctx, remote_name: str, branch_name: str | None, force: bool, set_upstream: bool, delete: bool,
+         as_json: bool) -> None:
+    """Send a branch to a remote."""
+    from . import remote as rm
+
+    res = rm.push(c.repo, remote_name, branch_name, force=force, set_upstream=set_upstream, delete=delete,
+                  progress=Progress("sending"))
+    if as_json:
+        emit_json("push", res)
+    elif res.get("deleted"):
+        click.echo(f"Deleted {remote_name}/{res['branch']}")
+    elif res["status"] == "up-to-date":
+        click.echo("Everything up to date")
+    else:
+        old = (res["old"] or "new branch")[:12]
+        click.echo(f"{remote_name}/{res['branch']}: {old} -> {res['new'][:12]} "
+                   f"({res['objects']} objects, {_human(res['bytes'])}B)")
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--token", prompt=True, hide_input=True, help="The token `exact server user add` printed.")
+@pass_ctx
+def login(c: Ctx, url: str, token: str) -> None:
+    """Store a token for a server (in ~/.config/exactvc/credentials.json, mode 0600)."""
+    from . import remote as rm
+
+    cl = rm.Client(url.rstrip("/") + "/api/v1", token=token.strip())
+    cl.get_json("/repos")  # check the token works
+    path = rm.save_token(url, token.strip())
+    click.echo(f"Token for {url} stored in {path}")
+
+
+@cli.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(root: str, host: str, port: int, threads: int) -> None:
+    """Serve every repository under ROOT (sync protocol, REST API) with waitress."""
+    from .serving import serve as run
+
+    run(root, host, port, threads)
+
+
+@cli.group()
+def server() -> None:
+    """Administer a server's users, teams, repositories and roles (run where ROOT is)."""
+
+
+def _access(root: str) -> Any:
+    from pathlib import Path
+
+    from .access import AccessStore
+
+    p = Path(root)
+    if not p.is_dir():
+        from .errors import NotFound
+
+        raise NotFound(f"no server root folder {root}")
+    return AccessStore(p)
+
+
+root_option = click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")
+
+
+@server.group("user")
+def server_user() -> None:
+    """Users and their tokens."""
+
+
+@server_user.command("add")
+@click.argument("name")
+@click.option("--site-admin", is_flag=True, help="Administrator of every repository.")
+@root_option
+def server_user_add(name: str, site_admin: bool, root: str) -> None:
+    """Create a user and print its token (shown once)."""
+    click.echo(_access(root).add_user(name, site_admin=site_admin))
+
+
+@server_user.command("token")
+@click.argument("name")
+@root_option
+def server_user_token(name: str, root: str) -> None:
+    """Print a new token for an existing user."""
+    click.echo(_access(root).new_token(name))
+
+
+@server_user.command("rm")
+@click.argument("name")
+@root_option
+def server_user_rm(name: str, root: str) -> None:
+    """Deactivate and anonymise a user (their commits and annotations stay)."""
+    _access(root).remove_user(name)
+    click.echo(f"Deactivated {name}")
+
+
+@server_user.command("ls")
+@root_option
+@json_option
+def server_user_ls(root: str, as_json: bool) -> None:
+    res = _access(root).users()
+    if as_json:
+        emit_json("users", res)
+    else:
+        for u in res:
+            click.echo(f"{u['name']}\t{'active' if u['active'] else 'inactive'}{' site-admin' if u['site_admin'] else ''}")
+
+
+@server.group("repo")
+def server_repo() -> None:
+    """Repositories served from ROOT."""
+
+
+@server_repo.command("add")
+@click.argument("name")
+@root_option
+@click.option("--anonymous-read", is_flag=True, help="Let anyone read it (off by default).")
+def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
+    """Create an empty repository ROOT/NAME."""
+    from pathlib import Path
+
+    from .access import check_name
+
+    check_name(name, "repository name")
+    acc = _access(root)
+    Repository.init(Path(root) / name)
+    if anonymous_read:
+        acc.set_settings(name, anonymous_read=True)
+    click.echo(f"Created repository {name}")
+
+
+@server.command("grant")
+@click.argument("who")
+@click.argument("role")
+@click.argument("repo_name", metavar="REPO")
+@click.option("--team", is_flag=True, help="WHO is a team.")
+@root_option
+def server_grant(who: str, role: str, repo_name: str, team: bool, root: str) -> None:
+    """Give USER (or --team) ROLE (read, annotate, maintain, admin, none) on REPO."""
+    from pathlib import Path
+
+    if not (Path(root) / repo_name / ".exact" / "HEAD").is_file():
+        from .errors import NotFound
+
+        raise NotFound(f"no repository {repo_name!r} under {root}")
+    _access(root).grant(repo_name, who, role, team=team)
+    click.echo(f"{'Team' if team else 'User'} {who} has {role} on {repo_name}")
+
+
+@server.group("team")
+def server_team() -> None:
+    """Teams: grant roles to many users at once."""
+
+
+@server_team.command("add")
+@click.argument("team")
+@root_option
+def server_team_add(team: str, root: str) -> None:
+    _access(root).add_team(team)
+    click.echo(f"Team {team}")
+
+
+@server_team.command("member")
+@click.argument("team")
+@click.argument("user")
+@click.option("--remove", is_flag=True)
+@root_option
+def server_team_member(team: str, user: str, remove: bool, root: str) -> None:
+    acc = _access(root)
+    if remove:
+        acc.team_remove(team, user)
+    else:
+        acc.team_add(team, user)
+    click.echo(f"{user} {'left' if remove else 'joined'} {team}")
 
 
 # --- maintenance -----------------------------------------------------------------------------------

@@ -39,13 +39,16 @@ _COMPATIBLE = {
 
 
 class Editor:
-    def __init__(self, repo: Repository, image: str, validate: bool = True) -> None:
+    def __init__(self, repo: Repository, image: str, validate: bool = True, snapshot: Snapshot | None = None) -> None:
+        """Edits of the working state, or (with ``snapshot``) of that snapshot, for :meth:`apply_to`."""
         self.repo = repo
-        snap = repo.snapshot_at(None)
-        self.record = repo.image(image, None)
+        snap = snapshot if snapshot is not None else repo.snapshot_at(None)
+        entry = repo._entry(snap, image)
+        self.record = repo.image_record(entry)
         self.image = self.record.name
-        self.labels: LabelSet = repo.labels(None)
-        self._root = snap.images[self.image].tree
+        self.labels: LabelSet = (LabelSet.from_body(repo.read_body(snap.labels, "labels")) if snap.labels
+                                 else LabelSet())
+        self._root = entry.tree
         self._changes: dict[bytes, dict[str, Any] | None] = {}
         self.validate = validate
         self.result_tree: bytes | None = None
@@ -216,18 +219,31 @@ class Editor:
         return len(self._changes)
 
     # --- applying ---
+    def _encoded(self, out: list[Pending]) -> dict[bytes, bytes | None]:
+        encoded: dict[bytes, bytes | None] = {}
+        for key, rec in self._changes.items():
+            encoded[key] = None if rec is None else tree.encode_entry(key, tree.split_record(rec, out))
+        return encoded
+
+    def apply_to(self, snap: Snapshot) -> bytes:
+        """Apply the edits to ``snap`` (not the working state); returns the new snapshot id."""
+        out: list[Pending] = []
+        encoded = self._encoded(out)
+        entry = snap.images[self.image]
+        new_root = tree.apply(self.repo.store, entry.tree, encoded, out)
+        self.repo.store.write(out)
+        images = dict(snap.images)
+        images[self.image] = ImageEntry(entry.record, new_root, tree.count(self.repo.store, new_root))
+        self._changes.clear()
+        return self.repo.put("snapshot", Snapshot(images, snap.labels).to_body())
+
     def flush(self) -> bytes | None:
         """Apply the edits to the working state (atomically); returns the new tree id."""
         repo = self.repo
         if not self._changes:
             return self._root
         out: list[Pending] = []
-        encoded: dict[bytes, bytes | None] = {}
-        for key, rec in self._changes.items():
-            if rec is None:
-                encoded[key] = None
-            else:
-                encoded[key] = tree.encode_entry(key, tree.split_record(rec, out))
+        encoded = self._encoded(out)
         with repo.lock():
             base, snap_id = repo.working()
             snap = repo.snapshot_object(snap_id)

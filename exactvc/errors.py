@@ -112,3 +112,17 @@ EXIT_CODES: dict[str, int] = {
     "hook_failed": HookFailed.exit_code,
     "corrupt": CorruptObject.exit_code,
 }
+
+
+class PermissionDenied(ExactError):
+    """The server refused: not authenticated (401) or not allowed (403)."""
+
+    exit_code = 9
+    http_status = 403
+    kind = "forbidden"
+
+
+class NetworkError(ExactError):
+    exit_code = 10
+    http_status = 502
+    kind = "network"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExactError, NotFound, UsageError
 from .hooks import run_hook
@@ -99,3 +99,44 @@ def _touches(repo: Repository, c: Commit, image: str) -> bool:
         if ps.images.get(image) != mine:
             return True
     return False
+
+
+def commit_changes(
+    repo: Repository, branch: str, expected_parent: bytes | None, image: str, message: str, author: str,
+    create: list[dict[str, Any]] | None = None, update: list[dict[str, Any]] | None = None,
+    delete: list[str] | None = None, start: str | None = None,
+) -> tuple[bytes, list[str]]:
+    """Commit annotation edits straight onto ``branch`` (no working state): the browser-editing path.
+
+    ``expected_parent`` must be the branch's current tip (None: the branch must not
+    exist yet and starts at ``start``); otherwise RefConflict, so two tabs cannot
+    silently overwrite each other. Returns (commit id, ids of created annotations).
+    """
+    from .edit import Editor
+    from .errors import RefConflict
+    from .refs import check_ref_name
+
+    ref = "heads/" + check_ref_name(branch)
+    cur = repo.refs.read(ref)
+    if cur != expected_parent:
+        raise RefConflict(f"branch {branch} is at {cur.hex()[:12] if cur else 'nothing'}, "
+                          f"not {expected_parent.hex()[:12] if expected_parent else 'nothing'}: reload and retry")
+    parent = cur if cur is not None else (repo.resolve(start) if start else repo.head_commit())
+    if not message.strip():
+        raise UsageError("empty commit message")
+    snap = repo.snapshot_object(repo.commit_object(parent).root) if parent else None
+    if snap is None:
+        raise NotFound("nothing to start the branch from")
+    ed = Editor(repo, image, snapshot=snap)
+    created = []
+    for c in create or []:
+        created.append(ed.add(c["label"], c["geometry"], c.get("properties"), c.get("plane"), c.get("id")))
+    for u in update or []:
+        ed.update(u["id"], label=u.get("label"), geometry=u.get("geometry"), properties=u.get("properties"),
+                  plane=u.get("plane"))
+    for d in delete or []:
+        ed.delete(d)
+    sid = ed.apply_to(snap)
+    cid = write_commit(repo, sid, [parent] if parent else [], message.strip(), author)
+    repo.refs.cas(ref, cur, cid, author, "edit: " + message.strip().splitlines()[0])
+    return cid, created

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from . import tree
 from .errors import Conflict, DirtyWorkingState, InvalidInput, NotFound, UsageError
@@ -69,7 +69,7 @@ def import_(repo: Repository, image: str, file: str, create_labels: bool = False
             "replaced": res.replaced, "labels_created": res.labels_created}
 
 
-def export(repo: Repository, rev: str, image: str | None, fmt: str, out: IO[bytes]) -> int:
+def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO) -> int:
     from .formats.qupath import export as _export
 
     if fmt not in ("geojson", "csv"):
@@ -114,6 +114,12 @@ def status(repo: Repository) -> dict[str, Any]:
     merge = merge_state(repo)
     if merge is not None:
         out["merging"] = merge
+    if out["branch"]:
+        from .remote import ahead_behind
+
+        ab = ahead_behind(repo, out["branch"])
+        if ab is not None:
+            out["upstream"] = ab
     return out
 
 

@@ -207,8 +207,11 @@ def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> 
     def take(n: int) -> bytes:
         nonlocal total
         b = data.read(n)
-        if len(b) != n:
-            raise BadStream("truncated object stream")
+        while len(b) < n:  # network streams may return less than asked
+            more = data.read(n - len(b))
+            if not more:
+                raise BadStream("truncated object stream")
+            b += more
         total += n
         if total > max_bytes:
             raise BadStream("object stream too large")
@@ -282,3 +285,65 @@ def receive(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> Rece
     if new:
         repo.store.write(new)
     return Received(len(items), len(new), types)
+
+
+# --- ref updates -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefUpdate:
+    ref: str
+    old: bytes | None
+    new: bytes | None
+    force: bool = False
+
+    @classmethod
+    def from_json(cls, d: Any) -> RefUpdate:
+        from .refs import check_ref_name
+
+        if not isinstance(d, dict) or not isinstance(d.get("ref"), str):
+            raise InvalidInput("ref update must be an object with 'ref', 'old', 'new'")
+        check_ref_name(d["ref"])
+        return cls(d["ref"], _opt_hex(d.get("old")), _opt_hex(d.get("new")), bool(d.get("force", False)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "old": self.old.hex() if self.old else None,
+                "new": self.new.hex() if self.new else None, "force": self.force}
+
+
+def _opt_hex(v: Any) -> bytes | None:
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) != 64:
+        raise InvalidInput(f"not an object id: {v!r}")
+    try:
+        return bytes.fromhex(v)
+    except ValueError:
+        raise InvalidInput(f"not an object id: {v!r}") from None
+
+
+def check_update(repo: Repository, u: RefUpdate) -> str | None:
+    """Why ``u`` cannot be applied (None if it can): missing objects, or not a fast-forward."""
+    from .graph import is_ancestor
+
+    if u.new is not None:
+        if not repo.store.has(u.new):
+            return f"{u.new.hex()[:12]} is not in the repository"
+        t, _ = repo.store.get(u.new)
+        if u.ref.startswith("heads/") and t != "commit":
+            return f"{u.ref} must point at a commit"
+    cur = repo.refs.read(u.ref)
+    if cur != u.old and not u.force:
+        return (f"{u.ref} is at {cur.hex()[:12] if cur else 'nothing'}, not {u.old.hex()[:12] if u.old else 'nothing'}: "
+                "fetch and merge first (non-fast-forward)")
+    if u.new is not None and cur is not None and not u.force and u.ref.startswith("heads/"):
+        if not is_ancestor(repo, cur, u.new):
+            return f"{u.ref}: {u.new.hex()[:12]} does not contain {cur.hex()[:12]} (non-fast-forward)"
+    return None
+
+
+def apply_update(repo: Repository, u: RefUpdate, who: str, message: str) -> None:
+    """Move one ref by compare-and-swap (forced updates swap from whatever is there now)."""
+    cur = repo.refs.read(u.ref)
+    expected = cur if u.force else u.old
+    repo.refs.cas(u.ref, expected, u.new, who, message)

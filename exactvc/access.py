@@ -1,0 +1,241 @@
+"""Users, tokens, teams and per-repository roles of a server, in SQLite under the server ROOT.
+
+Roles, each including the ones before it:
+
+* ``read``      clone, fetch, read the API;
+* ``annotate``  push to their own branches ``users/NAME/*`` (force allowed there) and to
+                branches that are not protected (fast-forward only);
+* ``maintain``  push to protected branches (``main`` by default), force-push, delete branches;
+* ``admin``     grant roles and change the repository's settings.
+
+Tokens are random, shown once, and stored as their blake3 hash.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
+
+import blake3
+
+from .errors import Conflict, InvalidInput, NotFound
+
+ROLES = ("read", "annotate", "maintain", "admin")
+RANK = {r: i + 1 for i, r in enumerate(ROLES)}
+DB_NAME = ".exact-server.sqlite"
+DEFAULT_PROTECTED = ("main",)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, active INTEGER NOT NULL,
+    site_admin INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS teams (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS team_members (team TEXT NOT NULL, user_id INTEGER NOT NULL, PRIMARY KEY (team, user_id));
+CREATE TABLE IF NOT EXISTS roles (repo TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (repo, kind, who));
+CREATE TABLE IF NOT EXISTS repo_settings (repo TEXT PRIMARY KEY, anonymous_read INTEGER NOT NULL DEFAULT 0,
+    protected TEXT NOT NULL DEFAULT 'main');
+"""
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    site_admin: bool = False
+
+
+def hash_token(token: str) -> str:
+    return blake3.blake3(b"exactvc:token\0" + token.encode()).hexdigest()
+
+
+def check_name(name: str, what: str = "name") -> str:
+    ok = name and len(name) <= 64 and all(c.isalnum() or c in "-_." for c in name) and not name.startswith(".")
+    if not ok:
+        raise InvalidInput(f"invalid {what} {name!r} (letters, digits, - _ . ; at most 64)")
+    return name
+
+
+class AccessStore:
+    def __init__(self, root: Path) -> None:
+        self.path = root / DB_NAME
+        self._local = threading.local()
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- users ---
+    def add_user(self, name: str, site_admin: bool = False) -> str:
+        check_name(name, "user name")
+        token = "exv_" + secrets.token_urlsafe(32)
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"user {name!r} already exists")
+            cur = db.execute("INSERT INTO users (name, active, site_admin, created) VALUES (?, 1, ?, ?)",
+                             (name, int(site_admin), int(time.time())))
+            db.execute("INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+                       (hash_token(token), cur.lastrowid, int(time.time())))
+        return token
+
+    def new_token(self, name: str) -> str:
+        token = "exv_" + secrets.token_urlsafe(32)
+        with self._db() as db:
+            row = db.execute("SELECT id FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no active user {name!r}")
+            db.execute("INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
+                       (hash_token(token), row[0], int(time.time())))
+        return token
+
+    def remove_user(self, name: str) -> None:
+        """Deactivate and anonymise: tokens and roles go, the commits they made stay."""
+        with self._db() as db:
+            row = db.execute("SELECT id FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no active user {name!r}")
+            uid = row[0]
+            db.execute("DELETE FROM tokens WHERE user_id = ?", (uid,))
+            db.execute("DELETE FROM roles WHERE kind = 'user' AND who = ?", (name,))
+            db.execute("DELETE FROM team_members WHERE user_id = ?", (uid,))
+            db.execute("UPDATE users SET active = 0, site_admin = 0, name = ? WHERE id = ?", (f"deleted-{uid}", uid))
+
+    def users(self) -> list[dict[str, object]]:
+        with self._db() as db:
+            rows = db.execute("SELECT name, active, site_admin FROM users ORDER BY name").fetchall()
+        return [{"name": n, "active": bool(a), "site_admin": bool(s)} for n, a, s in rows]
+
+    def authenticate(self, token: str) -> User | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT u.id, u.name, u.site_admin FROM tokens t JOIN users u ON u.id = t.user_id "
+                "WHERE t.hash = ? AND u.active = 1", (hash_token(token),)).fetchone()
+        return User(row[0], row[1], bool(row[2])) if row else None
+
+    # --- teams ---
+    def add_team(self, team: str) -> None:
+        check_name(team, "team name")
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO teams (name) VALUES (?)", (team,))
+
+    def team_add(self, team: str, user: str) -> None:
+        with self._db() as db:
+            if not db.execute("SELECT 1 FROM teams WHERE name = ?", (team,)).fetchone():
+                raise NotFound(f"no team {team!r}")
+            row = db.execute("SELECT id FROM users WHERE name = ? AND active = 1", (user,)).fetchone()
+            if row is None:
+                raise NotFound(f"no active user {user!r}")
+            db.execute("INSERT OR IGNORE INTO team_members (team, user_id) VALUES (?, ?)", (team, row[0]))
+
+    def team_remove(self, team: str, user: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM team_members WHERE team = ? AND user_id = "
+                       "(SELECT id FROM users WHERE name = ?)", (team, user))
+
+    # --- roles ---
+    def grant(self, repo: str, who: str, role: str, team: bool = False) -> None:
+        if role not in ROLES and role != "none":
+            raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)}, or none)")
+        kind = "team" if team else "user"
+        with self._db() as db:
+            table = "teams" if team else "users"
+            col = "name"
+            extra = "" if team else " AND active = 1"
+            if not db.execute(f"SELECT 1 FROM {table} WHERE {col} = ?{extra}", (who,)).fetchone():
+                raise NotFound(f"no {kind} {who!r}")
+            if role == "none":
+                db.execute("DELETE FROM roles WHERE repo = ? AND kind = ? AND who = ?", (repo, kind, who))
+            else:
+                db.execute("INSERT OR REPLACE INTO roles (repo, kind, who, role) VALUES (?, ?, ?, ?)",
+                           (repo, kind, who, role))
+
+    def role(self, repo: str, user: User | None) -> str | None:
+        """The strongest role ``user`` has on ``repo`` (None: no access; anonymous read if enabled)."""
+        best: str | None = None
+        with self._db() as db:
+            if user is not None:
+                rows = db.execute(
+                    "SELECT role FROM roles WHERE repo = ? AND ((kind = 'user' AND who = ?) OR (kind = 'team' AND "
+                    "who IN (SELECT team FROM team_members WHERE user_id = ?)))", (repo, user.name, user.id)
+                ).fetchall()
+                for (r,) in rows:
+                    if best is None or RANK[r] > RANK[best]:
+                        best = r
+                if user.site_admin:
+                    best = "admin"
+            if best is None:
+                row = db.execute("SELECT anonymous_read FROM repo_settings WHERE repo = ?", (repo,)).fetchone()
+                if row and row[0]:
+                    best = "read"
+        return best
+
+    def roles(self, repo: str) -> list[dict[str, str]]:
+        with self._db() as db:
+            rows = db.execute("SELECT kind, who, role FROM roles WHERE repo = ? ORDER BY kind, who", (repo,)).fetchall()
+        return [{"kind": k, "who": w, "role": r} for k, w, r in rows]
+
+    # --- settings ---
+    def settings(self, repo: str) -> dict[str, Any]:
+        with self._db() as db:
+            row = db.execute("SELECT anonymous_read, protected FROM repo_settings WHERE repo = ?", (repo,)).fetchone()
+        if row is None:
+            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED)}
+        return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p]}
+
+    def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None) -> None:
+        cur = self.settings(repo)
+        anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
+        prot = cur["protected"] if protected is None else protected
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected) VALUES (?, ?, ?)",
+                       (repo, int(bool(anon)), ",".join(prot)))  # type: ignore[arg-type]
+
+
+def may_push(role: str | None, user: User | None, branch_ref: str, protected: list[str], force: bool,
+             delete: bool) -> str | None:
+    """None if allowed, else the reason it is refused."""
+    if role is None or user is None:
+        return "authentication required to push"
+    if not branch_ref.startswith("heads/") and not branch_ref.startswith("tags/"):
+        return f"cannot push to {branch_ref}"
+    name = branch_ref.split("/", 1)[1]
+    own = branch_ref.startswith(f"heads/users/{user.name}/")
+    if RANK[role] >= RANK["maintain"]:
+        return None
+    if RANK[role] < RANK["annotate"]:
+        return f"role {role!r} cannot push"
+    if own:
+        return None
+    if branch_ref.startswith("heads/users/"):
+        return f"branch {name} belongs to another user"
+    if branch_ref.startswith("tags/"):
+        return "annotators cannot push tags"
+    if name in protected:
+        return f"branch {name} is protected: maintainers only"
+    if force or delete:
+        return "only maintainers may force-push or delete shared branches"
+    return None

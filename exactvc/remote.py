@@ -1,0 +1,360 @@
+"""Talking to an exactvc server: credentials, clone, fetch, pull, push (client side of docs/protocol.md)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import transfer
+from .errors import (
+    Conflict,
+    ExactError,
+    InvalidInput,
+    NetworkError,
+    NotFound,
+    PermissionDenied,
+    UsageError,
+)
+from .repo import Repository
+
+Progress = Callable[[int, int], None] | None
+NEGOTIATE_ROUND = 128
+
+
+def config_dir() -> Path:
+    d = os.environ.get("EXACT_CONFIG_DIR")
+    return Path(d) if d else Path.home() / ".config" / "exactvc"
+
+
+def _creds_path() -> Path:
+    return config_dir() / "credentials.json"
+
+
+def save_token(url: str, token: str) -> Path:
+    from .fsutil import atomic_write
+
+    p = _creds_path()
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data: dict[str, Any] = {"servers": {}}
+    if p.exists():
+        data = json.loads(p.read_text())
+    data.setdefault("servers", {})[url.rstrip("/")] = token
+    atomic_write(p, json.dumps(data, indent=2, sort_keys=True).encode(), 0o600)
+    os.chmod(p, 0o600)
+    return p
+
+
+def token_for(url: str) -> str | None:
+    env = os.environ.get("EXACT_TOKEN")
+    if env:
+        return env
+    p = _creds_path()
+    if not p.exists():
+        return None
+    servers: dict[str, str] = json.loads(p.read_text()).get("servers", {})
+    best = None
+    for base, tok in servers.items():
+        if url.rstrip("/") == base or url.startswith(base.rstrip("/") + "/"):
+            if best is None or len(base) > len(best[0]):
+                best = (base, tok)
+    return best[1] if best else None
+
+
+class Client:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 300.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise InvalidInput(f"not a server URL (http://HOST:PORT/NAME): {url!r}")
+        self.url = url.rstrip("/")
+        self.token = token if token is not None else token_for(self.url)
+        self.timeout = timeout
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def _req(self, method: str, path: str, body: bytes | None = None, ctype: str = "application/json") -> bytes:
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        if body is not None:
+            req.add_header("Content-Type", ctype)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                data: bytes = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise _http_error(exc) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NetworkError(f"cannot reach {self.url}: {reason}") from None
+        self.bytes_sent += len(body or b"")
+        self.bytes_received += len(data)
+        return data
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self._req("GET", path))
+
+    def post_json(self, path: str, obj: Any) -> Any:
+        return json.loads(self._req("POST", path, json.dumps(obj).encode()))
+
+    def refs(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.get_json("/info/refs")
+        return data
+
+    def negotiate(self, repo: Repository, tips: list[bytes]) -> list[bytes]:
+        """Commits of ours the server has: send our history newest first, in rounds, until covered."""
+        import heapq
+
+        common: list[bytes] = []
+        seen: set[bytes] = set()
+        heap: list[tuple[int, bytes]] = []
+        for t in tips:
+            if t not in seen and repo.store.has(t):
+                seen.add(t)
+                heapq.heappush(heap, (-repo.commit_object(t).generation, t))
+        rounds = 0
+        while heap and rounds < 1000:
+            rounds += 1
+            batch = [heapq.heappop(heap)[1] for _ in range(min(NEGOTIATE_ROUND, len(heap)))]
+            have = {bytes.fromhex(h) for h in self.post_json("/negotiate", {"ids": [b.hex() for b in batch]})["have"]}
+            common.extend(b for b in batch if b in have)
+            for b in batch:
+                if b in have:
+                    continue  # everything below it the server has too
+                for p in repo.commit_object(b).parents:
+                    if p not in seen:
+                        seen.add(p)
+                        heapq.heappush(heap, (-repo.commit_object(p).generation, p))
+            if common and not heap:
+                break
+        return common
+
+
+def _http_error(exc: urllib.error.HTTPError) -> ExactError:
+    try:
+        body = json.loads(exc.read())
+        msg = body["error"]["message"]
+        kind = body["error"]["type"]
+    except Exception:
+        msg, kind = f"HTTP {exc.code}", "http"
+    if exc.code in (401, 403):
+        return PermissionDenied(f"server refused ({exc.code}): {msg}")
+    if exc.code == 404:
+        return NotFound(f"server: {msg}")
+    if exc.code == 409:
+        return Conflict(f"server rejected the update: {msg}" if kind == "non_fast_forward" else f"server: {msg}")
+    if exc.code == 413:
+        return InvalidInput("server: request too large")
+    if 400 <= exc.code < 500:
+        return InvalidInput(f"server: {msg}")
+    return NetworkError(f"server error ({exc.code}): {msg}")
+
+
+# --- remotes in the repository config ------------------------------------------------------------
+
+
+def remotes(repo: Repository) -> dict[str, str]:
+    r: dict[str, str] = dict(repo.config().get("remotes", {}))
+    return r
+
+
+def remote_add(repo: Repository, name: str, url: str) -> None:
+    from .refs import check_ref_name
+
+    check_ref_name(name)
+    if "/" in name:
+        raise InvalidInput(f"invalid remote name {name!r}")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(f"remote URL must start with http:// or https://: {url!r}")
+    r = remotes(repo)
+    if name in r:
+        raise Conflict(f"remote {name!r} already exists")
+    r[name] = url.rstrip("/")
+    repo.set_config("remotes", r)
+
+
+def remote_rm(repo: Repository, name: str) -> None:
+    r = remotes(repo)
+    if name not in r:
+        raise NotFound(f"no remote named {name!r}")
+    del r[name]
+    repo.set_config("remotes", r)
+    for ref, oid in repo.refs.list(f"remotes/{name}/").items():
+        repo.refs.cas(ref, oid, None, "exact", "remote removed")
+
+
+def _client(repo: Repository, remote: str) -> Client:
+    url = remotes(repo).get(remote)
+    if url is None:
+        raise NotFound(f"no remote named {remote!r} (exact remote add {remote} URL)")
+    return Client(url)
+
+
+# --- fetch / push / clone / pull -------------------------------------------------------------------
+
+
+def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -> dict[str, Any]:
+    cl = _client(repo, remote)
+    adv = cl.refs()
+    theirs = {k: bytes.fromhex(v) for k, v in adv["refs"].items()}
+    wants = sorted({v for v in theirs.values() if not repo.store.has(v)})
+    received = 0
+    if wants:
+        local_tips = list(repo.refs.list().values())
+        head = repo.head_commit()
+        if head:
+            local_tips.append(head)
+        haves = cl.negotiate(repo, [t for t in local_tips if _is_commit(repo, t)])
+        data = cl._req("POST", "/fetch", json.dumps({"wants": [w.hex() for w in wants],
+                                                     "haves": [h.hex() for h in haves]}).encode())
+        res = transfer.receive(repo, io.BytesIO(data))
+        received = res.objects
+        if progress:
+            progress(len(data), len(data))
+    updated = {}
+    for ref, oid in theirs.items():
+        if ref.startswith("heads/"):
+            local = f"remotes/{remote}/{ref[6:]}"
+        elif ref.startswith("tags/"):
+            local = ref
+            if repo.refs.read(local) is not None:
+                continue  # tags are not moved by fetch
+        else:
+            continue
+        cur = repo.refs.read(local)
+        if cur != oid:
+            repo.refs.cas(local, cur, oid, "exact", f"fetch {remote}")
+            updated[local] = oid.hex()
+    # remote branches that disappeared
+    for local, oid in repo.refs.list(f"remotes/{remote}/").items():
+        if "heads/" + local[len(f"remotes/{remote}/"):] not in theirs:
+            repo.refs.cas(local, oid, None, "exact", f"fetch {remote}: gone")
+    return {"remote": remote, "objects": received, "updated": updated, "bytes": cl.bytes_received,
+            "head": adv.get("head")}
+
+
+def _is_commit(repo: Repository, oid: bytes) -> bool:
+    try:
+        return repo.store.get(oid)[0] == "commit"
+    except ExactError:
+        return False
+
+
+def push(repo: Repository, remote: str = "origin", branch: str | None = None, force: bool = False,
+         set_upstream: bool = False, delete: bool = False, progress: Progress = None) -> dict[str, Any]:
+    branch = branch or repo.current_branch()
+    if branch is None:
+        raise UsageError("HEAD is detached: name the branch to push")
+    cl = _client(repo, remote)
+    adv = cl.refs()
+    ref = f"heads/{branch}"
+    remote_tip = bytes.fromhex(adv["refs"][ref]) if ref in adv["refs"] else None
+    if delete:
+        body = _push_body([transfer.RefUpdate(ref, remote_tip, None, force=True)], b"")
+        cl._req("POST", "/push", body, "application/x-exactvc-push")
+        return {"remote": remote, "branch": branch, "deleted": True}
+    local_tip = repo.refs.read(ref)
+    if local_tip is None:
+        raise NotFound(f"no local branch {branch!r}")
+    if remote_tip == local_tip:
+        return {"remote": remote, "branch": branch, "status": "up-to-date", "objects": 0, "bytes": 0}
+    if remote_tip is not None and not repo.store.has(remote_tip) and not force:
+        raise Conflict(f"{remote}/{branch} has commits you do not have: exact pull {remote} {branch} first "
+                       "(non-fast-forward)")
+    known = [bytes.fromhex(v) for v in adv["refs"].values() if repo.store.has(bytes.fromhex(v))]
+    haves = [k for k in known if _is_commit(repo, k)]
+    if not haves:
+        haves = cl.negotiate(repo, [local_tip])
+    oids = list(transfer.objects_to_send(repo, [local_tip], haves))
+    buf = io.BytesIO()
+    transfer.write_stream(repo, oids, buf)
+    body = _push_body([transfer.RefUpdate(ref, remote_tip, local_tip, force=force)], buf.getvalue())
+    if progress:
+        progress(0, len(body))
+    res = json.loads(cl._req("POST", "/push", body, "application/x-exactvc-push"))
+    if progress:
+        progress(len(body), len(body))
+    tracking = f"remotes/{remote}/{branch}"
+    cur = repo.refs.read(tracking)
+    repo.refs.cas(tracking, cur, local_tip, "exact", f"push {remote}")
+    if set_upstream:
+        ups = dict(repo.config().get("upstream", {}))
+        ups[branch] = {"remote": remote, "branch": branch}
+        repo.set_config("upstream", ups)
+    return {"remote": remote, "branch": branch, "status": "pushed", "objects": len(oids), "bytes": len(body),
+            "old": remote_tip.hex() if remote_tip else None, "new": local_tip.hex(), "server": res}
+
+
+def _push_body(updates: list[transfer.RefUpdate], stream: bytes) -> bytes:
+    header = json.dumps({"updates": [u.to_json() for u in updates]}).encode()
+    if not stream:
+        b = io.BytesIO()
+        b.write(transfer.MAGIC)
+        import blake3
+
+        h = blake3.blake3(transfer.MAGIC)
+        end = struct.pack("<BI", 0, 0)
+        h.update(end)
+        stream = transfer.MAGIC + end + h.digest()
+    return struct.pack("<I", len(header)) + header + stream
+
+
+def clone(url: str, dest: str | os.PathLike[str], progress: Progress = None) -> dict[str, Any]:
+    d = Path(dest)
+    if d.exists() and any(d.iterdir()):
+        raise Conflict(f"destination {d} exists and is not empty")
+    cl = Client(url)
+    adv = cl.refs()  # fail early (auth, not found) before creating anything
+    repo = Repository.init(d)
+    try:
+        remote_add(repo, "origin", url)
+        res = fetch(repo, "origin", progress)
+        head = adv.get("head") or "heads/main"
+        branch = head[6:] if head.startswith("heads/") else "main"
+        tip = repo.refs.read(f"remotes/origin/{branch}")
+        if tip is not None:
+            repo.refs.cas(f"heads/{branch}", None, tip, "exact", f"clone {url}")
+            repo.refs.write_head(f"ref: heads/{branch}")
+            repo.set_config("upstream", {branch: {"remote": "origin", "branch": branch}})
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return {"path": str(d), "url": url, "branch": branch, "objects": res["objects"], "bytes": res["bytes"]}
+
+
+def pull(repo: Repository, remote: str | None = None, branch: str | None = None) -> dict[str, Any]:
+    from .merge import merge
+
+    cur = repo.current_branch()
+    ups = repo.config().get("upstream", {}).get(cur or "", {})
+    remote = remote or ups.get("remote") or "origin"
+    branch = branch or ups.get("branch") or cur
+    if branch is None:
+        raise UsageError("HEAD is detached: name the branch to pull")
+    f = fetch(repo, remote)
+    tracking = f"remotes/{remote}/{branch}"
+    if repo.refs.read(tracking) is None:
+        raise NotFound(f"{remote} has no branch {branch!r}")
+    res = merge(repo, tracking, message=f"Merge {remote}/{branch} into {cur}")
+    return {"fetch": f, "merge": res.to_dict()}
+
+
+def ahead_behind(repo: Repository, branch: str) -> dict[str, Any] | None:
+    ups = repo.config().get("upstream", {}).get(branch)
+    if not ups:
+        return None
+    tracking = repo.refs.read(f"remotes/{ups['remote']}/{ups['branch']}")
+    local = repo.refs.read(f"heads/{branch}")
+    if tracking is None or local is None:
+        return None
+    from .blame import _walk
+
+    a = {c for c, _ in _walk(repo, local)}
+    b = {c for c, _ in _walk(repo, tracking)}
+    return {"upstream": f"{ups['remote']}/{ups['branch']}", "ahead": len(a - b), "behind": len(b - a)}

@@ -1,0 +1,139 @@
+"""The sync protocol (see docs/protocol.md): ref advertisement, negotiation, fetch and push."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, jsonify, request
+
+from exactvc import transfer
+from exactvc.access import RANK, may_push
+from exactvc.errors import InvalidInput
+from exactvc.hooks import run_hook
+
+from .app import access, current_user, error_response, repos, require
+from .errors import Forbidden
+
+sync = Blueprint("sync", __name__)
+MAX_NEGOTIATE = 4096
+
+
+def _json() -> Any:
+    try:
+        return orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON") from None
+
+
+def _ids(v: Any, what: str) -> list[bytes]:
+    if not isinstance(v, list) or len(v) > MAX_NEGOTIATE:
+        raise InvalidInput(f"{what} must be a list of at most {MAX_NEGOTIATE} ids")
+    out = []
+    for x in v:
+        b = transfer._opt_hex(x)
+        if b is None:
+            raise InvalidInput(f"{what} holds a null id")
+        out.append(b)
+    return out
+
+
+@sync.get("/<name>/info/refs")
+def info_refs(name: str) -> Response:
+    require(name, "read")
+    repo = repos().get(name)
+    head = repo.refs.read_head()
+    return jsonify({"refs": {k: v.hex() for k, v in repo.refs.list().items() if not k.startswith("remotes/")},
+                    "head": head[5:] if head.startswith("ref: ") else head,
+                    "settings": access().settings(name)})
+
+
+@sync.post("/<name>/negotiate")
+def negotiate(name: str) -> Response:
+    """Which of the given commit ids the server has (the client sends its history in rounds)."""
+    require(name, "read")
+    repo = repos().get(name)
+    body = _json()
+    ids = _ids(body.get("ids") if isinstance(body, dict) else None, "ids")
+    have = [i.hex() for i in ids if repo.store.has(i)]
+    return jsonify({"have": have})
+
+
+@sync.post("/<name>/fetch")
+def fetch(name: str) -> Response:
+    require(name, "read")
+    repo = repos().get(name)
+    body = _json()
+    if not isinstance(body, dict):
+        raise InvalidInput("fetch body must be an object with wants and haves")
+    wants = _ids(body.get("wants"), "wants")
+    haves = _ids(body.get("haves", []), "haves")
+    for w in wants:
+        if not repo.store.has(w):
+            raise InvalidInput(f"unknown object {w.hex()}")
+    oids = list(transfer.objects_to_send(repo, wants, haves))
+    data = transfer.stream_bytes(repo, oids)
+    return Response(data, mimetype="application/x-exactvc-stream",
+                    headers={"X-Exact-Objects": str(len(oids))})
+
+
+@sync.post("/<name>/push")
+def push(name: str) -> Response:
+    role = require(name, "read")
+    user = current_user()
+    if user is None:
+        from .errors import Unauthorized
+
+        raise Unauthorized("authentication required to push")
+    if RANK[role] < RANK["annotate"]:
+        raise Forbidden(f"role {role!r} cannot push to {name}")
+    repo = repos().get(name)
+    stream = request.stream
+    head = stream.read(4)
+    if len(head) != 4:
+        raise InvalidInput("push body is truncated")
+    (hlen,) = struct.unpack("<I", head)
+    if hlen > 1 << 20:
+        raise InvalidInput("push header too large")
+    header = stream.read(hlen)
+    try:
+        meta = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("push header is not valid JSON") from None
+    updates = [transfer.RefUpdate.from_json(u) for u in (meta.get("updates") or [])]
+    if not updates:
+        raise InvalidInput("push names no ref updates")
+    settings = access().settings(name)
+    protected = list(settings["protected"])  # type: ignore[arg-type]
+    for u in updates:
+        why = may_push(role, user, u.ref, protected, u.force, u.new is None)
+        if why is not None:
+            raise Forbidden(why)
+    # read and verify everything before any ref moves
+    max_bytes = int(request.max_content_length or 1 << 34)
+    items = transfer.read_stream(repo, stream, max_bytes)
+    transfer.verify_closure(repo, items)
+    new = [p for p in items if not repo.store.has(p.oid)]
+    if new:
+        repo.store.write(new)
+    # the repository's pre-receive hook may refuse the whole push (objects are stored, refs not moved)
+    run_hook(repo.exact_dir, "pre-receive", env_extra={"EXACT_PUSHER": user.name},
+             stdin=orjson.dumps({"user": user.name, "updates": [x.to_json() for x in updates]}))
+    results = []
+    failed = []
+    for u in updates:
+        why = transfer.check_update(repo, u)
+        if why is None:
+            try:
+                transfer.apply_update(repo, u, user.name, f"push by {user.name}")
+            except Exception as exc:  # a concurrent push won the compare-and-swap
+                why = f"{u.ref} moved during the push ({exc}); fetch and merge first (non-fast-forward)"
+        if why is None:
+            results.append({"ref": u.ref, "status": "ok"})
+        else:
+            failed.append(why)
+            results.append({"ref": u.ref, "status": "rejected", "reason": why})
+    if failed:
+        return error_response("non_fast_forward", failed[0], 409, results=results, objects=len(items))
+    return jsonify({"results": results, "objects": len(items), "new": len(new)})
