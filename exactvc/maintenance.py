@@ -558,7 +558,7 @@ def _where(repo: Any, oid: bytes) -> str:
         for pack in store.packs():
             i = pack.find(oid)
             if i is not None:
-                found.append(f"pack {pack.path.name} at offset {int(pack.offsets[i])}")
+                found.append(f"pack {pack.path.name} at offset {pack.offset(i)}")
     except Exception:
         pass
     h = oid.hex()

@@ -513,15 +513,10 @@ class Repository:
                     overlay = {k: new for k, _old, new in tree.diff(self.store, he.tree, root)}
         idx = spatial.open_or_build(self.store, indexed, cache)
         out: list[Annotation] = []
-        try:
-            keys = idx.keys_in(q)
-        finally:
-            idx.close()
-        for k in sorted(keys):
+        for k, rec in idx.entries_in(q):
             if overlay is not None and k in overlay:
                 continue
-            rec = tree.get(self.store, indexed, k)
-            if rec is not None and (label is None or rec["l"] == label):
+            if label is None or rec["l"] == label:
                 out.append(Annotation.from_record(k, tree.join_record(self.store, rec)))
         if overlay:
             for k, rec in overlay.items():

@@ -13,6 +13,7 @@ chains are kept short (``MAX_DEPTH``). Format details: docs/format.md.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import mmap
 import os
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import numpy as np
 
 from . import codec
 from .delta import apply_delta, delta_size, make_delta
@@ -155,6 +155,22 @@ class MemoryStore(ObjectStore):
             self._objs.pop(o, None)
 
 
+class _IdView:
+    """The sorted ids of a pack index as a sequence, for bisect (no copy, no numpy)."""
+
+    __slots__ = ("_buf", "_n")
+
+    def __init__(self, buf: memoryview, n: int) -> None:
+        self._buf = buf
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> bytes:
+        return bytes(self._buf[16 + 32 * i : 48 + 32 * i])
+
+
 class Pack:
     """A read-only pack file and its index, memory-mapped."""
 
@@ -170,9 +186,9 @@ class Pack:
         if len(idx) != ids_end + 8 * n + 32:
             raise CorruptObject(f"pack index {idx_path.name} is truncated")
         self.count = n
-        self.ids = np.frombuffer(idx, dtype="S32", count=n, offset=16)
-        self.offsets = np.frombuffer(idx, dtype="<u8", count=n, offset=ids_end)
         self._idx = idx
+        self._ids = _IdView(memoryview(idx), n)
+        self._offs_at = ids_end
         self._f = open(pack_path, "rb")
         self.size = os.fstat(self._f.fileno()).st_size
         self._mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
@@ -183,15 +199,19 @@ class Pack:
         self._f.close()
 
     def find(self, oid: bytes) -> int | None:
-        i = int(np.searchsorted(self.ids, oid))
+        i = bisect.bisect_left(self._ids, oid)
         if i < self.count and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
             return i
         return None
 
+    def offset(self, i: int) -> int:
+        (off,) = struct.unpack_from("<Q", self._idx, self._offs_at + 8 * i)
+        return int(off)
+
     def entry(self, i: int) -> tuple[int, int, bytes]:
         """(type code, depth, payload) of entry ``i``."""
         assert self._mm is not None
-        off = int(self.offsets[i])
+        off = self.offset(i)
         if off + 6 > self.size:
             raise CorruptObject(f"pack {self.path.name}: index points past the end (offset {off})")
         code, depth, length = struct.unpack_from("<BBI", self._mm, off)
@@ -378,7 +398,7 @@ class DiskStore(ObjectStore):
         idx = bytearray(IDX_MAGIC)
         idx += struct.pack("<Q", n)
         idx += b"".join(e[0] for e in entries)
-        idx += np.array([e[1] for e in entries], dtype="<u8").tobytes()
+        idx += struct.pack(f"<{n}Q", *(e[1] for e in entries))
         idx += trailer
         pack_path = self.pack_dir / f"{name}.pack"
         os.replace(tmp_pack, pack_path)

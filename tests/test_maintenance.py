@@ -172,7 +172,7 @@ def test_fsck_reports_flipped_byte_in_pack_entry(small: Path) -> None:
     for i, oid in enumerate(pack.iter_ids()):
         code, depth, payload = pack.entry(i)
         if code == TYPE_CODES["node"] and depth == 0 and reach.get(oid) == "node" and len(payload) > 200:
-            off = int(pack.offsets[i])
+            off = pack.offset(i)
             break
     else:
         pytest.fail("no suitable pack entry")
