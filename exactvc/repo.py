@@ -519,11 +519,11 @@ class Repository:
             if label is None or rec["l"] == label:
                 out.append(Annotation.from_record(k, tree.join_record(self.store, rec)))
         if overlay:
-            for k, rec in overlay.items():
-                if rec is not None and (label is None or rec["l"] == label) and spatial.intersects(
-                    spatial.record_bounds(rec), q
+            for k, new in overlay.items():
+                if new is not None and (label is None or new["l"] == label) and spatial.intersects(
+                    spatial.record_bounds(new), q
                 ):
-                    out.append(Annotation.from_record(k, tree.join_record(self.store, rec)))
+                    out.append(Annotation.from_record(k, tree.join_record(self.store, new)))
             out.sort(key=lambda a: a.key)
         return out
 
