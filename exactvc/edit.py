@@ -27,7 +27,7 @@ from .store import Pending
 if TYPE_CHECKING:
     from .repo import Repository
 
-_COMPATIBLE = {
+COMPATIBLE = {  # label shape -> the annotation kinds it takes
     "point": {"point", "multipoint"},
     "multipoint": {"point", "multipoint"},
     "box": {"box"},
@@ -72,7 +72,7 @@ class Editor:
         if kind is None and lb.shape in ("box", "ellipse"):
             kind = lb.shape
         k, enc = geometry.canonical(geom, kind)
-        if lb.shape != "any" and k not in _COMPATIBLE.get(lb.shape, {k}):
+        if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
             raise InvalidGeometry(f"label {label!r} takes {lb.shape} shapes, got a {k}")
         return k, enc
 
@@ -155,7 +155,7 @@ class Editor:
             k, enc, (x0, y0, x1, y1) = c
             lb = self.labels.get(label)
             assert lb is not None
-            if lb.shape != "any" and k not in _COMPATIBLE.get(lb.shape, {k}):
+            if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
                 raise InvalidGeometry(f"item {i}: label {label!r} takes {lb.shape} shapes, got a {k}")
             if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
                 raise InvalidGeometry(
@@ -197,7 +197,7 @@ class Editor:
                 lb = self.labels.get(new_label)
                 if lb is None:
                     raise UnknownLabel(f"unknown label {new_label!r}")
-                if lb.shape != "any" and k not in _COMPATIBLE.get(lb.shape, {k}):
+                if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
                     raise InvalidGeometry(f"label {new_label!r} takes {lb.shape} shapes, got a {k}")
         self._check(k, enc)
         props = properties if properties is not None else cur.get("p")
@@ -252,16 +252,31 @@ class Editor:
                 raise NotFound(f"image {self.image!r} was removed meanwhile")
             new_root = tree.apply(repo.store, entry.tree, encoded, out)
             repo.store.write(out)
-            cnt = tree.count(repo.store, new_root)
-            images = dict(snap.images)
-            images[self.image] = ImageEntry(entry.record, new_root, cnt)
-            new_snap = Snapshot(images, snap.labels)
-            sid = repo.put("snapshot", new_snap.to_body())
-            repo.set_working(base, sid)
+            set_working_tree(repo, self.image, new_root)
         self._root = new_root
         self.result_tree = new_root
         self._changes.clear()
         return new_root
+
+
+def set_working_tree(repo: Repository, image: str, root: bytes | None, expected: bytes | None | bool = False) -> None:
+    """Point ``image`` of the working state at tree ``root``; call with ``repo.lock()`` held.
+
+    With ``expected`` (a tree id or None), refuse if the image's tree is no longer that
+    (someone edited it meanwhile); ``False`` means no check.
+    """
+    from .errors import Conflict
+
+    base, snap_id = repo.working()
+    snap = repo.snapshot_object(snap_id)
+    entry = snap.images.get(image)
+    if entry is None:
+        raise NotFound(f"image {image!r} was removed meanwhile")
+    if expected is not False and entry.tree != expected:
+        raise Conflict(f"the annotations of {image!r} changed meanwhile; nothing was changed")
+    images = dict(snap.images)
+    images[image] = ImageEntry(entry.record, root, tree.count(repo.store, root))
+    repo.set_working(base, repo.put("snapshot", Snapshot(images, snap.labels).to_body()))
 
 
 def record_id(rec: dict[str, Any]) -> bytes:

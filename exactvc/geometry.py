@@ -397,7 +397,8 @@ def _fast_rings(np: Any, rings: list[Any], check_valid: bool) -> list[tuple[str,
         return [None] * n_rings  # odd positions: the careful path names the problem
     q = flat * QUANTUM
     ok_ring = np.ones(n_rings, dtype=bool)
-    finite = np.isfinite(q)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(q) & (np.abs(q) < 2.0**53)  # beyond: the careful path reports it
     starts = np.zeros(n_rings, dtype=np.int64)
     starts[1:] = np.cumsum(lengths)[:-1]
     if not finite.all():

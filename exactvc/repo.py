@@ -40,15 +40,6 @@ from .store import DiskStore, MemoryStore, ObjectStore, pending
 
 EXACT_DIR = ".exact"
 SHAPES = ("point", "multipoint", "box", "ellipse", "line", "polygon", "multipolygon", "any")
-_COMPATIBLE = {
-    "point": {"point", "multipoint"},
-    "multipoint": {"point", "multipoint"},
-    "box": {"box"},
-    "ellipse": {"ellipse"},
-    "line": {"line"},
-    "polygon": {"polygon", "multipolygon"},
-    "multipolygon": {"polygon", "multipolygon"},
-}
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,6 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -72,9 +71,11 @@ import orjson
 
 from .. import geometry, tree
 from ..annotation import make_record, normalize_plane
-from ..errors import Conflict, ExactError, InvalidGeometry, InvalidInput, NotFound, UnknownLabel, UsageError
-from ..ids import new_annotation_id
-from ..objects import ImageEntry, LabelSet, Snapshot
+from ..edit import COMPATIBLE as _COMPATIBLE
+from ..edit import set_working_tree
+from ..errors import ExactError, InvalidGeometry, InvalidInput, NotFound, UnknownLabel, UsageError
+from ..ids import format_id, new_annotation_id
+from ..objects import ImageEntry, LabelSet
 from ..store import Pending
 
 if TYPE_CHECKING:
@@ -95,15 +96,6 @@ _LEGACY_TYPES = {
     "PathTileObject": "tile",
     "TMACoreObject": "tmaCore",
     "PathRootObject": "root",
-}
-_COMPATIBLE = {
-    "point": {"point", "multipoint"},
-    "multipoint": {"point", "multipoint"},
-    "box": {"box"},
-    "ellipse": {"ellipse"},
-    "line": {"line"},
-    "polygon": {"polygon", "multipolygon"},
-    "multipolygon": {"polygon", "multipolygon"},
 }
 _LABEL_SHAPE = {
     "point": "point",
@@ -626,118 +618,6 @@ def _prefixed(index: int, exc: ExactError) -> ExactError:
     return type(exc)(f"feature {index}: {exc.message}")
 
 
-class _PolygonCheck:
-    """Bounds and validity of canonical polygons, a batch at a time (numpy + shapely's vectorised is_valid)."""
-
-    def __init__(self, image: str, width: int, height: int) -> None:
-        self.image = image
-        self.width = width
-        self.height = height
-        self.items: list[tuple[int, str, list[Any]]] = []
-
-    def add(self, index: int, kind: str, enc: list[Any]) -> None:
-        self.items.append((index, kind, enc))
-        if len(self.items) >= CHECK_BATCH:
-            self.run()
-
-    def outside(self, index: int, b: tuple[float, float, float, float]) -> InvalidGeometry | None:
-        x0, y0, x1, y1 = b
-        w, h = self.width, self.height
-        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-            return InvalidGeometry(
-                f"feature {index}: coordinates outside the image {self.image!r} ({w}x{h}): "
-                f"bounds {x0:g},{y0:g},{x1:g},{y1:g}"
-            )
-        return None
-
-    def run(self) -> None:
-        items = self.items
-        if not items:
-            return
-        self.items = []
-        try:
-            bad = self._vectorised(items)
-        except (OverflowError, ValueError):
-            bad = None  # coordinates too large for int64: check one by one (they are outside anyway)
-        if bad is None:
-            for index, kind, enc in items:
-                self._one(index, kind, enc)
-            return
-        if bad >= 0:
-            index, kind, enc = items[bad]
-            self._one(index, kind, enc)
-            raise InvalidGeometry(f"feature {index}: invalid {kind}")  # shapely disagreed with itself
-
-    def _one(self, index: int, kind: str, enc: list[Any]) -> None:
-        err = self.outside(index, geometry.bounds(kind, enc))
-        if err is not None:
-            raise err
-        try:
-            geometry.validate(kind, enc)
-        except InvalidInput as exc:
-            raise _prefixed(index, exc) from None
-
-    def _vectorised(self, items: list[tuple[int, str, list[Any]]]) -> int | None:
-        """Index (into items) of the first bad polygon, -1 when all are good, None to fall back."""
-        import shapely
-
-        rings: list[list[int]] = []
-        poly_rings: list[int] = []
-        geom_polys: list[int] = []
-        geom_d: list[int] = []
-        for _i, kind, (d, payload) in items:
-            geom_d.append(d)
-            if kind == "polygon":
-                geom_polys.append(1)
-                poly_rings.append(len(payload))
-                rings.extend(payload)
-            else:
-                geom_polys.append(len(payload))
-                for poly in payload:
-                    poly_rings.append(len(poly))
-                    rings.extend(poly)
-        rl = np.fromiter(map(len, rings), dtype=np.int64, count=len(rings)) >> 1
-        nvals = int(rl.sum()) * 2
-        flat = np.fromiter(chain.from_iterable(rings), dtype=np.int64, count=nvals)
-        if flat.size and int(np.abs(flat).max()) >= 1 << 40:
-            return None
-        xy = flat.reshape(-1, 2)
-        ends = np.cumsum(rl)
-        starts = ends - rl
-        cs = np.cumsum(xy, axis=0)
-        prev = np.zeros((rl.size, 2), dtype=np.int64)
-        prev[1:] = cs[ends[:-1] - 1]
-        pts = cs - np.repeat(prev, rl, axis=0)  # delta decoding, ring by ring
-        npoly = np.asarray(poly_rings, dtype=np.int64)
-        ngeom = np.asarray(geom_polys, dtype=np.int64)
-        poly_off = np.r_[0, np.cumsum(npoly)]
-        geom_off = np.r_[0, np.cumsum(ngeom)]
-        poly_geom = np.repeat(np.arange(ngeom.size), ngeom)
-        # bounds of the exterior rings (each polygon's first), per geometry, in stored integers
-        emin = np.minimum.reduceat(pts, starts, axis=0)[poly_off[:-1]]
-        emax = np.maximum.reduceat(pts, starts, axis=0)[poly_off[:-1]]
-        gmin = np.minimum.reduceat(emin, geom_off[:-1], axis=0)
-        gmax = np.maximum.reduceat(emax, geom_off[:-1], axis=0)
-        scale = np.power(10, np.asarray(geom_d, dtype=np.int64))
-        out = (
-            (gmin[:, 0] < 0)
-            | (gmin[:, 1] < 0)
-            | (gmax[:, 0] > self.width * scale)
-            | (gmax[:, 1] > self.height * scale)
-        )
-        # validity, as shapely sees the decoded coordinates (v / 10**d, like geometry.to_geojson)
-        ring_geom = np.repeat(poly_geom, npoly)
-        vscale = np.repeat(scale[ring_geom], rl).astype(np.float64)
-        coords = pts.astype(np.float64) / vscale[:, None]
-        ring_off = np.r_[0, ends]
-        geoms = shapely.from_ragged_array(
-            shapely.GeometryType.MULTIPOLYGON, coords, (ring_off, poly_off, geom_off)
-        )
-        bad = out | ~shapely.is_valid(geoms)
-        hits = np.flatnonzero(bad)
-        return int(hits[0]) if hits.size else -1
-
-
 class _NewLabel:
     __slots__ = ("color", "kinds")
 
@@ -851,66 +731,100 @@ class _TreeBuilder:
 
 
 class _Converter:
-    """Turns Features into tree entries, checking each as the Editor would (labels, shapes, bounds, validity)."""
+    """Turns Features into tree entries, checking them exactly as the Editor does, a batch at a time
+    (labels, shapes, canonical geometry and polygon validity via ``geometry.canonical_many``, bounds)."""
 
     def __init__(self, image: str, width: int, height: int, shapes: dict[str, str], create_labels: bool) -> None:
         self.image = image
+        self.width = width
+        self.height = height
         self.shapes = shapes  # label name -> shape kind, for the labels that exist
         self.create_labels = create_labels
         self.new_labels: dict[str, _NewLabel] = {}
-        self.check = _PolygonCheck(image, width, height)
         self.blobs: list[Pending] = []  # large geometries split out of their records
 
-    def fail(self, exc: ExactError) -> ExactError:
-        self.check.run()  # an earlier feature's error comes first
-        return exc
-
-    def convert(self, feat: Feature) -> tuple[bytes, bytes]:
-        """``(key, encoded tree entry)`` of one feature."""
-        i = feat.index
+    def _label(self, feat: Feature) -> tuple[str, str | None]:
         label = feat.label or UNCLASSIFIED
         shape = self.shapes.get(label)
-        hint: str | None = None
         if shape is None:
             nl = self.new_labels.get(label)
             if nl is None:
                 if not self.create_labels:
-                    raise self.fail(UnknownLabel(
-                        f"feature {i}: unknown label {label!r} (import with --create-labels to create it)"
-                    ))
+                    raise UnknownLabel(
+                        f"feature {feat.index}: unknown label {label!r} (import with --create-labels to create it)"
+                    )
                 nl = self.new_labels[label] = _NewLabel(feat.color)
             elif nl.color is None:
                 nl.color = feat.color
-        elif shape == "box" or shape == "ellipse":
-            hint = shape
+            return label, None
+        return label, shape if shape in ("box", "ellipse") else None
+
+    def convert_many(self, feats: list[Feature]) -> list[tuple[bytes, bytes]]:
+        """``(key, encoded tree entry)`` of each feature; the first bad feature raises, named."""
         try:
-            kind, enc = geometry.canonical(feat.geometry, hint)
-        except InvalidGeometry as exc:
-            raise self.fail(InvalidGeometry(f"feature {i}: invalid geometry: {exc.message}")) from None
-        except InvalidInput as exc:
-            raise self.fail(_prefixed(i, exc)) from None
-        if shape is None:
-            self.new_labels[label].kinds[kind] = None
-        elif shape != "any" and kind not in _COMPATIBLE.get(shape, (kind,)):
-            raise self.fail(InvalidGeometry(f"feature {i}: label {label!r} takes {shape} shapes, got a {kind}"))
-        if kind == "polygon" or kind == "multipolygon":
-            self.check.add(i, kind, enc)
-        else:
-            err = self.check.outside(i, geometry.bounds(kind, enc))
-            if err is not None:
-                raise self.fail(err)
-        props = feat.properties
-        if "image" in props and props["image"] == self.image:
-            props = {k: v for k, v in props.items() if k != "image"}  # written by a multi-image export
-        try:
-            record = make_record(kind, enc, label, props, feat.plane)
-        except InvalidInput as exc:
-            raise self.fail(_prefixed(i, exc)) from None
-        key = feat.id if feat.id is not None else new_annotation_id()
-        try:
-            return key, tree.encode_entry(key, tree.split_record(record, self.blobs))
-        except (OverflowError, ValueError):  # beyond 64 bits: outside any image, which the check reports
-            raise self.fail(InvalidGeometry(f"feature {i}: coordinates too large to store")) from None
+            return self._convert_many(feats)
+        except ExactError:
+            # the vectorised pass found a problem: redo the batch in file order to name the first one
+            new_labels = dict(self.new_labels)
+            for f in feats:
+                self._convert_many([f])
+            self.new_labels = new_labels
+            raise
+
+    def _convert_many(self, feats: list[Feature]) -> list[tuple[bytes, bytes]]:
+        labels = [self._label(f) for f in feats]
+        by_hint: dict[str | None, list[int]] = {}
+        for j, (_label, hint) in enumerate(labels):
+            by_hint.setdefault(hint, []).append(j)
+        canon: list[Any] = [None] * len(feats)
+        for hint, idxs in by_hint.items():
+            geoms = [feats[j].geometry for j in idxs]
+            try:
+                res = geometry.canonical_many(geoms, hint, check_valid=True)
+            except InvalidInput:
+                for j in idxs:  # find the first culprit to name it
+                    try:
+                        k, enc = geometry.canonical(feats[j].geometry, hint)
+                    except InvalidGeometry as exc:
+                        raise InvalidGeometry(f"feature {feats[j].index}: invalid geometry: {exc.message}") from None
+                    except InvalidInput as exc:
+                        raise _prefixed(feats[j].index, exc) from None
+                    try:
+                        geometry.validate(k, enc)
+                    except InvalidInput as exc:
+                        raise _prefixed(feats[j].index, exc) from None
+                raise
+            for j, r in zip(idxs, res, strict=True):
+                canon[j] = r
+        out: list[tuple[bytes, bytes]] = []
+        w, h = self.width, self.height
+        for j, feat in enumerate(feats):
+            i = feat.index
+            label = labels[j][0]
+            kind, enc, (x0, y0, x1, y1) = canon[j]
+            shape = self.shapes.get(label)
+            if shape is None:
+                self.new_labels[label].kinds[kind] = None
+            elif shape != "any" and kind not in _COMPATIBLE.get(shape, (kind,)):
+                raise InvalidGeometry(f"feature {i}: label {label!r} takes {shape} shapes, got a {kind}")
+            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+                raise InvalidGeometry(
+                    f"feature {i}: coordinates outside the image {self.image!r} ({w}x{h}): "
+                    f"bounds {x0:g},{y0:g},{x1:g},{y1:g}"
+                )
+            props = feat.properties
+            if "image" in props and props["image"] == self.image:
+                props = {k: v for k, v in props.items() if k != "image"}  # written by a multi-image export
+            try:
+                record = make_record(kind, enc, label, props, feat.plane)
+            except InvalidInput as exc:
+                raise _prefixed(i, exc) from None
+            key = feat.id if feat.id is not None else new_annotation_id()
+            try:
+                out.append((key, tree.encode_entry(key, tree.split_record(record, self.blobs))))
+            except (OverflowError, ValueError):
+                raise InvalidGeometry(f"feature {i}: coordinates too large to store") from None
+        return out
 
 
 def _merge_labels(into: dict[str, _NewLabel], found: dict[str, tuple[str | None, list[str]]]) -> None:
@@ -940,21 +854,13 @@ def _convert_chunk(
         image, width, height, shapes, create = setup
         conv = _Converter(image, width, height, dict(shapes), create)
         _WORKER_STATE["conv"], _WORKER_STATE["setup"] = conv, setup
-    out: list[tuple[bytes, int, bytes]] = []
     try:
-        for j, raw in enumerate(raws):
-            i = first + j
-            try:
-                feat = feature_from_json(i, _loads(raw) if isinstance(raw, bytes) else raw)
-            except ExactError as exc:
-                raise conv.fail(exc) from None
-            key, entry = conv.convert(feat)
-            out.append((key, i, entry))
-        conv.check.run()
+        feats = [feature_from_json(first + j, _loads(raw) if isinstance(raw, bytes) else raw)
+                 for j, raw in enumerate(raws)]
+        out = [(key, f.index, entry) for f, (key, entry) in zip(feats, conv.convert_many(feats), strict=True)]
         return out, conv.blobs, {n: (nl.color, list(nl.kinds)) for n, nl in conv.new_labels.items()}
     finally:
         conv.blobs, conv.new_labels = [], {}
-        conv.check.items = []
 
 
 def _workers(path: Path, asked: int | None) -> int:
@@ -1058,18 +964,8 @@ def _import(
         created.append(lname)
 
     with repo.lock():
-        base, sid = repo.working()
-        cur = repo.snapshot_object(sid)
-        entry = cur.images.get(name)
-        if entry is None:
-            raise NotFound(f"image {name!r} was removed during the import")
-        if entry.tree != entry0.tree:
-            raise Conflict(f"the annotations of {name!r} changed during the import; nothing was imported")
-        count = tree.count(repo.store, root)
-        images = dict(cur.images)
-        images[name] = ImageEntry(entry.record, root, count)
-        new_sid = repo.put("snapshot", Snapshot(images, cur.labels).to_body())
-        repo.set_working(base, new_sid)
+        set_working_tree(repo, name, root, expected=entry0.tree)
+    count = tree.count(repo.store, root)
     added = count - entry0.count
     return ImportResult(features=n, added=added, replaced=n - added, labels_created=created)
 
@@ -1078,22 +974,22 @@ def _convert_serial(
     path: Path, progress: Progress | None, batch: int, builder: _TreeBuilder, conv: _Converter
 ) -> int:
     n = 0
-    feats = read_features(path, progress)
-    convert = conv.convert
-    add = builder.add
-    while True:
-        try:
-            feat = next(feats, None)
-        except ExactError as exc:
-            raise conv.fail(exc) from None
-        if feat is None:
-            break
-        key, entry = convert(feat)
-        add(key, feat.index, entry)
-        n += 1
+    pending: list[Feature] = []
+
+    def flush() -> None:
+        for f, (key, entry) in zip(pending, conv.convert_many(pending), strict=True):
+            builder.add(key, f.index, entry)
+        pending.clear()
         if len(builder) >= batch:
             builder.end_batch()
-    conv.check.run()
+
+    for feat in read_features(path, progress):
+        pending.append(feat)
+        n += 1
+        if len(pending) >= CHECK_BATCH:
+            flush()
+    if pending:
+        flush()
     return n
 
 
@@ -1159,9 +1055,7 @@ def _convert_parallel(
 # --- exporting ----------------------------------------------------------------------------------------
 
 
-def format_uuid(key: bytes) -> str:
-    h = key.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+format_uuid = format_id
 
 
 def selected_images(repo: Repository, rev: str | None, image: str | None) -> tuple[list[tuple[str, ImageEntry]], LabelSet]:
