@@ -144,7 +144,7 @@ def encode_entry(key: bytes, record: dict[str, Any]) -> bytes:
 def split_record(record: dict[str, Any], blobs: list[Pending]) -> dict[str, Any]:
     """Move a large geometry into a blob object; the record keeps its id and bounds."""
     g = record.get("g")
-    if g is None or _small(g[1]):
+    if g is None or _small(record["k"], g[1]):
         return record
     gb = codec.pack(g)
     if len(gb) <= INLINE_GEOMETRY:
@@ -160,15 +160,14 @@ def split_record(record: dict[str, Any], blobs: list[Pending]) -> dict[str, Any]
     return dict(sorted(out.items()))
 
 
-def _small(payload: list[Any]) -> bool:
+def _small(kind: str, payload: list[Any]) -> bool:
     """Cheap check that a geometry payload surely encodes under INLINE_GEOMETRY bytes (9 bytes a number at most)."""
-    n = 0
-    for part in payload:
-        if isinstance(part, list):
-            for sub in part:
-                n += len(sub) if isinstance(sub, list) else 1
-        else:
-            n += 1
+    if kind == "polygon":
+        n = sum(map(len, payload))
+    elif kind == "multipolygon":
+        n = sum(len(r) for p in payload for r in p)
+    else:
+        n = len(payload)
     return n * 9 + 64 < INLINE_GEOMETRY
 
 
