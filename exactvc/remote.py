@@ -269,7 +269,7 @@ def push(repo: Repository, remote: str = "origin", branch: str | None = None, fo
     haves = [k for k in known if _is_commit(repo, k)]
     if not haves:
         haves = cl.negotiate(repo, [local_tip])
-    oids = list(transfer.objects_to_send(repo, [local_tip], haves))
+    oids = list(transfer.objects_with_bases(repo, [local_tip], haves))
     buf = io.BytesIO()
     transfer.write_stream(repo, oids, buf)
     body = _push_body([transfer.RefUpdate(ref, remote_tip, local_tip, force=force)], buf.getvalue())

@@ -63,28 +63,32 @@ def commits_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[by
     return out
 
 
-def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[bytes]:
-    """Nodes and blobs of tree ``new`` that tree ``old`` lacks: walk both top-down, prune equal subtrees."""
+def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[tuple[bytes, bytes | None]]:
+    """Nodes and blobs of tree ``new`` that tree ``old`` lacks, each with the old node it best replaces
+    (a delta base the receiver has): walk both top-down, level by level, pruning equal subtrees."""
+    import bisect
+
     if new is None or old == new:
         return
-    old_ids: set[bytes] = set()
     sa: list[tuple[int, bytes]] = [(tree.load(repo.store, old).level, old)] if old else []
     sb: list[tuple[int, bytes]] = [(tree.load(repo.store, new).level, new)]
-    # expand the old side only as deep as the new side goes, level by level
     while sb:
         lvl = max(x[0] for x in sb)
+        # bring the old side down to the same level
         while sa and max(x[0] for x in sa) > lvl:
             top = max(x[0] for x in sa)
             nxt: list[tuple[int, bytes]] = []
             for lv, oid in sa:
                 if lv == top:
                     n = tree.load(repo.store, oid)
-                    if n.level > 0:
-                        nxt.extend((n.level - 1, v[0]) for v in n.values)
+                    nxt.extend((n.level - 1, v[0]) for v in n.values) if n.level > 0 else None
                 else:
                     nxt.append((lv, oid))
             sa = nxt
-        old_ids = {oid for lv, oid in sa if lv == lvl}
+        olds = [(tree.load(repo.store, oid).keys[0], oid) for lv, oid in sa if lv == lvl]
+        olds.sort()
+        old_ids = {oid for _, oid in olds}
+        first_keys = [k for k, _ in olds]
         nxt_b: list[tuple[int, bytes]] = []
         for lv, oid in sb:
             if lv != lvl:
@@ -92,42 +96,55 @@ def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterat
                 continue
             if oid in old_ids:
                 continue  # the receiver has this whole subtree
-            yield oid
             n = tree.load(repo.store, oid)
+            base = None
+            if olds:
+                i = max(0, bisect.bisect_right(first_keys, n.keys[0]) - 1)
+                base = olds[i][1]
+            yield oid, base
             if n.level == 0:
                 for rec in n.values:
                     if "G" in rec:
-                        yield rec["G"]
+                        yield rec["G"], None
             else:
                 nxt_b.extend((n.level - 1, v[0]) for v in n.values)
+        # only the old nodes next to changed new ones matter further down
         sb = nxt_b
 
 
 def objects_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]) -> Iterator[bytes]:
     """Every object the receiver needs for ``wants``, given it has ``haves`` (and all they reach)."""
+    for oid, _base in objects_with_bases(repo, wants, haves):
+        yield oid
+
+
+def objects_with_bases(
+    repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]
+) -> Iterator[tuple[bytes, bytes | None]]:
+    """Like :func:`objects_to_send`, each with an object the receiver has that it may be sent as a delta of."""
     haves = [h for h in haves if repo.store.has(h)]
     commits = commits_to_send(repo, wants, haves)
     sent: set[bytes] = set()
     base_snaps = [repo.snapshot_object(repo.commit_object(h).root) for h in haves]
     for c in commits:
         co = repo.commit_object(c)
-        yield c
+        yield c, None
         if co.root in sent:
             continue
         sent.add(co.root)
-        yield co.root
+        yield co.root, None
         snap = repo.snapshot_object(co.root)
         parent_snaps = [repo.snapshot_object(repo.commit_object(p).root) for p in co.parents
                         if repo.store.has(p)]
         refs = parent_snaps + base_snaps
         if snap.labels is not None and snap.labels not in sent and all(s.labels != snap.labels for s in refs):
             sent.add(snap.labels)
-            yield snap.labels
+            yield snap.labels, None
         for name, e in snap.images.items():
             if e.record not in sent and all(s.images.get(name, None) is None or
                                             s.images[name].record != e.record for s in refs):
                 sent.add(e.record)
-                yield e.record
+                yield e.record, None
             old = None
             for s in refs:
                 pe = s.images.get(name)
@@ -135,29 +152,44 @@ def objects_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[by
                     old = pe.tree
                     if old == e.tree:
                         break
-            for oid in _new_nodes(repo, old, e.tree):
+            for oid, base in _new_nodes(repo, old, e.tree):
                 if oid not in sent:
                     sent.add(oid)
-                    yield oid
+                    yield oid, base
 
 
 # --- the stream ---------------------------------------------------------------------------------------
 
 
-def write_stream(repo: Repository, oids: Iterable[bytes], out: IO[bytes],
+DELTA = 0xFF
+
+
+def write_stream(repo: Repository, oids: Iterable[bytes | tuple[bytes, bytes | None]], out: IO[bytes],
                  progress: Callable[[int], None] | None = None) -> int:
+    """Write a stream of the objects; an item ``(id, base)`` may go as a delta against ``base``
+    (an object the receiver is known to have) when that is smaller."""
+    from .delta import delta_size, make_delta
+
     h = blake3.blake3()
     h.update(MAGIC)
     out.write(MAGIC)
     n = 0
-    for oid in oids:
+    for item in oids:
+        oid, base = item if isinstance(item, tuple) else (item, None)
         t, data = repo.store.get(oid)
-        z = zlib.compress(data, 6)
-        head = struct.pack("<B32sI", TYPE_CODES[t], oid, len(z))
-        out.write(head)
-        out.write(z)
-        h.update(head)
-        h.update(z)
+        frame = None
+        if base is not None:
+            bt, bdata = repo.store.get(base)
+            if bt == t:
+                ops = make_delta(bdata, data)
+                if delta_size(ops) < len(data) // 2:
+                    z = zlib.compress(bytes([TYPE_CODES[t]]) + base + codec.pack(ops), 6)
+                    frame = struct.pack("<B32sI", DELTA, oid, len(z)) + z
+        if frame is None:
+            z = zlib.compress(data, 6)
+            frame = struct.pack("<B32sI", TYPE_CODES[t], oid, len(z)) + z
+        out.write(frame)
+        h.update(frame)
         n += 1
         if progress is not None:
             progress(n)
@@ -168,7 +200,7 @@ def write_stream(repo: Repository, oids: Iterable[bytes], out: IO[bytes],
     return n
 
 
-def stream_bytes(repo: Repository, oids: Iterable[bytes]) -> bytes:
+def stream_bytes(repo: Repository, oids: Iterable[bytes | tuple[bytes, bytes | None]]) -> bytes:
     import io
 
     buf = io.BytesIO()
@@ -234,7 +266,7 @@ def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> 
         head = take(36)
         h.update(head)
         oid, length = struct.unpack("<32sI", head)
-        t = CODE_TYPES.get(code_b[0])
+        t = CODE_TYPES.get(code_b[0]) if code_b[0] != DELTA else "delta"
         if t is None:
             raise BadStream(f"unknown object type code {code_b[0]}")
         if length > MAX_OBJECT:
@@ -245,12 +277,35 @@ def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> 
             raw = zlib.decompress(z)
         except zlib.error:
             raise BadStream(f"object {oid.hex()} does not decompress") from None
+        if t == "delta":
+            t, raw = _undelta(repo, oid, raw, {p.oid: p for p in items[-64:]})
         if codec.object_id(t, raw) != oid:
             raise BadStream(f"object {oid.hex()}: bytes do not match its id")
         items.append(Pending(oid, t, raw))
     if take(32) != h.digest():
         raise BadStream("stream checksum mismatch")
     return items
+
+
+def _undelta(repo: Repository, oid: bytes, raw: bytes, recent: dict[bytes, Pending]) -> tuple[str, bytes]:
+    from .delta import apply_delta
+
+    if len(raw) < 33 or raw[0] not in CODE_TYPES:
+        raise BadStream(f"object {oid.hex()}: malformed delta")
+    t = CODE_TYPES[raw[0]]
+    base = raw[1:33]
+    if base in recent:
+        bdata = recent[base].data
+    else:
+        try:
+            _bt, bdata = repo.store.get(base)
+        except ExactError:
+            raise BadStream(f"object {oid.hex()}: delta base {base.hex()} is not here") from None
+    try:
+        ops = codec.unpack(raw[33:])
+        return t, apply_delta(bdata, ops)
+    except (ExactError, ValueError, TypeError):
+        raise BadStream(f"object {oid.hex()}: delta does not apply") from None
 
 
 def verify_closure(repo: Repository, items: list[Pending]) -> None:

@@ -72,7 +72,7 @@ def fetch(name: str) -> Response:
     for w in wants:
         if not repo.store.has(w):
             raise InvalidInput(f"unknown object {w.hex()}")
-    oids = list(transfer.objects_to_send(repo, wants, haves))
+    oids = list(transfer.objects_with_bases(repo, wants, haves))
     data = transfer.stream_bytes(repo, oids)
     return Response(data, mimetype="application/x-exactvc-stream",
                     headers={"X-Exact-Objects": str(len(oids))})
