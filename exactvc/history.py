@@ -61,6 +61,9 @@ def make_commit(repo: Repository, message: str, author: str | None = None, allow
         cid = write_commit(repo, snap_id, parents, message.strip(), who)
         advance_head(repo, base, cid, who, "commit: " + message.strip().splitlines()[0])
         repo.set_working(cid, snap_id)
+        consolidate = getattr(repo.store, "consolidate", None)
+        if consolidate is not None:
+            consolidate()  # keep lookups fast: a handful of packs, not one per edit
     return cid.hex()
 
 

@@ -44,7 +44,8 @@ def new_annotation_id() -> bytes:
 
 
 def format_id(key: bytes) -> str:
-    return str(uuid.UUID(bytes=key))
+    h = key.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_id(text: str) -> bytes:

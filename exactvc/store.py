@@ -270,10 +270,9 @@ class DiskStore(ObjectStore):
         return self.root / h[:2] / h[2:]
 
     def has(self, oid: bytes) -> bool:
-        if self._find(oid) is not None or self._loose_path(oid).exists():
-            return True
-        self.refresh()
-        return self._find(oid) is not None
+        # no refresh here: packs written by other processes are picked up by refresh() (each server
+        # request, each open) and by a read that misses; a stale "no" only means a harmless duplicate
+        return self._find(oid) is not None or self._loose_path(oid).exists()
 
     def depth(self, oid: bytes) -> int:
         found = self._find(oid)
@@ -406,6 +405,53 @@ class DiskStore(ObjectStore):
         atomic_write(self.pack_dir / f"{name}.idx", bytes(idx), 0o444)
         self.refresh()
         return pack_path
+
+    def consolidate(self, max_packs: int = 8) -> int:
+        """Merge the smaller packs into one once there are more than ``max_packs`` (entries copied as
+        they are, deltas included); the largest pack is left alone. Returns how many packs were merged.
+
+        Crash-safe like every pack write: the merged pack is visible before the old ones go.
+        Call with the repository lock held.
+        """
+        self.refresh()
+        packs = self.packs()  # smallest first
+        if len(packs) <= max_packs:
+            return 0
+        small = packs[:-1]
+        name = f"pack-{time.time_ns():x}-{os.getpid():x}"
+        tmp_pack = self.pack_dir / f".{name}.pack.tmp"
+        hasher = blake3.blake3()
+        entries: list[tuple[bytes, int]] = []
+        seen: set[bytes] = set()
+        try:
+            with open(tmp_pack, "wb") as f:
+                f.write(PACK_MAGIC)
+                hasher.update(PACK_MAGIC)
+                pos = len(PACK_MAGIC)
+                for pack in small:
+                    for i, oid in enumerate(pack.iter_ids()):
+                        if oid in seen:
+                            continue
+                        seen.add(oid)
+                        code, depth, payload = pack.entry(i)
+                        head = struct.pack("<BBI", code, depth, len(payload))
+                        f.write(head)
+                        f.write(payload)
+                        hasher.update(head)
+                        hasher.update(payload)
+                        entries.append((oid, pos))
+                        pos += len(head) + len(payload)
+                trailer = hasher.digest()
+                f.write(trailer)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp_pack.unlink()
+            raise
+        self._publish(name, tmp_pack, trailer, entries)
+        self.remove_packs(small)
+        return len(small)
 
     def loose_ids(self) -> list[bytes]:
         out = []
