@@ -121,7 +121,7 @@ def _build(store: ObjectStore, root: bytes, cache_dir: Path | None) -> SpatialIn
     for _oid, node in tree.iter_nodes(store, root):
         if node.level == 0:
             raws.extend(node.raw)
-            boxes.extend(record_bounds(v) for v in node.values)
+            boxes.extend(record_bounds(node.value(i)) for i in range(len(node.raw)))
     # iter_nodes is depth-first in key order, so raws are sorted by key
     n = len(raws)
     offsets = [0]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from . import codec
@@ -52,18 +51,43 @@ def is_boundary(key: bytes, level: int) -> bool:
     return codec.key_hash(key) & ((1 << (BITS * (level + 1))) - 1) == 0
 
 
-@dataclass(frozen=True)
 class Node:
-    level: int
-    keys: list[bytes]
-    values: list[Any]  # leaf: record dicts; internal: [child_id, count]
-    raw: list[bytes]  # encoded entries
+    """A decoded node. Leaf records stay encoded until asked for (``value(i)``): a cached leaf
+    is a few bytes objects, not thousands of dicts and lists for the garbage collector to walk."""
+
+    __slots__ = ("level", "keys", "raw", "_values")
+
+    def __init__(self, level: int, keys: list[bytes], raw: list[bytes], values: list[Any] | None = None) -> None:
+        self.level = level
+        self.keys = keys
+        self.raw = raw  # encoded entries
+        self._values = values  # internal nodes: [child_id, count]; leaves: decoded on demand
+
+    def value(self, i: int) -> Any:
+        if self._values is not None:
+            return self._values[i]
+        return _leaf_record(self.raw[i])
+
+    @property
+    def values(self) -> list[Any]:
+        """All values (leaf records decoded fresh each time for leaves)."""
+        if self._values is not None:
+            return self._values
+        return [_leaf_record(r) for r in self.raw]
 
     @property
     def count(self) -> int:
         if self.level == 0:
             return len(self.keys)
         return sum(v[1] for v in self.values)
+
+
+def _leaf_record(raw: bytes) -> dict[str, Any]:
+    e = codec.unpack(raw)
+    if not (isinstance(e, list) and len(e) == 2 and isinstance(e[1], dict)):
+        raise CorruptObject("tree leaf entry is not [key, record]")
+    rec: dict[str, Any] = e[1]
+    return rec
 
 
 class NodeCache:
@@ -99,30 +123,49 @@ def _cache(store: ObjectStore) -> NodeCache:
 
 
 def decode_node(data: bytes, oid: bytes | None = None) -> Node:
-    body = codec.unpack(data)
+    """Split a node into its encoded entries (msgpack skips, no full decode) and check its shape."""
+    import msgpack
+
     where = oid.hex() if oid else "node"
-    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[0], int) or not isinstance(body[1], list):
-        raise CorruptObject(f"tree node {where} is malformed")
-    level, entries = body
+    up = msgpack.Unpacker(raw=False, strict_map_key=True)
+    up.feed(data)
+    try:
+        if up.read_array_header() != 2:
+            raise ValueError
+        level = up.unpack()
+        if not isinstance(level, int) or level < 0:
+            raise ValueError
+        n = up.read_array_header()
+        starts = [up.tell()]
+        for _ in range(n):
+            up.skip()
+            starts.append(up.tell())
+        if starts[-1] != len(data):
+            raise ValueError
+    except Exception:  # msgpack raises several exception types for malformed input
+        raise CorruptObject(f"tree node {where} is malformed") from None
+    raw = [data[starts[i] : starts[i + 1]] for i in range(n)]
     keys: list[bytes] = []
-    values: list[Any] = []
-    raw: list[bytes] = []
-    pack = codec.pack
-    for e in entries:
-        if level == 0:
-            if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], bytes) and isinstance(e[1], dict)):
+    values: list[Any] | None = None
+    if level == 0:
+        for r in raw:
+            is_map = len(r) > 19 and ((r[19] & 0xF0) == 0x80 or r[19] in (0xDE, 0xDF))
+            if r[:3] != b"\x92\xc4\x10" or not is_map:
                 raise CorruptObject(f"tree node {where} has a malformed leaf entry")
-            keys.append(e[0])
-            values.append(e[1])
-        else:
-            if not (isinstance(e, list) and len(e) == 3 and isinstance(e[1], bytes) and isinstance(e[2], int)):
+            keys.append(r[3:19])
+    else:
+        values = []
+        for r in raw:
+            if r[:3] != b"\x93\xc4\x10" or r[19:21] != b"\xc4\x20" or len(r) < 54:
                 raise CorruptObject(f"tree node {where} has a malformed child entry")
-            keys.append(e[0])
-            values.append([e[1], e[2]])
-        raw.append(pack(e))
-    if keys != sorted(keys) or len(set(keys)) != len(keys):
+            cnt = codec.unpack(r[53:])
+            if not isinstance(cnt, int) or cnt < 0:
+                raise CorruptObject(f"tree node {where} has a malformed child count")
+            keys.append(r[3:19])
+            values.append([r[21:53], cnt])
+    if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
         raise CorruptObject(f"tree node {where} has keys out of order")
-    return Node(level, keys, values, raw)
+    return Node(level, keys, raw, values)
 
 
 def load(store: ObjectStore, oid: bytes) -> Node:
@@ -271,7 +314,7 @@ def get(store: ObjectStore, root: bytes | None, key: bytes) -> dict[str, Any] | 
 
     i = bisect_left(node.keys, key)
     if i < len(node.keys) and node.keys[i] == key:
-        rec: dict[str, Any] = node.values[i]
+        rec: dict[str, Any] = node.value(i)
         return rec
     return None
 
@@ -296,7 +339,7 @@ def _items(store: ObjectStore, node: Node, start: bytes | None) -> Iterator[tupl
     i0 = 0 if start is None else bisect_left(node.keys, start)
     if node.level == 0:
         for i in range(i0, len(node.keys)):
-            yield node.keys[i], node.values[i]
+            yield node.keys[i], node.value(i)
         return
     for i in range(min(i0, len(node.keys) - 1) if start is not None else 0, len(node.keys)):
         yield from _items(store, load(store, node.values[i][0]), start)
@@ -420,8 +463,7 @@ def _apply_level(
                         ch.add(k, raw, c)
                     ei += 1
                 else:
-                    v = node.values[i]
-                    ch.add(node.keys[i], node.raw[i], 1 if level == 0 else v[1])
+                    ch.add(node.keys[i], node.raw[i], 1 if level == 0 else node.value(i)[1])
                     i += 1
             if not ch.open and (ei >= n_edits or edits[ei][0] > last):
                 break  # cut points meet the old ones again
@@ -502,7 +544,7 @@ def diff(
         _, _, oid = stack.pop()
         node = load(store, oid)
         if node.level == 0:
-            stack.extend((False, k, v) for k, v in zip(reversed(node.keys), reversed(node.values), strict=True))
+            stack.extend((False, k, r) for k, r in zip(reversed(node.keys), reversed(node.raw), strict=True))
         else:
             lvl = node.level - 1
             stack.extend((True, lvl, v[0]) for v in reversed(node.values))
@@ -523,25 +565,25 @@ def diff(
             expand(sb)
         else:
             if x[1] < y[1]:
-                yield x[1], x[2], None
+                yield x[1], _leaf_record(x[2]), None
                 sa.pop()
             elif x[1] > y[1]:
-                yield y[1], None, y[2]
+                yield y[1], None, _leaf_record(y[2])
                 sb.pop()
             else:
-                if x[2] != y[2]:
-                    yield x[1], x[2], y[2]
+                if x[2] != y[2]:  # canonical encodings: equal bytes, equal records
+                    yield x[1], _leaf_record(x[2]), _leaf_record(y[2])
                 sa.pop()
                 sb.pop()
     while sa:
         if sa[-1][0]:
             expand(sa)
         else:
-            _, k, v = sa.pop()
-            yield k, v, None
+            _, k, r = sa.pop()
+            yield k, _leaf_record(r), None
     while sb:
         if sb[-1][0]:
             expand(sb)
         else:
-            _, k, v = sb.pop()
-            yield k, None, v
+            _, k, r = sb.pop()
+            yield k, None, _leaf_record(r)
