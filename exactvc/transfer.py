@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 import blake3
 
 from . import codec, tree
-from .errors import ExactError, InvalidInput, MissingObject
+from .errors import ExactError, InvalidInput
 from .objects import Commit, Snapshot, Tag
 from .store import CODE_TYPES, TYPE_CODES, Pending
 
@@ -37,6 +37,12 @@ MAX_OBJECT = 16 * 1024 * 1024
 
 class BadStream(InvalidInput):
     kind = "bad_stream"
+
+
+class MissingReference(BadStream):
+    """A received object references one that is neither in the stream nor stored."""
+
+    kind = "missing_object"
 
 
 # --- what to send -------------------------------------------------------------------------------------
@@ -61,6 +67,13 @@ def commits_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[by
         stack.extend(repo.commit_object(c).parents)
     out.sort(key=lambda c: repo.commit_object(c).generation)
     return out
+
+
+def _kind(repo: Repository, oid: bytes) -> str | None:
+    try:
+        return repo.store.get(oid)[0]
+    except ExactError:
+        return None
 
 
 def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[tuple[bytes, bytes | None]]:
@@ -122,8 +135,16 @@ def objects_with_bases(
     repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]
 ) -> Iterator[tuple[bytes, bytes | None]]:
     """Like :func:`objects_to_send`, each with an object the receiver has that it may be sent as a delta of."""
-    haves = [h for h in haves if repo.store.has(h)]
-    commits = commits_to_send(repo, wants, haves)
+    haves = [h for h in haves if _kind(repo, h) == "commit"]
+    wanted: list[bytes] = []
+    for w in wants:  # annotated tags travel as themselves, their commits as commits
+        while _kind(repo, w) == "tag":
+            yield w, None
+            w = Tag.from_body(codec.unpack(repo.store.get_typed(w, "tag"))).target
+        if _kind(repo, w) != "commit":
+            raise InvalidInput(f"{w.hex()} is not a commit or tag")
+        wanted.append(w)
+    commits = commits_to_send(repo, wanted, haves)
     sent: set[bytes] = set()
     base_snaps = [repo.snapshot_object(repo.commit_object(h).root) for h in haves]
     for c in commits:
@@ -325,8 +346,8 @@ def verify_closure(repo: Repository, items: list[Pending]) -> None:
             if not isinstance(r, bytes) or len(r) != 32:
                 raise BadStream(f"object {p.oid.hex()} has a malformed reference")
             if r not in have and not repo.store.has(r):
-                raise MissingObject(f"object {p.oid.hex()} ({p.type}) references {r.hex()}, "
-                                    "which is neither sent nor stored")
+                raise MissingReference(f"object {p.oid.hex()} ({p.type}) references {r.hex()}, "
+                                "which is neither sent nor stored")
 
 
 def receive(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> Received:
@@ -387,7 +408,14 @@ def check_update(repo: Repository, u: RefUpdate) -> str | None:
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":
             return f"{u.ref} must point at a commit"
-    cur = repo.refs.read(u.ref)
+        if t not in ("commit", "tag"):
+            return f"{u.ref} must point at a commit or a tag"
+    try:
+        cur = repo.refs.read(u.ref)
+    except (OSError, InvalidInput):
+        return f"{u.ref} conflicts with an existing ref name"
+    if cur == u.new:
+        return None  # already there: a re-sent push is harmless
     if cur != u.old and not u.force:
         return (f"{u.ref} is at {cur.hex()[:12] if cur else 'nothing'}, not {u.old.hex()[:12] if u.old else 'nothing'}: "
                 "fetch and merge first (non-fast-forward)")

@@ -13,6 +13,7 @@ from exactvc.annotation import Annotation
 from exactvc.errors import InvalidInput, UsageError
 from exactvc.history import commit_changes
 from exactvc.ids import format_id, parse_id
+from exactvc.refs import check_ref_name
 
 from .app import access, current_user, repos, require
 from .errors import Forbidden, Unauthorized
@@ -219,6 +220,10 @@ def settings(name: str) -> Response:
     prot = body.get("protected")
     if prot is not None and (not isinstance(prot, list) or not all(isinstance(p, str) for p in prot)):
         raise InvalidInput("protected must be a list of branch names")
+    for p in prot or []:
+        check_ref_name(p)
+        if "," in p:
+            raise InvalidInput(f"invalid branch name {p!r}")
     anon = body.get("anonymous_read")
     access().set_settings(name, anonymous_read=None if anon is None else bool(anon), protected=prot)
     return jsonify(access().settings(name))

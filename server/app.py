@@ -60,6 +60,7 @@ def error_response(kind: str, message: str, status: int, **extra: Any) -> Respon
 def create_app(config: dict[str, Any]) -> Flask:
     """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``."""
     app = Flask("exactvc-server")
+    app.url_map.merge_slashes = False  # "//" must not redirect: such names simply do not exist
     cfg = {**DEFAULTS, **config}
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)

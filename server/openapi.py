@@ -54,5 +54,19 @@ OPENAPI: dict[str, Any] = {
                 "delete": {"type": "array", "items": {"type": "string"}}}}}}},
             "responses": {"201": {"description": "committed"}, "401": _ERR, "403": _ERR, "409": _ERR,
                           "422": _ERR}}},
+        "/api/v1/repos/{name}/roles": {
+            "get": {"summary": "Roles granted on a repository (admin)", "parameters": [_REPO],
+                    "responses": {"200": {"description": "ok"}, "401": _ERR, "403": _ERR, "404": _ERR}},
+            "post": {"summary": "Grant a role to a user or team (admin)", "parameters": [_REPO],
+                     "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                         "who": {"type": "string"}, "role": {"type": "string"}, "team": {"type": "boolean"}}}}}},
+                     "responses": {"200": {"description": "ok"}, "401": _ERR, "403": _ERR, "404": _ERR,
+                                   "422": _ERR}},
+        },
+        "/api/v1/repos/{name}/settings": {"put": {
+            "summary": "Anonymous read and protected branches (admin)", "parameters": [_REPO],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "anonymous_read": {"type": "boolean"}, "protected": {"type": "array", "items": {"type": "string"}}}}}}},
+            "responses": {"200": {"description": "ok"}, "401": _ERR, "403": _ERR, "422": _ERR}}},
     },
 }

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from exactvc import transfer
 from exactvc.access import RANK, may_push
-from exactvc.errors import InvalidInput
+from exactvc.errors import ExactError, InvalidInput, RefConflict
 from exactvc.hooks import run_hook
 
 from .app import access, current_user, error_response, repos, require
@@ -69,9 +69,14 @@ def fetch(name: str) -> Response:
         raise InvalidInput("fetch body must be an object with wants and haves")
     wants = _ids(body.get("wants"), "wants")
     haves = _ids(body.get("haves", []), "haves")
+    for h in haves:
+        if repo.store.has(h) and repo.store.get(h)[0] != "commit":
+            raise InvalidInput(f"have {h.hex()} is not a commit")
     for w in wants:
         if not repo.store.has(w):
             raise InvalidInput(f"unknown object {w.hex()}")
+        if repo.store.get(w)[0] not in ("commit", "tag"):
+            raise InvalidInput(f"{w.hex()} is not a commit or tag")
     oids = list(transfer.objects_with_bases(repo, wants, haves))
     data = transfer.stream_bytes(repo, oids)
     return Response(data, mimetype="application/x-exactvc-stream",
@@ -101,6 +106,8 @@ def push(name: str) -> Response:
         meta = orjson.loads(header)
     except orjson.JSONDecodeError:
         raise InvalidInput("push header is not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("updates", []), list):
+        raise InvalidInput("push header must be an object with a list of updates")
     updates = [transfer.RefUpdate.from_json(u) for u in (meta.get("updates") or [])]
     if not updates:
         raise InvalidInput("push names no ref updates")
@@ -124,11 +131,13 @@ def push(name: str) -> Response:
     failed = []
     for u in updates:
         why = transfer.check_update(repo, u)
-        if why is None:
+        if why is None and repo.refs.read(u.ref) != u.new:
             try:
                 transfer.apply_update(repo, u, user.name, f"push by {user.name}")
-            except Exception as exc:  # a concurrent push won the compare-and-swap
-                why = f"{u.ref} moved during the push ({exc}); fetch and merge first (non-fast-forward)"
+            except RefConflict:  # a concurrent push won the compare-and-swap
+                why = f"{u.ref} moved during the push; fetch and merge first (non-fast-forward)"
+            except (OSError, ExactError):
+                why = f"{u.ref} could not be updated (it conflicts with an existing ref name)"
         if why is None:
             results.append({"ref": u.ref, "status": "ok"})
         else:

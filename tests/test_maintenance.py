@@ -16,7 +16,7 @@ import pytest
 
 from exactvc import porcelain, tree
 from exactvc.edit import Editor
-from exactvc.errors import CorruptObject, LockError
+from exactvc.errors import CorruptObject
 from exactvc.maintenance import FsckReport, fsck, gc, reachable
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
@@ -431,14 +431,9 @@ def check_after_kill(path: Path, old_head: bytes, old_count: int, new_count: int
 
 
 def follow_up_commit(path: Path) -> bool:
-    """A commit after the kill works; False when a ref lock left by the killed process blocks it."""
+    """A commit after the kill works, even when the killed process left a ref lock behind."""
     repo = Repository.open(path)
     add(repo, 1, 900_000)
-    lock = path / ".exact" / "refs" / "heads" / "main.lock"
-    if lock.exists():
-        with pytest.raises(LockError):  # see test_stale_ref_lock_does_not_block_a_commit
-            repo.commit("after kill", author=AUTHOR)
-        return False
     before = repo.head_commit()
     repo.commit("after kill", author=AUTHOR)
     assert repo.commit_object(repo.head_commit() or b"").parents == (before,)

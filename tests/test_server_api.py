@@ -202,14 +202,8 @@ BAD_PUSHES: list[Any] = [
                                      stream([])), "invalid_input", "invalid ref name", id="traversal-ref-name"),
     pytest.param(lambda a: push_body({"updates": [{"ref": "heads/x", "old": None, "new": "zz"}]}, stream([])),
                  "invalid_input", "not an object id", id="bad-object-id"),
-    pytest.param(_missing_root, "missing_object", "neither sent nor stored", id="references-missing-object",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: transfer.verify_closure raises MissingObject (a CorruptObject, http_status 500), so "
-                     "a push referencing missing objects gets 500 'internal'-class error instead of a 4xx"))),
-    pytest.param(lambda a: push_body(b"[]", stream([])), "invalid_input", "", id="header-not-an-object",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "BUG: server/sync.py push() calls meta.get() without checking the header is an object: "
-                     "AttributeError -> 500"))),
+    pytest.param(_missing_root, "missing_object", "neither sent nor stored", id="references-missing-object"),
+    pytest.param(lambda a: push_body(b"[]", stream([])), "invalid_input", "", id="header-not-an-object"),
 ]
 
 
@@ -259,9 +253,6 @@ def test_oversized_edit_is_413(api: Api) -> None:
     assert api.state() == before
 
 
-SLASH_REDIRECT = pytest.mark.xfail(strict=True, reason=(
-    "BUG: a name with '/' that decodes to '//' is answered by Werkzeug's merge_slashes with a 308 HTML redirect, "
-    "not a 404 JSON error; fix: app.url_map.merge_slashes = False in server/app.py create_app"))
 TRAVERSALS: list[Any] = [
     "/..%2F..%2Fetc/info/refs",
     "/..%2f..%2fetc%2fpasswd/info/refs",
@@ -277,8 +268,8 @@ TRAVERSALS: list[Any] = [
     "/api/v1/repos/%2e%2e/refs",
     "/api/v1/repos/..%2F..%2Fetc/log",
     "/api/v1/repos/proj%2F..%2Fbig/images",
-    pytest.param("/api/v1/repos/" + quote("/etc", safe="") + "/refs", marks=SLASH_REDIRECT),
-    pytest.param("/proj%2F/info/refs", marks=SLASH_REDIRECT),
+    "/api/v1/repos/" + quote("/etc", safe="") + "/refs",
+    "/proj%2F/info/refs",
 ]
 
 
@@ -349,9 +340,6 @@ def test_malformed_requests_are_4xx_json(api: Api, method: str, path: str, body:
     assert api.state() == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: server/sync.py fetch() accepts wants/haves that name existing non-commit objects and "
-    "transfer.commits_to_send calls commit_object() on them: CorruptObject -> 500"))
 @pytest.mark.parametrize("field", ["wants", "haves"])
 def test_fetch_naming_a_non_commit_is_4xx(api: Api, field: str) -> None:
     proj = Repository.open(api.root / "proj")
@@ -364,9 +352,6 @@ def test_fetch_naming_a_non_commit_is_4xx(api: Api, field: str) -> None:
     rep.error()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: transfer.check_update only requires heads/* to point at commits; a maintainer can point tags/* at a "
-    "snapshot (200), after which every clone/fetch of the repository fails with 500"))
 def test_a_tag_must_point_at_a_commit_or_tag(api: Api) -> None:
     proj = Repository.open(api.root / "proj")
     main = proj.refs.read("heads/main")
@@ -382,9 +367,6 @@ def test_a_tag_must_point_at_a_commit_or_tag(api: Api) -> None:
             proj.refs.cas("tags/bad", snap, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a ref that collides with an existing branch as a directory (heads/main/x) fails in "
-    "DiskRefs.cas with OSError; sync.push reports it as 409 with the server's absolute path in the message"))
 def test_ref_name_collision_does_not_reveal_server_paths(api: Api) -> None:
     main = api.local.refs.read("heads/main")
     assert main is not None
@@ -423,9 +405,6 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
     assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: server/openapi.py does not describe /api/v1/repos/{name}/roles (GET, POST) nor "
-    "/api/v1/repos/{name}/settings (PUT), which server/api.py serves"))
 def test_every_api_route_is_in_the_openapi_document(api: Api) -> None:
     doc = api.get("/api/v1/openapi.json").json()
     for rule in api.srv.app.url_map.iter_rules():

@@ -404,10 +404,6 @@ def test_private_image_names_never_reach_the_server(tmp_path: Path) -> None:
         fsck_clean(root / "slides")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: transfer.commits_to_send (called by server/sync.py fetch) treats every wanted id as a commit; "
-    "the client wants every advertised ref value, so an annotated tag (a 'tag' object) on the server makes "
-    "every clone and fetch fail with 500 'is a tag, expected a commit'"))
 def test_annotated_tag_pushed_by_a_maintainer_can_be_cloned(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     root.mkdir()
