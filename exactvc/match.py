@@ -30,6 +30,41 @@ def parse_match(spec: str) -> tuple[str, float]:
     raise UsageError(f"--match takes iou=X (0<X<=1) or dist=PX (PX>=0), not {spec!r}")
 
 
+def pair(ga: Any, gb: Any, how: str, threshold: float) -> list[tuple[int, int, float]]:
+    """One-to-one pairs ``(i, j, score)`` between shapely arrays ``ga`` and ``gb``, best first.
+
+    ``how`` = "iou": pairs overlapping with IoU >= threshold; "dist": pairs within
+    ``threshold`` pixels (score = -distance). Greedy by score, which is what
+    detection benchmarks do.
+    """
+    import numpy as np
+    import shapely
+
+    if len(ga) == 0 or len(gb) == 0:
+        return []
+    st = shapely.STRtree(gb)
+    if how == "dist":
+        ia, ib = st.query(ga, predicate="dwithin", distance=threshold)
+        score = -shapely.distance(ga[ia], gb[ib])
+    else:
+        ia, ib = st.query(ga, predicate="intersects")
+        inter = shapely.area(shapely.intersection(ga[ia], gb[ib]))
+        union = shapely.area(ga[ia]) + shapely.area(gb[ib]) - inter
+        score = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        keep = score >= threshold
+        ia, ib, score = ia[keep], ib[keep], score[keep]
+    used_a = np.zeros(len(ga), dtype=bool)
+    used_b = np.zeros(len(gb), dtype=bool)
+    out = []
+    for j in np.argsort(-score, kind="stable").tolist():
+        x, y = int(ia[j]), int(ib[j])
+        if used_a[x] or used_b[y]:
+            continue
+        used_a[x] = used_b[y] = True
+        out.append((x, y, float(score[j])))
+    return out
+
+
 def _load(repo: Repository, image: str, rev: str | None) -> dict[str, tuple[list[str], list[tuple[str, Any]]]]:
     from .ids import format_id
 
@@ -46,9 +81,6 @@ def _load(repo: Repository, image: str, rev: str | None) -> dict[str, tuple[list
 
 def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, how: str, threshold: float,
           details: bool = False) -> dict[str, Any]:
-    import numpy as np
-    import shapely
-
     a = _load(repo, image, rev_a)
     b = _load(repo, image, rev_b)
     labels: dict[str, Any] = {}
@@ -57,31 +89,10 @@ def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, ho
     for label in sorted(set(a) | set(b)):
         ids_a, ga_items = a.get(label, ([], []))
         ids_b, gb_items = b.get(label, ([], []))
-        m = 0
         pairs: list[tuple[int, int, float]] = []
         if ids_a and ids_b:
-            ga = geometry.to_shapely_many(ga_items)
-            gb = geometry.to_shapely_many(gb_items)
-            st = shapely.STRtree(gb)
-            if how == "dist":
-                ia, ib = st.query(ga, predicate="dwithin", distance=threshold)
-                score = -shapely.distance(ga[ia], gb[ib])
-            else:
-                ia, ib = st.query(ga, predicate="intersects")
-                inter = shapely.area(shapely.intersection(ga[ia], gb[ib]))
-                union = shapely.area(ga[ia]) + shapely.area(gb[ib]) - inter
-                score = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-                keep = score >= threshold
-                ia, ib, score = ia[keep], ib[keep], score[keep]
-            used_a = np.zeros(len(ids_a), dtype=bool)
-            used_b = np.zeros(len(ids_b), dtype=bool)
-            for j in np.argsort(-score, kind="stable").tolist():
-                x, y = int(ia[j]), int(ib[j])
-                if used_a[x] or used_b[y]:
-                    continue
-                used_a[x] = used_b[y] = True
-                pairs.append((x, y, float(score[j])))
-            m = len(pairs)
+            pairs = pair(geometry.to_shapely_many(ga_items), geometry.to_shapely_many(gb_items), how, threshold)
+        m = len(pairs)
         na, nb = len(ids_a), len(ids_b)
         prec = m / nb if nb else None
         rec = m / na if na else None

@@ -234,9 +234,9 @@ def find_duplicates(
     if not ours_added or not theirs_added:
         return []
     import numpy as np
-    import shapely
 
     from .annotation import Annotation
+    from .match import pair
 
     out: list[Duplicate] = []
     by_label: dict[str, tuple[list[Any], list[Any]]] = {}
@@ -250,28 +250,12 @@ def find_duplicates(
         lb = labels.get(label)
         ga = np.array([a.geometry for a in mine], dtype=object)
         gb = np.array([a.geometry for a in theirs], dtype=object)
-        points = all(a.kind in ("point", "multipoint") for a in mine + theirs)
-        st = shapely.STRtree(gb)
-        used: set[int] = set()
-        if points:
+        if all(a.kind in ("point", "multipoint") for a in mine + theirs):
             radius = (max(lb.size) / 2.0) if lb is not None and lb.size else 10.0
-            ia, ib = st.query(ga, predicate="dwithin", distance=radius)
-            score = -shapely.distance(ga[ia], gb[ib])
+            pairs = pair(ga, gb, "dist", radius)
         else:
-            ia, ib = st.query(ga, predicate="intersects")
-            inter = shapely.area(shapely.intersection(ga[ia], gb[ib]))
-            union = shapely.area(ga[ia]) + shapely.area(gb[ib]) - inter
-            score = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-            keep = score >= iou
-            ia, ib, score = ia[keep], ib[keep], score[keep]
-        taken_a: set[int] = set()
-        for j in np.argsort(-score, kind="stable"):
-            x, y = int(ia[j]), int(ib[j])
-            if x in taken_a or y in used:
-                continue
-            taken_a.add(x)
-            used.add(y)
-            out.append(Duplicate(image, mine[x].id, theirs[y].id, label, round(float(abs(score[j])), 4)))
+            pairs = pair(ga, gb, "iou", iou)
+        out.extend(Duplicate(image, mine[x].id, theirs[y].id, label, round(abs(s), 4)) for x, y, s in pairs)
     return out
 
 
