@@ -87,6 +87,9 @@ class AccessStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if conn.total_changes != getattr(self._local, "changes", 0):
+            self._local.changes = conn.total_changes
+            self._own_writes = getattr(self, "_own_writes", 0) + 1  # data_version ignores our own commits
         conn.execute("COMMIT")
 
     # --- users ---
@@ -129,11 +132,34 @@ class AccessStore:
             rows = db.execute("SELECT name, active, site_admin FROM users ORDER BY name").fetchall()
         return [{"name": n, "active": bool(a), "site_admin": bool(s)} for n, a, s in rows]
 
+    def _version(self) -> int:
+        """Changes whenever another connection commits: cached answers stay right across processes."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._db():
+                pass
+            conn = self._local.conn
+        v: int = conn.execute("PRAGMA data_version").fetchone()[0] + getattr(self, "_own_writes", 0)
+        return v
+
     def authenticate(self, token: str) -> User | None:
+        key = hash_token(token)
+        cache: dict[str, tuple[int, User | None]] = self.__dict__.setdefault("_auth_cache", {})
+        ver = self._version()
+        hit = cache.get(key)
+        if hit is not None and hit[0] == ver:
+            return hit[1]
+        user = self._authenticate(key)
+        if len(cache) > 10000:
+            cache.clear()
+        cache[key] = (ver, user)
+        return user
+
+    def _authenticate(self, key: str) -> User | None:
         with self._db() as db:
             row = db.execute(
                 "SELECT u.id, u.name, u.site_admin FROM tokens t JOIN users u ON u.id = t.user_id "
-                "WHERE t.hash = ? AND u.active = 1", (hash_token(token),)).fetchone()
+                "WHERE t.hash = ? AND u.active = 1", (key,)).fetchone()
         return User(row[0], row[1], bool(row[2])) if row else None
 
     # --- teams ---

@@ -99,9 +99,15 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     from .api import api
     from .sync import sync
+    from .tiles import tiles
 
     app.register_blueprint(api)
+    app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)
+    for folder in cfg.get("slide_folders", []):
+        from exactvc.slidestore import SlideStore
+
+        SlideStore(root).index_folder(folder)
     return app
 
 

@@ -1,0 +1,270 @@
+"""Slides and tiles: DeepZoom descriptor and tiles, info, regions, thumbnails, resumable uploads.
+
+A tile, thumbnail, region or info of an image is served only to a caller with read
+access to a repository whose branches or tags reference the image's fingerprint.
+Label and macro images (they often show patient names) have no route at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from exactvc.access import RANK
+from exactvc.errors import InvalidInput, NotFound
+from exactvc.slidestore import SlideStore
+from exactvc.tiles import MAX_REGION_PIXELS, Slide, SlideCache, _encode
+
+from .app import access, current_user, repos
+from .errors import Forbidden, Unauthorized
+
+tiles = Blueprint("tiles", __name__)
+ONE_YEAR = 365 * 24 * 3600
+
+
+class TileCache:
+    """LRU of encoded tiles (bytes), bounded by total size."""
+
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        self._d: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self.max_bytes = max_bytes
+
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
+        with self._lock:
+            v = self._d.get(key)
+            if v is not None:
+                self._d.move_to_end(key)
+            return v
+
+    def put(self, key: tuple[Any, ...], value: bytes) -> None:
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = value
+            self._size += len(value)
+            while self._size > self.max_bytes:
+                _, old = self._d.popitem(last=False)
+                self._size -= len(old)
+
+
+class ImageIndex:
+    """Which repositories reference which fingerprints (recomputed when a repository's refs change)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def fingerprints(self, name: str) -> frozenset[str]:
+        repo = repos().get(name)
+        refs = repo.refs.list()
+        state = tuple(sorted((k, v) for k, v in refs.items()))
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] == state:
+                return hit[1]
+        fps: set[str] = set()
+        seen: set[bytes] = set()
+        for oid in refs.values():
+            try:
+                cid = repo._peel(oid)
+            except Exception:  # noqa: BLE001 - a ref that does not peel to a commit references no image
+                continue
+            root = repo.commit_object(cid).root
+            if root in seen:
+                continue
+            seen.add(root)
+            for e in repo.snapshot_object(root).images.values():
+                fps.add(repo.image_record(e).fingerprint)
+        out = frozenset(fps)
+        with self._lock:
+            self._cache[name] = (state, out)
+        return out
+
+
+def _ext() -> dict[str, Any]:
+    ext: dict[str, Any] = current_app.extensions
+    if "exact_slides" not in ext:
+        ext["exact_slides"] = SlideStore(repos().root)
+        ext["exact_slide_cache"] = SlideCache(int(current_app.config["EXACT"].get("open_slides", 32)))
+        ext["exact_tile_cache"] = TileCache(int(current_app.config["EXACT"].get("tile_cache_bytes", 256 << 20)))
+        ext["exact_image_index"] = ImageIndex()
+    return ext
+
+
+_allowed: dict[tuple[int | None, str], tuple[int, float]] = {}
+ALLOW_TTL = 2.0  # a grant seen a moment ago, while roles are unchanged: the tile hot path skips the checks
+
+
+def _may_read(fp: str) -> None:
+    import time
+
+    user = current_user()
+    key = (user.id if user else None, fp)
+    ver = access()._version()
+    hit = _allowed.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] == ver and hit[1] > now:
+        return
+    index: ImageIndex = _ext()["exact_image_index"]
+    for name in repos().names():
+        role = access().role(name, user)
+        if role is not None and RANK[role] >= RANK["read"] and fp in index.fingerprints(name):
+            if len(_allowed) > 100000:
+                _allowed.clear()
+            _allowed[key] = (ver, now + ALLOW_TTL)
+            return
+    if user is None:
+        raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
+    raise Forbidden("no repository you can read references this image")
+
+
+def _slide(fp: str, frame: int = 0) -> Slide:
+    _may_read(fp)
+    ext = _ext()
+    info = ext["exact_slides"].get(fp)
+    path = info["path"]
+    if frame:
+        planes = info["planes"]
+        if not 0 < frame <= len(planes):
+            raise NotFound(f"no frame {frame} (0..{len(planes)})")
+        path = planes[frame - 1]
+    cache: SlideCache = ext["exact_slide_cache"]
+    s = cache.get(f"{fp}:{frame}", path, info["companion"] if frame == 0 else None)
+    s.frames = 1 + len(info["planes"])
+    return s
+
+
+def _int(name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 31) -> int:
+    v = request.args.get(name)
+    if v is None:
+        if default is None:
+            raise InvalidInput(f"missing parameter {name}")
+        return default
+    try:
+        n = int(v)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer") from None
+    if not lo <= n <= hi:
+        raise InvalidInput(f"{name} must be between {lo} and {hi}")
+    return n
+
+
+def _jpeg(data: bytes, etag: str) -> Response:
+    if request.headers.get("If-None-Match") == etag:
+        resp = Response(status=304)
+    else:
+        resp = Response(data, mimetype="image/jpeg")
+    resp.headers["ETag"] = etag
+    resp.headers["Cache-Control"] = f"private, max-age={ONE_YEAR}, immutable"  # a fingerprint's pixels never change
+    return resp
+
+
+@tiles.after_request
+def cors(resp: Response) -> Response:
+    allowed = current_app.config["EXACT"].get("cors_origins", "*")
+    origin = request.headers.get("Origin")
+    if origin and (allowed == "*" or origin in allowed):
+        resp.headers["Access-Control-Allow-Origin"] = origin if allowed != "*" else "*"
+        resp.headers["Access-Control-Allow-Headers"] = "Authorization"
+        resp.headers["Vary"] = "Origin"
+    return resp
+
+
+@tiles.get("/slides/<fp>.dzi")
+def dzi(fp: str) -> Response:
+    s = _slide(fp, _int("frame", 0))
+    return Response(s.dzi(), mimetype="application/xml")
+
+
+@tiles.get("/slides/<fp>_files/<int(signed=True):level>/<int(signed=True):col>_<int(signed=True):row>.jpeg")
+def tile(fp: str, level: int, col: int, row: int) -> Response:
+    frame = _int("frame", 0, 0, 100000)
+    s = _slide(fp, frame)
+    s.check_tile(level, col, row)
+    etag = f'"{fp[:16]}-{frame}-{level}-{col}-{row}"'
+    if request.headers.get("If-None-Match") == etag:
+        return _jpeg(b"", etag)
+    if level in s.passthrough:
+        lv = s.passthrough[level]
+        w, h = s.level_size(level)
+        if (col + 1) * s.tile <= w and (row + 1) * s.tile <= h:
+            return _jpeg(lv.raw(s._fds[lv.path], col, row), etag)  # the fast path: stored bytes
+    cache: TileCache = _ext()["exact_tile_cache"]
+    key = (fp, frame, level, col, row)
+    data = cache.get(key)
+    if data is None:
+        data = s.tile_jpeg(level, col, row)
+        cache.put(key, data)
+    return _jpeg(data, etag)
+
+
+@tiles.get("/slides/<fp>/info.json")
+def info(fp: str) -> Response:
+    s = _slide(fp, _int("frame", 0))
+    return jsonify({"fingerprint": fp, **s.info()})
+
+
+@tiles.get("/slides/<fp>/thumbnail.jpeg")
+def thumbnail(fp: str) -> Response:
+    size = _int("size", 512, 16, 2048)
+    s = _slide(fp, _int("frame", 0))
+    return _jpeg(s.thumbnail(size), f'"{fp[:16]}-thumb-{size}"')
+
+
+@tiles.get("/slides/<fp>/region")
+def region(fp: str) -> Response:
+    """A bounded region of a DeepZoom level (for ML patch extraction): x, y, w, h in that level's pixels."""
+    frame = _int("frame", 0)
+    s = _slide(fp, frame)
+    level = _int("level", s.max_level, 0, s.max_level)
+    x, y = _int("x"), _int("y")
+    w, h = _int("w", None, 1, 8192), _int("h", None, 1, 8192)
+    if w * h > MAX_REGION_PIXELS:
+        raise InvalidInput(f"region too large: at most {MAX_REGION_PIXELS} pixels")
+    lw, lh = s.level_size(level)
+    if x >= lw or y >= lh:
+        raise InvalidInput(f"region starts outside level {level} ({lw}x{lh})")
+    w, h = min(w, lw - x), min(h, lh - y)
+    return _jpeg(_encode(s.region(level, x, y, w, h)), f'"{fp[:16]}-{frame}-r{level}-{x}-{y}-{w}-{h}"')
+
+
+# --- uploads -----------------------------------------------------------------------------------------
+
+
+def _may_upload(fp: str) -> None:
+    user = current_user()
+    if user is None:
+        raise Unauthorized("authentication required to upload")
+    index: ImageIndex = _ext()["exact_image_index"]
+    for name in repos().names():
+        role = access().role(name, user)
+        if role is not None and RANK[role] >= RANK["annotate"] and fp in index.fingerprints(name):
+            return
+    raise Forbidden("upload needs annotate access to a repository that references this image")
+
+
+@tiles.get("/slides/<fp>/upload")
+def upload_status(fp: str) -> Response:
+    _may_upload(fp)
+    return jsonify(_ext()["exact_slides"].upload_status(fp))
+
+
+@tiles.put("/slides/<fp>/upload")
+def upload_chunk(fp: str) -> Response:
+    _may_upload(fp)
+    offset = _int("offset")
+    received = _ext()["exact_slides"].upload_chunk(fp, offset, request.get_data(cache=False))
+    return jsonify({"fingerprint": fp, "received": received})
+
+
+@tiles.post("/slides/<fp>/upload/complete")
+def upload_complete(fp: str) -> Response:
+    _may_upload(fp)
+    suffix = request.args.get("suffix", ".svs")
+    _ext()["exact_slides"].upload_finish(fp, suffix)
+    return jsonify({"fingerprint": fp, "complete": True})
