@@ -140,6 +140,22 @@ def image_add(c: Ctx, file: str, name: str | None, as_json: bool) -> None:
                    f"fingerprint {res['fingerprint'][:12]})")
 
 
+@image.command("upload")
+@click.argument("image_name", metavar="IMAGE")
+@click.argument("remote_name", default="origin")
+@json_option
+@pass_ctx
+def image_upload(c: Ctx, image_name: str, remote_name: str, as_json: bool) -> None:
+    """Send an image's pixels to a remote's server (resumable, verified against the fingerprint)."""
+    from . import remote as rm
+
+    res = rm.upload_image(c.repo, image_name, remote_name, progress=Progress("upload"))
+    if as_json:
+        emit_json("upload", res)
+    else:
+        click.echo(f"{res['image']}: {res['status']} ({_human(res['sent'])}B sent)")
+
+
 @image.command("ls")
 @click.option("--rev", default=None, help="Revision (default: the working state).")
 @json_option
@@ -922,6 +938,10 @@ def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
     from .access import check_name
 
     check_name(name, "repository name")
+    if name in ("api", "slides"):
+        from .errors import InvalidInput
+
+        raise InvalidInput(f"{name!r} is reserved for the server's own routes")
     acc = _access(root)
     Repository.init(Path(root) / name)
     if anonymous_read:

@@ -358,3 +358,36 @@ def ahead_behind(repo: Repository, branch: str) -> dict[str, Any] | None:
     a = {c for c, _ in _walk(repo, local)}
     b = {c for c, _ in _walk(repo, tracking)}
     return {"upstream": f"{ups['remote']}/{ups['branch']}", "ahead": len(a - b), "behind": len(b - a)}
+
+
+def upload_image(repo: Repository, image: str, remote: str = "origin", chunk: int = 8 << 20,
+                 progress: Progress = None) -> dict[str, Any]:
+    """Send an image's file to the server holding ``remote``, in chunks; an interrupted upload resumes
+    where it stopped, and the server accepts the file only if its bytes match the fingerprint."""
+    rec = repo.image(image, None)
+    path = repo.image_path(rec.fingerprint)
+    if path is None or not path.exists():
+        raise NotFound(f"the file of image {rec.name!r} is not on this machine")
+    url = remotes(repo).get(remote)
+    if url is None:
+        raise NotFound(f"no remote named {remote!r}")
+    base = url.rsplit("/", 1)[0]  # the server, not the repository
+    cl = Client(base)
+    fp = rec.fingerprint
+    st = cl.get_json(f"/slides/{fp}/upload")
+    if st.get("complete"):
+        return {"image": rec.name, "fingerprint": fp, "sent": 0, "status": "already there"}
+    size = path.stat().st_size
+    offset = int(st["received"])
+    sent = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while offset < size:
+            data = f.read(chunk)
+            res = json.loads(cl._req("PUT", f"/slides/{fp}/upload?offset={offset}", data, "application/octet-stream"))
+            offset = int(res["received"])
+            sent += len(data)
+            if progress:
+                progress(offset, size)
+    cl._req("POST", f"/slides/{fp}/upload/complete?suffix={path.suffix or '.bin'}", b"")
+    return {"image": rec.name, "fingerprint": fp, "sent": sent, "status": "uploaded"}
