@@ -851,11 +851,13 @@ def login(c: Ctx, url: str, token: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
 @click.option("--threads", default=8, show_default=True, type=int)
-def serve(root: str, host: str, port: int, threads: int) -> None:
-    """Serve every repository under ROOT (sync protocol, REST API) with waitress."""
+@click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
+def serve(root: str, host: str, port: int, threads: int, slide_folders: tuple[str, ...]) -> None:
+    """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
     from .serving import serve as run
 
-    run(root, host, port, threads)
+    run(root, host, port, threads, list(slide_folders))
 
 
 @cli.group()
