@@ -294,6 +294,13 @@ class SlideCache:
         self._lock = threading.Lock()
         self.size = size
 
+    def peek(self, key: str) -> Slide | None:
+        with self._lock:
+            s = self._d.get(key)
+            if s is not None:
+                self._d.move_to_end(key)
+            return s
+
     def get(self, key: str, path: str, companion: str | None = None) -> Slide:
         with self._lock:
             s = self._d.get(key)

@@ -126,6 +126,10 @@ def _may_read(fp: str) -> None:
 def _slide(fp: str, frame: int = 0) -> Slide:
     _may_read(fp)
     ext = _ext()
+    cache: SlideCache = ext["exact_slide_cache"]
+    hit = cache.peek(f"{fp}:{frame}")
+    if hit is not None:
+        return hit  # the hot path: no database, no file system
     info = ext["exact_slides"].get(fp)
     path = info["path"]
     if frame:
@@ -133,7 +137,6 @@ def _slide(fp: str, frame: int = 0) -> Slide:
         if not 0 < frame <= len(planes):
             raise NotFound(f"no frame {frame} (0..{len(planes)})")
         path = planes[frame - 1]
-    cache: SlideCache = ext["exact_slide_cache"]
     s = cache.get(f"{fp}:{frame}", path, info["companion"] if frame == 0 else None)
     s.frames = 1 + len(info["planes"])
     return s
