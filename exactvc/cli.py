@@ -127,11 +127,13 @@ def image() -> None:
 @image.command("add")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Public name (default: pseudonymised yymmdd-hhmm-XXXX).")
+@click.option("--origin", default=None, metavar="URL",
+              help="Server that holds the pixels (virtual image sets): viewers ask it for tiles.")
 @json_option
 @pass_ctx
-def image_add(c: Ctx, file: str, name: str | None, as_json: bool) -> None:
+def image_add(c: Ctx, file: str, name: str | None, origin: str | None, as_json: bool) -> None:
     """Register an image file (fingerprint and metadata; pixels stay where they are)."""
-    res = porcelain.image_add(c.repo, file, name=name, progress=Progress("fingerprint"))
+    res = porcelain.image_add(c.repo, file, name=name, progress=Progress("fingerprint"), origin=origin)
     if as_json:
         emit_json("image", res)
     else:

@@ -29,9 +29,10 @@ def init(path: str | os.PathLike[str], hooks: bool = False, product: str = "defa
 # --- images and labels ---------------------------------------------------------------------
 
 
-def image_add(repo: Repository, file: str, name: str | None = None, progress: Progress = None) -> dict[str, Any]:
+def image_add(repo: Repository, file: str, name: str | None = None, progress: Progress = None,
+              origin: str | None = None) -> dict[str, Any]:
     before = {r.fingerprint for r in repo.images(None)}
-    rec = repo.add_image(file, name=name, progress=progress)
+    rec = repo.add_image(file, name=name, progress=progress, origin=origin)
     out = rec.to_dict()
     out["linked"] = rec.fingerprint in before
     return out

@@ -395,8 +395,9 @@ class Repository:
 
     def add_image(
         self, file_path: str | os.PathLike[str], name: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None, origin: str | None = None,
     ) -> ImageRecord:
+        """Register an image file; ``origin``: URL of the server that will hold its pixels (virtual image sets)."""
         from .images import pseudonym, read_image_info
 
         p = Path(file_path)
@@ -413,8 +414,10 @@ class Repository:
         _check_image_name(public)
         if public in snap.images:
             raise InvalidInput(f"an image named {public!r} already exists")
+        if origin is not None and not origin.startswith(("http://", "https://")):
+            raise InvalidInput(f"origin must be an http(s) URL: {origin!r}")
         rec = ImageRecord(public, info.fingerprint, info.width, info.height, info.levels, info.mpp,
-                          info.vendor, info.frames)
+                          info.vendor, info.frames, origin.rstrip("/") if origin else None)
 
         def change(s: Snapshot, ls: LabelSet) -> tuple[Snapshot, LabelSet]:
             rid = self.put("image", rec.to_body())  # under the lock: gc cannot drop it meanwhile
