@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,6 +168,45 @@ def load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, from /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class OthersCpu:
+    """Share of the machine's CPU that *other* processes used while active (0: we had it to ourselves).
+
+    Machine busy time (``/proc/stat``) minus this process's own CPU time, over wall time x cores.
+    Children (git) count as others unless reaped inside; use it around in-process work only.
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+
+    def __enter__(self) -> OthersCpu:
+        self._t, self._b, self._c = now(), _busy_s(), sum(os.times()[:2])
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        wall = now() - self._t
+        others = (_busy_s() - self._b) - (sum(os.times()[:2]) - self._c)
+        self.share = round(max(0.0, others) / (wall * (os.cpu_count() or 1)), 3) if wall > 0 else None
+
+
+def wait_quiet(limit_s: float = 90.0, share: float = 0.2) -> dict[str, Any]:
+    """Wait (at most ``limit_s``) until other processes use under ``share`` of the CPU over 1 s."""
+    t0 = now()
+    while True:
+        with OthersCpu() as oc:
+            time.sleep(1.0)
+        assert oc.share is not None
+        if oc.share < share or now() - t0 >= limit_s:
+            return {"others_cpu_share_before": oc.share, "waited_s": round(now() - t0, 1)}
+
+
 def timed(fn: Any) -> tuple[Any, float]:
     gc.collect()
     t0 = now()
@@ -204,7 +244,7 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=100, help="changes in the diffed commit; relabels per branch")
     ap.add_argument("--adds", type=int, default=1000, help="annotations each branch adds (default 1,000)")
     ap.add_argument("--match-n", type=int, default=100_000, help="truth polygons for the match (default 100,000)")
-    ap.add_argument("--trials", type=int, default=5, help="diff trials (fresh Repository each)")
+    ap.add_argument("--trials", type=int, default=9, help="diff trials (fresh Repository each)")
     ap.add_argument("--merge-trials", type=int, default=3, help="merge runs (the first is the row's value)")
     ap.add_argument("--match-trials", type=int, default=2, help="match trials (fresh Repository each)")
     ap.add_argument("--profile", default="auto", help="auto (steps that miss a target), none, or diff,merge,match")
@@ -283,12 +323,14 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     g.run("commit", "-q", "-a", "-m", f"fix {k} outlines")
 
     log("1. diff")
+    quiet_diff = wait_quiet()
     load_diff = load1()
     diff_ms, out_bytes = [], 0
-    for _ in range(args.trials):
-        r = Repository.open(ex_root)
-        res, secs = timed(lambda r=r: porcelain.diff(r, "HEAD~1", "HEAD", stat=False))
-        diff_ms.append(secs * 1000)
+    with OthersCpu() as oc_diff:
+        for _ in range(args.trials):
+            r = Repository.open(ex_root)
+            res, secs = timed(lambda r=r: porcelain.diff(r, "HEAD~1", "HEAD", stat=False))
+            diff_ms.append(secs * 1000)
     changes = res["images"][C.IMAGE]["changes"]
     assert len(changes) == k and all(c["change"] == "modified" and c["old"] and c["new"] for c in changes), \
         res["images"][C.IMAGE]["counts"]
@@ -301,6 +343,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     with count_reads(r) as reads:
         porcelain.diff(r, "HEAD~1", "HEAD", stat=False)
     log(f"  exactvc {[round(x, 1) for x in diff_ms]} ms (fresh open), warm {median(warm):.1f} ms, reads {reads}")
+    wait_quiet()
     git_text = git_quiet_ms(g, "-c", f"core.bigFileThreshold={BIG}", "diff", "HEAD~1", "HEAD")
     git_default = git_quiet_ms(g, "diff", "HEAD~1", "HEAD")
     text_out = C.run_measured(["git", "-c", f"core.bigFileThreshold={BIG}", "diff", "HEAD~1", "HEAD"],
@@ -318,7 +361,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         "diff_ms", f"1. diff of {k} changes (JSON, old+new)", "ms", d_ms, median(git_text),
         f"<= {TARGETS['diff_ms']:.0f} ms", d_ms <= TARGETS["diff_ms"],
         exactvc={"fresh_open_ms": diff_ms, "warm_ms": warm, "output_json_bytes": out_bytes, **reads,
-                 "load_1min": load_diff},
+                 "load_1min": load_diff, "others_cpu_share": oc_diff.share, **quiet_diff},
         git={"text_ms": git_text, "text_output_bytes": len(text_out), "default_config_ms": git_default,
              "default_config_binary": default_binary, "default_output_bytes": len(default_out)},
         note="exactvc: median over fresh Repository.open per trial (the open is not timed); "
@@ -366,11 +409,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     assert a_commit is not None and repo.current_branch() == "A"
 
     log("  exactvc merge")
+    quiet_merge = wait_quiet()
     load_merge = load1()
     before = C.exact_size(ex_root)
     r = Repository.open(ex_root)
     gcp = GcPauses()
-    with gcp:
+    with gcp, OthersCpu() as oc_merge:
         mres, secs = timed(lambda: porcelain.merge(r, "B"))
     merge_ms = [secs * 1000]
     merge_bytes = C.exact_size(ex_root) - before
@@ -394,6 +438,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"  trials {[round(x, 1) for x in merge_ms]} ms")
 
     log("  git merge")
+    wait_quiet()
     gbefore = g.size()
     gm = C.run_measured(["git", "merge", "--no-edit", "B"], cwd=g.work, env=g.env, check=False)
     unmerged = g.run("diff", "--name-only", "--diff-filter=U")["stdout"].decode().split()
@@ -416,7 +461,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         exactvc={"trials_ms": merge_ms, "status": mres["status"], "conflicts": len(mres["conflicts"]),
                  "duplicates": len(mres["duplicates"]), "stats": mres["stats"], "result_count_ok": count_ok,
                  "result_labels_ok": spot_ok, "gc_during_merge": gcp.summary(),
-                 "load_1min": load_merge},
+                 "load_1min": load_merge, "others_cpu_share": oc_merge.share, **quiet_merge},
         git={"returncode": gm["returncode"], "conflict": git_conflict, "conflict_hunks": hunks,
              "maxrss_bytes": gm["maxrss_bytes"], "stderr_tail": gm["stderr"].decode(errors="replace")[-300:]},
         note="exactvc: the first merge, on a freshly opened Repository (later trials rewrite nothing new); "
@@ -457,15 +502,19 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"  loaded truth + predictions in {setup['match_load_s']:.1f} s ({npred:,} predictions: "
         f"{preds['kept']:,} kept, {preds['fp']:,} false positives)")
     match_s = []
+    quiet_match = wait_quiet()
     load_match = load1()
-    for _ in range(args.match_trials):
-        r = Repository.open(ex_root)
-        mt, secs = timed(lambda r=r: porcelain.match(r, "match~1", "match", "iou=0.5", MATCH_IMAGE))
-        match_s.append(secs)
+    with OthersCpu() as oc_match:
+        for _ in range(args.match_trials):
+            r = Repository.open(ex_root)
+            mt, secs = timed(lambda r=r: porcelain.match(r, "match~1", "match", "iou=0.5", MATCH_IMAGE))
+            match_s.append(secs)
     tot = mt["total"]
     log(f"  exactvc {[round(x, 2) for x in match_s]} s: matched {tot['matched']:,}, precision {tot['precision']}, "
         f"recall {tot['recall']}")
-    peer = peer_match(tmp / "src" / "truth.geojson", tmp / "src" / "pred.geojson", 0.5)
+    wait_quiet()
+    with OthersCpu() as oc_peer:
+        peer = peer_match(tmp / "src" / "truth.geojson", tmp / "src" / "pred.geojson", 0.5)
     log(f"  peer {peer['total_s']:.1f} s (parse {peer['parse_s']:.1f}, build {peer['build_s']:.1f}, "
         f"match {peer['match_s']:.1f}): matched {peer['matched']:,}")
     if peer["matched"] != tot["matched"]:
@@ -474,8 +523,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     rows.append(row(
         "match_s", f"3. match {truth.n // 1000}k truth vs {npred // 1000}k predictions (iou=0.5)", "s", ms_,
         peer["total_s"], f"<= {TARGETS['match_s']:.0f} s", ms_ <= TARGETS["match_s"],
-        exactvc={"trials_s": match_s, "total": tot, "labels": mt["labels"], "load_1min": load_match},
-        git=peer, note="peer: orjson parse of both GeoJSON files + shapely.geometry.shape + STRtree + Python loop",
+        exactvc={"trials_s": match_s, "total": tot, "labels": mt["labels"], "load_1min": load_match,
+                 "others_cpu_share": oc_match.share, **quiet_match},
+        git={**peer, "others_cpu_share": oc_peer.share}, note="peer: orjson parse of both GeoJSON files + shapely.geometry.shape + STRtree + Python loop",
     ))
     rows.append(row(
         "match_quality", "3. match precision / recall", "",
@@ -485,10 +535,11 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
               "jitter_px": preds["jitter_px"], "scale": preds["scale"]},
     ))
 
-    busy = max(load_diff, load_merge, load_match)
-    if busy > 1.5:
-        notes.append(f"the machine was busy (1-min load average up to {busy:.1f} on {os.cpu_count()} cores at the "
-                     f"timed steps): timings are inflated; see load_average_log.")
+    shares = {"diff": oc_diff.share, "merge": oc_merge.share, "match": oc_match.share, "match peer": oc_peer.share}
+    busy = {k: v for k, v in shares.items() if v is not None and v > 0.15}
+    if busy:
+        notes.append("other processes used CPU during timed steps (share of the machine: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in busy.items()) + "): those timings are inflated.")
 
     # --- print + JSON
     print()
