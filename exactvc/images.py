@@ -193,6 +193,11 @@ def read_image_info(
     if info is None:
         raise InvalidInput(f"not an image openslide, tifffile or Pillow can read: {name}")
     width, height, levels, mpp, vendor, frames = info
+    from .convert import frames as count_frames
+    from .convert import needs_conversion
+
+    if needs_conversion(name):  # served as planes of a converted pyramid: count them the same way
+        frames = count_frames(name)
     if width < 1 or height < 1:
         raise InvalidInput(f"image has no pixels ({width}x{height}): {name}")
     if fingerprint is None:
