@@ -107,8 +107,18 @@ def cli_json(stdout: bytes) -> dict[str, Any]:
 
 def other_benchmarks() -> list[str]:
     """Other benchmark processes on the machine (they distort timings; recorded in the JSON)."""
-    r = subprocess.run(["pgrep", "-af", r"bench/(core|merge)\.py"], capture_output=True, text=True, timeout=10)
-    return [ln for ln in r.stdout.splitlines() if ln.strip()]
+    r = subprocess.run(["pgrep", "-af", r"bench/[A-Za-z_]+\.py"], capture_output=True, text=True, timeout=10)
+    me = str(os.getpid())
+    return [ln[:200] for ln in r.stdout.splitlines() if ln.strip() and ln.split()[0] != me]
+
+
+def fast_forward(path: Path) -> None:
+    """Like ``exact pull`` after a fetch: move the clone's main to origin/main (untimed)."""
+    from exactvc.merge import merge
+    from exactvc.repo import Repository
+
+    res = merge(Repository.open(path), "remotes/origin/main")
+    assert res.status in ("fast-forward", "up-to-date"), res.status
 
 
 def vm_hwm(pid: int) -> int | None:
@@ -301,7 +311,6 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     from exactvc.access import AccessStore
     from exactvc.edit import Editor
     from exactvc.maintenance import fsck
-    from exactvc.merge import merge
     from exactvc.objects import ImageRecord
     from exactvc.repo import Repository
 
@@ -406,8 +415,7 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
                         **summarize_requests(freqs, fsecs * 1000)})
         # like `exact pull`: fast-forward the clone's main (untimed), so every trial fetches one change into
         # an up-to-date clone (a main left behind makes later fetches resend older changes: see the notes)
-        ff = merge(Repository.open(clone2), "remotes/origin/main")
-        assert ff.status == "fast-forward", ff.status
+        fast_forward(clone2)
         log(f"  trial {t}: push {secs * 1000:.0f} ms {human_bytes(res['bytes'])} {res['objects']} objects; "
             f"fetch {fsecs * 1000:.0f} ms {human_bytes(fres['bytes'])}")
 
@@ -417,6 +425,7 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     cli_push_out = cli_json(cli_push["stdout"])
     cli_fetch = run_measured([*exact_cmd(), "-C", str(clone2), "fetch", "--json"], timeout=600)
     cli_fetch_out = cli_json(cli_fetch["stdout"])
+    fast_forward(clone2)
     log(f"  exact push {cli_push['seconds'] * 1000:.0f} ms, exact fetch {cli_fetch['seconds'] * 1000:.0f} ms")
     startup = [run_measured([sys.executable, "-c", "import exactvc.cli, exactvc.remote"], timeout=60)["seconds"] * 1000
                for _ in range(3)]
@@ -434,7 +443,9 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     except Exception as exc:  # a failing clone is a result, not a reason to lose the others
         clone_err = f"{type(exc).__name__}: {str(exc)[:1000]}"
         fullres, clone_s, creqs = {"bytes": None, "objects": None}, None, []
-        notes.append(f"exactvc full clone FAILED: {clone_err}")
+        cb = setup["exactvc_clone_before_changes"]
+        notes.append(f"exactvc full clone FAILED: {clone_err}. The clone made before any change (one commit, "
+                     f"{data.n:,} annotations) took {cb['s']:.1f} s, {human_bytes(cb['bytes'])}.")
         log(f"  FAILED: {clone_err}")
     shutil.rmtree(full, ignore_errors=True)
     cli_clone = run_measured([*exact_cmd(), "-C", str(tmp), "clone", url, "clone-cli", "--json"], timeout=1800,
@@ -476,6 +487,7 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     log(f"  ok={rep.ok} in {fsck_s:.1f} s ({rep.checked:,} objects checked)")
 
     # --- git: the same annotations as one GeoJSON file, a bare repository over file://
+    busy_mid = other_benchmarks()
     git = run_git(args, tmp, data, states)
 
     # --- rows
@@ -560,8 +572,8 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
         notes.append("a fetch received more objects than the push of the same change sent: "
                      f"push {[p['objects'] for p in push_t]}, fetch {[f['objects'] for f in fetch_t]}")
     busy_end = other_benchmarks()
-    if busy_end:
-        notes.append(f"other benchmarks were running at the end: {busy_end}")
+    if busy_mid or busy_end:
+        notes.append(f"other benchmarks were running before git's part: {busy_mid}; at the end: {busy_end}")
 
     print()
     print(f"exactvc sync benchmark: n={data.n:,} polygons, GeoJSON {human_bytes(data.file_bytes)}; "
@@ -584,7 +596,7 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
         "fsck": fsck_d,
         "profiles": profiles,
         "notes": notes,
-        "other_benchmarks": {"start": busy_start, "end": busy_end},
+        "other_benchmarks": {"start": busy_start, "before_git": busy_mid, "end": busy_end},
         "elapsed_s": now() - t_start,
         "load_average_log": C.LOADS,
     }
@@ -650,6 +662,7 @@ def run_profiles(steps: set[str], pre: Path, tmp: Path, url: str, sroot: Path, c
             out["fetch_client"] = f"{pre}-fetch-client.txt"
         else:
             remote.fetch(Repository.open(clone2), "origin")
+        fast_forward(clone2)
     if "clone" in steps:
         profile_call(lambda: remote.clone(url, tmp / "clone-prof"), f"{pre}-clone-client", top=40)
         shutil.rmtree(tmp / "clone-prof", ignore_errors=True)
@@ -658,10 +671,9 @@ def run_profiles(steps: set[str], pre: Path, tmp: Path, url: str, sroot: Path, c
     server.stop()
     with inprocess_server(sroot) as (base, app):
         purl = base + REPO_NAME
-        for repo_path in (local, clone2):  # point both at the in-process server
+        for repo_path in (local, clone2):  # point both at the in-process server (keeping origin/* refs)
             r = Repository.open(repo_path)
-            remote.remote_rm(r, "origin")
-            remote.remote_add(r, "origin", purl)
+            r.set_config("remotes", {**remote.remotes(r), "origin": purl})
         remote.Client(purl).refs()  # open the repository in the server before profiling
 
         def server_profile(name: str, fn: Any) -> None:
