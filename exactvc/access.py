@@ -144,7 +144,8 @@ class AccessStore:
 
     def authenticate(self, token: str) -> User | None:
         key = hash_token(token)
-        cache: dict[str, tuple[int, User | None]] = self.__dict__.setdefault("_auth_cache", {})
+        # per thread: data_version values belong to one connection and are not comparable across them
+        cache: dict[str, tuple[int, User | None]] = self._local.__dict__.setdefault("auth_cache", {})
         ver = self._version()
         hit = cache.get(key)
         if hit is not None and hit[0] == ver:

@@ -96,7 +96,7 @@ def _ext() -> dict[str, Any]:
     return ext
 
 
-_allowed: dict[tuple[int | None, str], tuple[int, float]] = {}
+_allowed_local = threading.local()  # per thread: access versions belong to one database connection
 ALLOW_TTL = 2.0  # a grant seen a moment ago, while roles are unchanged: the tile hot path skips the checks
 
 
@@ -106,6 +106,7 @@ def _may_read(fp: str) -> None:
     user = current_user()
     key = (user.id if user else None, fp)
     ver = access()._version()
+    _allowed: dict[tuple[int | None, str], tuple[int, float]] = _allowed_local.__dict__.setdefault("cache", {})
     hit = _allowed.get(key)
     now = time.monotonic()
     if hit is not None and hit[0] == ver and hit[1] > now:

@@ -372,12 +372,12 @@ def test_resending_the_same_push_is_harmless(tmp_path: Path) -> None:
 def test_private_image_names_never_reach_the_server(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     root.mkdir()
-    admin(root, "repo", "add", "slides")
+    admin(root, "repo", "add", "wsi")
     tok = admin(root, "user", "add", "alice")
-    admin(root, "grant", "alice", "maintain", "slides")
+    admin(root, "grant", "alice", "maintain", "wsi")
     with thread_server(root) as srv:
         c = tmp_path / "c"
-        ok(exact("clone", srv.repo_url("slides"), str(c), token=tok))
+        ok(exact("clone", srv.repo_url("wsi"), str(c), token=tok))
         ok(exact("-C", str(c), "label", "add", "cell", "--shape", "polygon", "--color", "#ff0000"))
         img = json.loads(ok(exact("-C", str(c), "image", "add", str(REAL_SLIDE), "--json")))["exactvc.image/v1"]
         name = img["name"]
@@ -393,15 +393,15 @@ def test_private_image_names_never_reach_the_server(tmp_path: Path) -> None:
         assert occurrences(root, b"cmu_small_region") == []
         assert occurrences(root, str(REAL_SLIDE.parent).encode()) == []
         assert not list(root.rglob("local.json"))
-        imgs = request("GET", f"{srv.url}/api/v1/repos/slides/images", token=tok).json()["images"]
+        imgs = request("GET", f"{srv.url}/api/v1/repos/wsi/images", token=tok).json()["images"]
         assert [i["name"] for i in imgs] == [name]
         assert "cmu_small_region" not in json.dumps(imgs)
         # a second clone gets the annotations, not the private name
         c2 = tmp_path / "c2"
-        ok(exact("clone", srv.repo_url("slides"), str(c2), token=tok))
+        ok(exact("clone", srv.repo_url("wsi"), str(c2), token=tok))
         assert occurrences(c2, b"cmu_small_region") == []
         assert Repository.open(c2).count(name) == 1
-        fsck_clean(root / "slides")
+        fsck_clean(root / "wsi")
 
 
 def test_annotated_tag_pushed_by_a_maintainer_can_be_cloned(tmp_path: Path) -> None:
