@@ -76,53 +76,62 @@ def _kind(repo: Repository, oid: bytes) -> str | None:
         return None
 
 
-def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[tuple[bytes, bytes | None]]:
-    """Nodes and blobs of tree ``new`` that tree ``old`` lacks, each with the old node it best replaces
-    (a delta base the receiver has): walk both top-down, level by level, pruning equal subtrees."""
-    import bisect
+def _old_covering(repo: Repository, old: bytes, level: int, lo: bytes | None, hi: bytes | None) -> list[bytes]:
+    """Nodes of tree ``old`` at ``level`` whose key ranges overlap (lo, hi] (None: unbounded)."""
+    root = tree.load(repo.store, old)
+    if root.level < level:
+        return []
+    frontier: list[tuple[bytes, bytes | None]] = [(old, None)]  # (node id, lower bound of its range)
+    cur_level = root.level
+    while cur_level > level:
+        nxt: list[tuple[bytes, bytes | None]] = []
+        for oid, lower in frontier:
+            n = tree.load(repo.store, oid)
+            prev = lower
+            for k, v in zip(n.keys, n.values, strict=True):
+                if (lo is None or k > lo) and (hi is None or prev is None or prev < hi):
+                    nxt.append((v[0], prev))
+                prev = k
+        frontier = nxt
+        cur_level -= 1
+    return [oid for oid, _ in frontier]
 
+
+def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterator[tuple[bytes, bytes | None]]:
+    """Nodes and blobs of tree ``new`` that tree ``old`` lacks, each with the old node covering the same
+    keys (a delta base the receiver has). Walks ``new`` top-down and, for each node, only the old nodes
+    over the same key range: subtrees found unchanged are skipped, so the cost follows the change."""
     if new is None or old == new:
         return
-    sa: list[tuple[int, bytes]] = [(tree.load(repo.store, old).level, old)] if old else []
-    sb: list[tuple[int, bytes]] = [(tree.load(repo.store, new).level, new)]
-    while sb:
-        lvl = max(x[0] for x in sb)
-        # bring the old side down to the same level
-        while sa and max(x[0] for x in sa) > lvl:
-            top = max(x[0] for x in sa)
-            nxt: list[tuple[int, bytes]] = []
-            for lv, oid in sa:
-                if lv == top:
-                    n = tree.load(repo.store, oid)
-                    nxt.extend((n.level - 1, v[0]) for v in n.values) if n.level > 0 else None
-                else:
-                    nxt.append((lv, oid))
-            sa = nxt
-        olds = [(tree.load(repo.store, oid).keys[0], oid) for lv, oid in sa if lv == lvl]
-        olds.sort()
-        old_ids = {oid for _, oid in olds}
-        first_keys = [k for k, _ in olds]
-        nxt_b: list[tuple[int, bytes]] = []
-        for lv, oid in sb:
-            if lv != lvl:
-                nxt_b.append((lv, oid))
-                continue
-            if oid in old_ids:
-                continue  # the receiver has this whole subtree
-            n = tree.load(repo.store, oid)
-            base = None
-            if olds:
-                i = max(0, bisect.bisect_right(first_keys, n.keys[0]) - 1)
-                base = olds[i][1]
-            yield oid, base
-            if n.level == 0:
-                for rec in n.values:
-                    if "G" in rec:
-                        yield rec["G"], None
-            else:
-                nxt_b.extend((n.level - 1, v[0]) for v in n.values)
-        # only the old nodes next to changed new ones matter further down
-        sb = nxt_b
+    stack: list[tuple[bytes, bytes | None, bytes | None]] = [(new, None, None)]
+    while stack:
+        oid, lo, hi = stack.pop()
+        n = tree.load(repo.store, oid)
+        olds = _old_covering(repo, old, n.level, lo, hi) if old is not None else []
+        if oid in olds:
+            continue  # the receiver has this whole subtree
+        base = None
+        if olds:
+            first = n.keys[0]
+            base = olds[0]
+            for o in olds:  # the old node holding our first key, if any
+                if tree.load(repo.store, o).keys[-1] >= first:
+                    base = o
+                    break
+        yield oid, base
+        if n.level == 0:
+            for i in range(len(n.raw)):
+                rec = n.value(i)
+                if "G" in rec:
+                    yield rec["G"], None
+            continue
+        # children the old tree has at the same level over the same keys are skipped without a read
+        known = set(_old_covering(repo, old, n.level - 1, lo, hi)) if old is not None else set()
+        prev = lo
+        for k, v in zip(n.keys, n.values, strict=True):
+            if v[0] not in known:
+                stack.append((v[0], prev, k))
+            prev = k
 
 
 def objects_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]) -> Iterator[bytes]:
