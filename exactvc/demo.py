@@ -33,11 +33,11 @@ def _cell(rng: random.Random, cx: float, cy: float, r: float, n: int = 16) -> di
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def build(dest: Path = DEMO, n_cells: int = 6000, quiet: bool = False) -> Path:
+def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = False) -> Path:
     from .testing.slides import make_pyramidal_tiff
 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
-    slides = dest / "slides"
+    slides = DEMO / "slides"
     slides.mkdir(parents=True, exist_ok=True)
     big = slides / "generated-20000x15000.svs"
     if not big.exists():
@@ -47,7 +47,6 @@ def build(dest: Path = DEMO, n_cells: int = 6000, quiet: bool = False) -> Path:
         make_pyramidal_tiff(tmp, 20000, 15000, tile=256, mpp=0.25, aperio=True, seed=7)
         tmp.rename(big)
         say(f"  done in {time.monotonic() - t:.1f} s")
-    repo_dir = dest / "repo"
     if repo_dir.exists():
         shutil.rmtree(repo_dir)
     repo = Repository.init(repo_dir, hooks=True, product="H&E demo")
@@ -109,8 +108,13 @@ def build(dest: Path = DEMO, n_cells: int = 6000, quiet: bool = False) -> Path:
 
 
 def main() -> None:
+    import os
+
     t = time.monotonic()
-    repo_dir = build()
+    server_root = DEMO / "server"
+    if server_root.exists():
+        shutil.rmtree(server_root)
+    repo_dir = build(server_root / "demo")
     print(f"demo repository built in {time.monotonic() - t:.1f} s: {repo_dir}\n")
     from .cli import main as cli_main
 
@@ -122,7 +126,29 @@ def main() -> None:
             if exc.code:
                 raise
         print(flush=True)
-    print("Try: .venv/bin/exact -C demo-data/repo show --json | less", file=sys.stderr)
+    print("Try: .venv/bin/exact -C demo-data/server/demo show --json | less", flush=True)
+    if os.environ.get("EXACT_DEMO_NO_SERVER"):
+        return
+    serve_demo(server_root, int(os.environ.get("EXACT_DEMO_PORT", "8000")))
+
+
+def serve_demo(root: Path, port: int) -> None:
+    """Serve the demo repository and both slides (anonymous read on, plus an admin token printed)."""
+    from .access import AccessStore
+    from .serving import serve
+
+    acc = AccessStore(root)
+    token = acc.add_user("demo-admin", site_admin=True)
+    acc.set_settings("demo", anonymous_read=True)
+    repo = Repository.open(root / "demo")
+    print("\nStarting the server (indexing the slides and building their DeepZoom levels once) ...", flush=True)
+    base = f"http://127.0.0.1:{port}" if port else "http://127.0.0.1:PORT"
+    print(f"  admin token: {token}")
+    for rec in repo.images("HEAD"):
+        print(f"  {rec.name}: {base}/slides/{rec.fingerprint}.dzi")
+    print(f"  REST API:    {base}/api/v1/repos/demo  (OpenAPI: {base}/api/v1/openapi.json)")
+    print(f"  clone it:    .venv/bin/exact clone {base}/demo /tmp/demo-clone", flush=True)
+    serve(str(root), "127.0.0.1", port, 8, [str(DEMO / "slides"), str(REAL_SLIDE.parent)])
 
 
 if __name__ == "__main__":
