@@ -188,6 +188,7 @@ class Pack:
         self.count = n
         self._idx = idx
         self._ids = _IdView(memoryview(idx), n)
+        self._np_ids: Any = None
         self._offs_at = ids_end
         self._f = open(pack_path, "rb")
         self.size = os.fstat(self._f.fileno()).st_size
@@ -199,7 +200,14 @@ class Pack:
         self._f.close()
 
     def find(self, oid: bytes) -> int | None:
-        i = bisect.bisect_left(self._ids, oid)
+        if self.count > 2048:  # big packs: numpy's binary search (numpy is loaded only for them)
+            if self._np_ids is None:
+                import numpy as np
+
+                self._np_ids = np.frombuffer(self._idx, dtype="S32", count=self.count, offset=16)
+            i = int(self._np_ids.searchsorted(oid))
+        else:
+            i = bisect.bisect_left(self._ids, oid)
         if i < self.count and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
             return i
         return None
@@ -235,6 +243,7 @@ class DiskStore(ObjectStore):
         self.pack_dir.mkdir(parents=True, exist_ok=True)
         self._packs: dict[str, Pack] = {}
         self.bad_packs: dict[str, str] = {}
+        self._order: list[Pack] | None = None
         self._lock = threading.RLock()
         self.refresh()
 
@@ -242,21 +251,27 @@ class DiskStore(ObjectStore):
     def refresh(self) -> None:
         with self._lock:
             names = {p.stem for p in self.pack_dir.glob("pack-*.idx")}
-            for gone in set(self._packs) - names:
-                self._packs.pop(gone).close()
-            for name in sorted(names - set(self._packs)):
+            packs = {k: v for k, v in self._packs.items() if k in names}
+            # packs that went away are not closed here: a reader in another thread may still be in one;
+            # their maps close when the last reference goes
+            for name in sorted(names - set(packs)):
                 pack = self.pack_dir / f"{name}.pack"
                 if pack.exists():
                     try:
-                        self._packs[name] = Pack(pack, self.pack_dir / f"{name}.idx")
+                        packs[name] = Pack(pack, self.pack_dir / f"{name}.idx")
                     except (CorruptObject, OSError, ValueError) as exc:
                         # a damaged index must not lock everyone out: fsck reports it
                         self.bad_packs[name] = str(exc)
+            self._packs = packs
+            self._order = sorted(packs.values(), key=lambda p: p.count)
 
     def packs(self) -> list[Pack]:
-        with self._lock:
-            # small (recent, per-commit) packs first: they hold what is looked up most
-            return sorted(self._packs.values(), key=lambda p: p.count)
+        order = self._order
+        if order is None:
+            with self._lock:
+                # small (recent, per-commit) packs first: they hold what is looked up most
+                order = self._order = sorted(self._packs.values(), key=lambda p: p.count)
+        return order
 
     def _find(self, oid: bytes) -> tuple[Pack, int] | None:
         for pack in self.packs():

@@ -176,11 +176,13 @@ def objects_with_bases(
                 sent.add(e.record)
                 yield e.record, None
             old = None
-            for s in refs:
+            for s in refs:  # the parent first: its tree is the closest to this one
                 pe = s.images.get(name)
-                if pe is not None:
-                    old = pe.tree
-                    if old == e.tree:
+                if pe is not None and pe.tree is not None:
+                    if old is None:
+                        old = pe.tree
+                    if pe.tree == e.tree:
+                        old = pe.tree
                         break
             for oid, base in _new_nodes(repo, old, e.tree):
                 if oid not in sent:
@@ -283,6 +285,7 @@ def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> 
         raise BadStream("not an exactvc object stream")
     h.update(MAGIC)
     items: list[Pending] = []
+    received: dict[bytes, Pending] = {}  # a delta may name any earlier frame as its base
     while True:
         code_b = take(1)
         h.update(code_b)
@@ -308,10 +311,12 @@ def read_stream(repo: Repository, data: IO[bytes], max_bytes: int = 1 << 34) -> 
         except zlib.error:
             raise BadStream(f"object {oid.hex()} does not decompress") from None
         if t == "delta":
-            t, raw = _undelta(repo, oid, raw, {p.oid: p for p in items[-64:]})
+            t, raw = _undelta(repo, oid, raw, received)
         if codec.object_id(t, raw) != oid:
             raise BadStream(f"object {oid.hex()}: bytes do not match its id")
-        items.append(Pending(oid, t, raw))
+        p = Pending(oid, t, raw)
+        items.append(p)
+        received[oid] = p
     if take(32) != h.digest():
         raise BadStream("stream checksum mismatch")
     return items
