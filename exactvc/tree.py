@@ -122,6 +122,20 @@ def _cache(store: ObjectStore) -> NodeCache:
     return c
 
 
+_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
+
+
+def _uint(r: bytes, at: int) -> int:
+    """A msgpack unsigned integer that ends ``r`` at offset ``at``; -1 if it is not one."""
+    b = r[at]
+    if b < 0x80:
+        return b if len(r) == at + 1 else -1
+    n = _UINT.get(b)
+    if n is None or len(r) != at + 1 + n:
+        return -1
+    return int.from_bytes(r[at + 1 :], "big")
+
+
 def decode_node(data: bytes, oid: bytes | None = None) -> Node:
     """Split a node into its encoded entries (msgpack skips, no full decode) and check its shape."""
     import msgpack
@@ -158,8 +172,8 @@ def decode_node(data: bytes, oid: bytes | None = None) -> Node:
         for r in raw:
             if r[:3] != b"\x93\xc4\x10" or r[19:21] != b"\xc4\x20" or len(r) < 54:
                 raise CorruptObject(f"tree node {where} has a malformed child entry")
-            cnt = codec.unpack(r[53:])
-            if not isinstance(cnt, int) or cnt < 0:
+            cnt = _uint(r, 53)
+            if cnt < 0:
                 raise CorruptObject(f"tree node {where} has a malformed child count")
             keys.append(r[3:19])
             values.append([r[21:53], cnt])
