@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import ExactError, InvalidInput, NotFound, UsageError
+from .images import check_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,7 +126,7 @@ def needs_conversion(path: str | os.PathLike[str]) -> bool:
     """
     import openslide
 
-    name = _check_file(path)
+    name = check_file(path)
     try:
         vendor = openslide.OpenSlide.detect_format(name)
     except (openslide.OpenSlideError, OSError):
@@ -152,7 +153,7 @@ def needs_conversion(path: str | os.PathLike[str]) -> bool:
 
 def frames(path: str | os.PathLike[str]) -> int:
     """Number of planes (z/time frames, channels stored as pages) the source has; 1 for a whole-slide image."""
-    name = _check_file(path)
+    name = check_file(path)
     if _is_tiff(name):
         import tifffile
 
@@ -187,7 +188,7 @@ def convert_to_pyramid(
         raise UsageError(f"tile size must be a multiple of 16 in 16..4096: {tile}")
     if not 1 <= quality <= 100:
         raise UsageError(f"JPEG quality must be in 1..100: {quality}")
-    name = _check_file(src)
+    name = check_file(src)
     dst = Path(dst)
     if not dst.parent.is_dir():
         raise NotFound(f"no such directory for the converted image: {dst.parent}")
@@ -683,15 +684,6 @@ def _decode_error(what: str, exc: BaseException, name: str) -> InvalidInput:
     """A one-line InvalidInput naming the file, for whatever a decoder raised."""
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())
     return InvalidInput(f"cannot {what} ({detail}): {name}")
-
-
-def _check_file(path: str | os.PathLike[str]) -> str:
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise NotFound(f"no such file: {name}")
-    if os.path.isdir(name):
-        raise InvalidInput(f"is a directory, not an image file: {name}")
-    return name
 
 
 def _is_tiff(name: str) -> bool:

@@ -53,7 +53,7 @@ class ImageInfo:
         return dataclasses.asdict(self)
 
 
-def _check_file(path: str | os.PathLike[str]) -> str:
+def check_file(path: str | os.PathLike[str]) -> str:
     name = os.fspath(path)
     if not os.path.exists(name):
         raise NotFound(f"no such file: {name}")
@@ -67,7 +67,7 @@ def fingerprint_file(path: str | os.PathLike[str], progress: ProgressFn | None =
 
     ``progress(bytes_done, bytes_total)`` is called after every chunk (once with (0, 0) for an empty file).
     """
-    name = _check_file(path)
+    name = check_file(path)
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     try:
         with open(name, "rb", buffering=0) as f:
@@ -186,7 +186,7 @@ def read_image_info(
     Tries OpenSlide, then tifffile, then Pillow. Raises NotFound for a missing file and
     InvalidInput for a file none of them can read.
     """
-    name = _check_file(path)
+    name = check_file(path)
     if fingerprint is not None and not _FINGERPRINT_RE.match(fingerprint):
         raise UsageError(f"fingerprint must be 64 lowercase hex characters: {fingerprint!r}")
     info = _openslide_info(name) or _tifffile_info(name) or _pillow_info(name)
