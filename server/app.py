@@ -108,6 +108,9 @@ def create_app(config: dict[str, Any]) -> Flask:
         from exactvc.slidestore import SlideStore
 
         SlideStore(root).index_folder(folder)
+    from .tiles import install_fast_path
+
+    install_fast_path(app)
     return app
 
 

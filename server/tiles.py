@@ -96,6 +96,18 @@ def _ext() -> dict[str, Any]:
     return ext
 
 
+def install_fast_path(app: Any) -> None:
+    """Put the plain-WSGI tile fast path (server/fastpath.py) in front of the app."""
+    from .fastpath import Grants, TileFastPath
+
+    with app.app_context():
+        ext = _ext()
+    grants = Grants()
+    app.extensions["exact_grants"] = grants
+    app.wsgi_app = TileFastPath(app.wsgi_app, grants, ext["exact_slide_cache"],
+                                app.config["EXACT"].get("cors_origins", "*"))
+
+
 _allowed_local = threading.local()  # per thread: access versions belong to one database connection
 ALLOW_TTL = 2.0  # a grant seen a moment ago, while roles are unchanged: the tile hot path skips the checks
 
@@ -190,6 +202,8 @@ def tile(fp: str, level: int, col: int, row: int) -> Response:
     frame = _int("frame", 0, 0, 100000)
     s = _slide(fp, frame)
     s.check_tile(level, col, row)
+    if frame == 0:  # this caller may read this slide: the WSGI fast path serves its next tiles for a while
+        current_app.extensions["exact_grants"].allow(request.headers.get("Authorization", ""), fp)
     etag = f'"{fp[:16]}-{frame}-{level}-{col}-{row}"'
     if request.headers.get("If-None-Match") == etag:
         return _jpeg(b"", etag)
