@@ -853,13 +853,15 @@ def login(c: Ctx, url: str, token: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--processes", default=1, show_default=True, type=int,
+              help="Worker processes sharing the port (tile serving scales with cores).")
 @click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
               help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
-def serve(root: str, host: str, port: int, threads: int, slide_folders: tuple[str, ...]) -> None:
+def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...]) -> None:
     """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
     from .serving import serve as run
 
-    run(root, host, port, threads, list(slide_folders))
+    run(root, host, port, threads, list(slide_folders), processes)
 
 
 @cli.group()

@@ -6,16 +6,49 @@ import sys
 
 
 def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8,
-          slide_folders: list[str] | None = None) -> None:
+          slide_folders: list[str] | None = None, processes: int = 1) -> None:
+    """Serve with waitress; ``processes`` > 1 pre-forks workers sharing one listening socket."""
+    import os
+    import socket
+
     from waitress import create_server
 
     from server.app import create_app
 
-    app = create_app({"root": root, "slide_folders": slide_folders or []})
-    srv = create_server(app, host=host, port=port, threads=threads, max_request_body_size=1 << 31)
-    actual = srv.effective_port  # type: ignore[union-attr]
-    print(f"exactvc server listening on http://{host}:{actual}/ (repositories under {root})", flush=True)
+    config = {"root": root, "slide_folders": slide_folders or []}
+    if processes <= 1:
+        app = create_app(config)
+        srv = create_server(app, host=host, port=port, threads=threads, max_request_body_size=1 << 31)
+        actual = srv.effective_port  # type: ignore[union-attr]
+        print(f"exactvc server listening on http://{host}:{actual}/ (repositories under {root})", flush=True)
+        try:
+            srv.run()
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+        return
+    create_app(config)  # index the slide folders (and build missing levels) once, before forking
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    print(f"exactvc server listening on http://{host}:{sock.getsockname()[1]}/ (repositories under {root}, "
+          f"{processes} processes)", flush=True)
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own app, slides and database connections
+            try:
+                app = create_app({**config, "slide_folders": []})
+                create_server(app, sockets=[sock], threads=threads, max_request_body_size=1 << 31).run()
+            finally:
+                os._exit(0)
+        children.append(pid)
     try:
-        srv.run()
+        for pid in children:
+            os.waitpid(pid, 0)
     except KeyboardInterrupt:
+        import signal
+
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
         print("stopped", file=sys.stderr)
