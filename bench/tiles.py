@@ -823,6 +823,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help="uncounted warm-up seconds before each phase (3)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent connections of the load generator (8)")
     ap.add_argument("--threads", type=int, default=8, help="waitress threads of each server (8)")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="worker processes of our server (2: one per core; the reference has one)")
     ap.add_argument("--max-requests", type=int, default=1_000_000, help="bound on requests per phase")
     ap.add_argument("--mixed-levels", type=int, default=6, help="viewer mix: the top N DeepZoom levels (6)")
     ap.add_argument("--viewport", default="1920x1080", help="viewer mix: viewport WIDTHxHEIGHT (1920x1080)")
@@ -875,7 +877,7 @@ def main() -> int:
     env.pop("EXACT_TOKEN", None)
     env["EXACT_CONFIG_DIR"] = str(config_dir)
     ours_cmd = [sys.executable, "-m", "exactvc.cli", "serve", str(root), "--port", "0", "--slides",
-                slide["folder"], "--threads", str(args.threads)]
+                slide["folder"], "--threads", str(args.threads), "--processes", str(args.processes)]
     cold_start_s = None
     cold_hwm = None
     if not (args.reuse_index and (root / ".slides" / "slides.sqlite").exists()):
