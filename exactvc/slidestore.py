@@ -6,7 +6,7 @@ Layout under the server ROOT::
     .slides/files/<fp><ext>        uploaded (verified) files
     .slides/uploads/<fp>.part      uploads in progress (resumable)
     .slides/converted/<fp>*.tiff   pyramids made from formats openslide cannot read
-    .slides/companions/<fp>.tiff   DeepZoom levels the file lacks, built once
+    .slides/companions/<fp>/       DeepZoom levels the file lacks, built once (a TIFF per level)
 
 Folders configured for indexing are read in place and never copied.
 """
@@ -104,7 +104,7 @@ class SlideStore:
                 serve = str(outs[0])
             slide = Slide(serve)
             try:
-                comp = build_companion(slide, self.dir / "companions" / f"{fp}.tiff")
+                comp = build_companion(slide, self.dir / "companions" / fp)
             finally:
                 slide.close()
             self._db().execute(

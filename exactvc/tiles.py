@@ -101,7 +101,7 @@ class Slide:
         self._add_levels(levels)
         self.companion = str(companion) if companion else None
         if companion and Path(companion).exists():
-            self._add_levels(stored_levels(companion))
+            self._add_levels(companion_levels(companion))
         self.frames = 1
 
     def _add_levels(self, levels: list[StoredLevel]) -> None:
@@ -207,8 +207,12 @@ def _encode(im: Any, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def build_companion(slide: Slide, out: str | os.PathLike[str], progress: Any = None) -> Path | None:
-    """Write the DeepZoom levels the file lacks as one tiled JPEG TIFF (YCbCr, tile = slide tile), so
-    every level is a pass-through. Each level is made from the one above it, tile by tile."""
+    """Write the DeepZoom levels the file lacks, one tiled JPEG TIFF per level in the folder ``out``
+    (RGB, tile = slide tile), so every level is a pass-through. Each level is made from the one above
+    it, tile by tile, reading that level back from disk: memory stays a few tiles whatever the size.
+    The folder appears whole or not at all."""
+    import shutil
+
     import numpy as np
     import tifffile
     from PIL import Image
@@ -218,20 +222,19 @@ def build_companion(slide: Slide, out: str | os.PathLike[str], progress: Any = N
         return None
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     t = slide.tile
-    done_levels: dict[int, Any] = {}
 
     def source_tile(level: int, col: int, row: int) -> Any:
-        """Level ``level`` pixels of tile (col, row), from a stored level or the one just built."""
+        """Level ``level`` pixels of tile (col, row), from a stored level (the file's, or one just built)."""
         w, h = slide.level_size(level)
         if not (0 <= col * t < w and 0 <= row * t < h):
             return None
-        if level in slide.passthrough:
-            lv = slide.passthrough[level]
+        lv = slide.passthrough.get(level)
+        if lv is not None:
             with Image.open(io.BytesIO(lv.raw(slide._fds[lv.path], col, row))) as im:
                 return im.convert("RGB").crop((0, 0, min(t, w - col * t), min(t, h - row * t)))
-        if level in done_levels:
-            return done_levels[level](col, row)
         return slide.region(level, col * t, row * t, min(t, w - col * t), min(t, h - row * t))
 
     def tiles(level: int) -> Iterator[Any]:
@@ -254,36 +257,46 @@ def build_companion(slide: Slide, out: str | os.PathLike[str], progress: Any = N
                 if sh < 2 * t:
                     big[sh:, :] = big[sh - 1 : sh, :]
                 arr = np.asarray(Image.fromarray(big).reduce(2), dtype=np.uint8).copy()
-                # pad the edges like the stored tiles are padded
                 tw, th = min(t, w - c * t), min(t, h - r * t)
-                arr[th:, :, :] = 255
+                arr[th:, :, :] = 255  # pad the edges like stored tiles are padded
                 arr[:, tw:, :] = 255
                 yield arr
 
-    # levels from the largest missing one down: each can read its parent (stored, or written earlier)
-    missing.sort(reverse=True)
-    with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
-        for level in missing:
+    try:
+        # from the largest missing level down: each reads its parent (stored, or written just before)
+        for level in sorted(missing, reverse=True):
             if level + 1 > slide.max_level:
-                raise InvalidInput("the full-resolution level must be stored to build a companion pyramid")
+                raise InvalidInput("the full-resolution level must be stored to build the missing levels")
             w, h = slide.level_size(level)
-            cache: OrderedDict[tuple[int, int], Any] = OrderedDict()
-            frames = list(tiles(level))  # level (n+1)'s tiles are needed by level n: keep them in memory
-            cols = slide.grid(level)[0]
-
-            def getter(col: int, row: int, frames: list[Any] = frames, cols: int = cols,
-                       w: int = w, h: int = h) -> Any:
-                arr = frames[row * cols + col]
-                return Image.fromarray(arr).crop((0, 0, min(t, w - col * t), min(t, h - row * t)))
-
-            done_levels[level] = getter
-            tw.write(iter(frames), shape=(h, w, 3), dtype="uint8", tile=(t, t), compression="jpeg",
-                     compressionargs={"level": COMPANION_QUALITY, "outcolorspace": "RGB"}, photometric="rgb", metadata=None)
-            del cache
+            path = tmp / f"level{level:02d}.tiff"
+            with tifffile.TiffWriter(path, bigtiff=True) as tw:
+                tw.write(tiles(level), shape=(h, w, 3), dtype="uint8", tile=(t, t), compression="jpeg",
+                         compressionargs={"level": COMPANION_QUALITY, "outcolorspace": "RGB"},
+                         photometric="rgb", metadata=None)
+            slide._add_levels(stored_levels(path))
             if progress is not None:
                 progress(level, len(missing))
-    os.replace(tmp, out)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # the slide read the levels from the temporary folder: reopen them at their final place
+    for lv in list(slide.passthrough):
+        if slide.passthrough[lv].path.startswith(str(tmp)):
+            del slide.passthrough[lv]
+    for fd_path in [p for p in slide._fds if p.startswith(str(tmp))]:
+        os.close(slide._fds.pop(fd_path))
+    slide._add_levels(companion_levels(out))
     return out
+
+
+def companion_levels(path: str | os.PathLike[str]) -> list[StoredLevel]:
+    """The stored levels of a companion (a folder of level files, or one file)."""
+    p = Path(path)
+    if p.is_dir():
+        return [lv for f in sorted(p.glob("level*.tiff")) for lv in stored_levels(f)]
+    return stored_levels(p)
 
 
 class SlideCache:
