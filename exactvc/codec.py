@@ -16,6 +16,7 @@ taken for another.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -96,6 +97,7 @@ def from_hex(text: str) -> bytes:
         raise InvalidInput(f"object id is not hexadecimal: {text!r}") from None
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def key_hash(key: bytes) -> int:
-    """64-bit hash of a tree key, used to place chunk boundaries."""
+    """64-bit hash of a tree key, used to place chunk boundaries (cached: re-cutting a node re-reads it)."""
     return int.from_bytes(blake3.blake3(b"exactvc:chunk\0" + key).digest(length=8), "big")

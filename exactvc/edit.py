@@ -199,7 +199,8 @@ class Editor:
                     raise UnknownLabel(f"unknown label {new_label!r}")
                 if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
                     raise InvalidGeometry(f"label {new_label!r} takes {lb.shape} shapes, got a {k}")
-        self._check(k, enc)
+        if geometry is not None or label is not None:
+            self._check(k, enc)  # an unchanged shape was checked when it was stored
         props = properties if properties is not None else cur.get("p")
         z = cur.get("z")
         pl = normalize_plane(plane) if plane is not None else ((z[0], z[1]) if z else None)

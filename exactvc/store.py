@@ -18,6 +18,7 @@ import contextlib
 import mmap
 import os
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -200,7 +201,9 @@ class Pack:
         self._f.close()
 
     def find(self, oid: bytes) -> int | None:
-        if self.count > 2048:  # big packs: numpy's binary search (numpy is loaded only for them)
+        if self.count > 512 and "numpy" in sys.modules:
+            # numpy's binary search when numpy is loaded anyway (servers, imports); a short command
+            # like `exact log` does not pay numpy's start-up for it
             if self._np_ids is None:
                 import numpy as np
 
