@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
