@@ -317,6 +317,19 @@ class DiskStore(ObjectStore):
                     raise CorruptObject(f"loose object {oid.hex()} has no valid type header")
                 return tb.decode("ascii"), data
         pack, i = found
+        try:
+            return self._read_entry(oid, pack, i)
+        except CorruptObject as first_error:
+            # another pack may hold the same object whole (a gc or merge killed half-way can leave a
+            # delta copy whose base is gone next to a complete copy): use any copy that reads
+            for other in self.packs():
+                j = other.find(oid) if other is not pack else None
+                if j is not None:
+                    with contextlib.suppress(CorruptObject):
+                        return self._read_entry(oid, other, j)
+            raise first_error
+
+    def _read_entry(self, oid: bytes, pack: Pack, i: int) -> tuple[str, bytes]:
         code, depth, payload = pack.entry(i)
         t = CODE_TYPES.get(code)
         if t is None:
