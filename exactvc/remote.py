@@ -353,11 +353,10 @@ def ahead_behind(repo: Repository, branch: str) -> dict[str, Any] | None:
     local = repo.refs.read(f"heads/{branch}")
     if tracking is None or local is None:
         return None
-    from .blame import _walk
+    from .graph import only_in
 
-    a = {c for c, _ in _walk(repo, local)}
-    b = {c for c, _ in _walk(repo, tracking)}
-    return {"upstream": f"{ups['remote']}/{ups['branch']}", "ahead": len(a - b), "behind": len(b - a)}
+    return {"upstream": f"{ups['remote']}/{ups['branch']}", "ahead": len(only_in(repo, [local], [tracking])),
+            "behind": len(only_in(repo, [tracking], [local]))}
 
 
 def upload_image(repo: Repository, image: str, remote: str = "origin", chunk: int = 8 << 20,

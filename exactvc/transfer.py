@@ -50,23 +50,10 @@ class MissingReference(BadStream):
 
 def commits_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]) -> list[bytes]:
     """Commits reachable from ``wants`` but not from ``haves`` (haves the receiver really has), oldest first."""
-    from .graph import is_ancestor
+    from .graph import only_in
 
-    have_set = {h for h in haves if repo.store.has(h)}
-    out: list[bytes] = []
-    seen: set[bytes] = set()
-    stack = [w for w in wants if w not in have_set]
-    while stack:
-        c = stack.pop()
-        if c in seen or c in have_set:
-            continue
-        if any(is_ancestor(repo, c, h) for h in have_set):
-            continue
-        seen.add(c)
-        out.append(c)
-        stack.extend(repo.commit_object(c).parents)
-    out.sort(key=lambda c: repo.commit_object(c).generation)
-    return out
+    have = [h for h in haves if repo.store.has(h)]
+    return list(reversed(only_in(repo, list(wants), have)))
 
 
 def _kind(repo: Repository, oid: bytes) -> str | None:

@@ -269,3 +269,36 @@ def test_merge_base_on_long_history(story: Repository) -> None:
     assert merge_bases(r, r.resolve("main"), r.resolve("side")) == [fork]
     rng = random.Random(0)
     assert rng is not None
+
+
+def test_only_in_matches_a_full_walk(story: Repository) -> None:
+    from exactvc.blame import _walk
+    from exactvc.graph import only_in
+
+    r = story
+    rng = random.Random(3)
+    with r.edit("img") as ed:
+        a = ed.add("cell", square(1, 1))
+    r.commit("root")
+    branches = ["main"]
+    for i in range(40):  # a random history of branches and merges
+        b = rng.choice(branches)
+        porcelain.switch(r, b)
+        if rng.random() < 0.3:
+            nb = f"b{i}"
+            porcelain.switch(r, nb, create=True)
+            branches.append(nb)
+        elif rng.random() < 0.3 and len(branches) > 1:
+            other = rng.choice([x for x in branches if x != b])
+            if porcelain.merge(r, other, no_ff=True)["status"] == "conflicts":
+                porcelain.resolve(r, None, "ours", image="img")
+                porcelain.merge_continue(r)
+            continue
+        with r.edit("img") as ed:
+            ed.update(a, properties={"i": i})
+        r.commit(f"c{i}")
+    tips = [r.resolve(b) for b in branches]
+    for x in tips:
+        for y in tips:
+            want = {c for c, _ in _walk(r, x)} - {c for c, _ in _walk(r, y)}
+            assert set(only_in(r, [x], [y])) == want
