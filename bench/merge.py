@@ -80,12 +80,7 @@ def uuid7_texts(ms: np.ndarray, counter: np.ndarray, rng: np.random.Generator) -
     return [str(uuid.UUID(bytes=raw[16 * i : 16 * i + 16])) for i in range(len(ms))]
 
 
-def items_for(ids: list[str], coords: np.ndarray, labels: np.ndarray) -> list[tuple[str, Any, None, None, str]]:
-    """``Editor.add_many`` items from centi-pixel rings."""
-    closed = (np.concatenate([coords, coords[:, :1]], axis=1) / 100.0).tolist()
-    names = [c[0] for c in C.CLASSES]
-    return [(names[int(lb)], {"type": "Polygon", "coordinates": [ring]}, None, None, aid)
-            for aid, ring, lb in zip(ids, closed, labels, strict=True)]
+items_for = C.items_for
 
 
 def feature_lines(ids: list[str], coords: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -286,19 +281,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"  {human_bytes(data.file_bytes)} in {data.gen_s:.1f} s")
 
     ex_root = tmp / "exact"
-    t0 = now()
-    repo = Repository.init(ex_root)
-    repo.add_image_record(ImageRecord(C.IMAGE, C.FINGERPRINT, C.WIDTH, C.HEIGHT, levels=C.LEVELS, mpp=C.MPP))
-    for name, color, _ in C.CLASSES:
-        repo.add_label(name, "polygon", "#{:02x}{:02x}{:02x}".format(*color))
-    ed = Editor(repo, C.IMAGE, validate=False)
-    for s in range(0, data.n, BATCH):
-        e = min(data.n, s + BATCH)
-        ed.add_many(items_for(data.ids[s:e], data.coords[s:e], data.labels[s:e]))
-        ed.flush()
-    repo.commit(f"import {args.n} cells")
-    setup["exactvc_load_s"] = now() - t0
-    assert repo.count(C.IMAGE) == data.n
+    repo, setup["exactvc_load_s"] = C.load_bulk(data, ex_root, BATCH)
     log(f"exactvc load (Editor.add_many, batches of {BATCH:,}, validate=False) + commit: "
         f"{setup['exactvc_load_s']:.1f} s, {human_bytes(C.exact_size(ex_root))}")
 

@@ -82,15 +82,6 @@ row = C.row
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def items_for(data: C.Data, s: int, e: int) -> list[tuple[str, Any, None, None, str]]:
-    """``Editor.add_many`` items for annotations ``s:e`` (centi-pixel rings -> closed GeoJSON polygons)."""
-    c = data.coords[s:e]
-    closed = (np.concatenate([c, c[:, :1]], axis=1) / 100.0).tolist()
-    names = [x[0] for x in C.CLASSES]
-    return [(names[int(lb)], {"type": "Polygon", "coordinates": [ring]}, None, None, aid)
-            for aid, ring, lb in zip(data.ids[s:e], closed, data.labels[s:e], strict=True)]
-
-
 def exact_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "exact"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "exactvc.cli"]
@@ -309,9 +300,7 @@ def main() -> int:
 def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     from exactvc import remote, transfer
     from exactvc.access import AccessStore
-    from exactvc.edit import Editor
     from exactvc.maintenance import fsck
-    from exactvc.objects import ImageRecord
     from exactvc.repo import Repository
 
     rng = np.random.default_rng(args.seed + 3)
@@ -334,19 +323,8 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     log(f"  {human_bytes(data.file_bytes)} in {data.gen_s:.1f} s")
 
     local = tmp / "local"
-    t0 = now()
-    repo = Repository.init(local)
-    repo.add_image_record(ImageRecord(C.IMAGE, C.FINGERPRINT, C.WIDTH, C.HEIGHT, levels=C.LEVELS, mpp=C.MPP))
-    for name, color, _ in C.CLASSES:
-        repo.add_label(name, "polygon", "#{:02x}{:02x}{:02x}".format(*color))
-    ed = Editor(repo, C.IMAGE, validate=False)
-    for s in range(0, data.n, BATCH):
-        ed.add_many(items_for(data, s, min(data.n, s + BATCH)))
-        ed.flush()
-    repo.commit(f"import {data.n} cells")
-    setup["exactvc_load_s"] = now() - t0
+    repo, setup["exactvc_load_s"] = C.load_bulk(data, local, BATCH)
     setup["exactvc_local_bytes"] = C.exact_size(local)
-    assert repo.count(C.IMAGE) == data.n
     log(f"exactvc load (Editor.add_many, batches of {BATCH:,}, validate=False) + commit: "
         f"{setup['exactvc_load_s']:.1f} s, {human_bytes(setup['exactvc_local_bytes'])}")
 
