@@ -27,6 +27,8 @@ Global option: `-C PATH` runs as if started in PATH. Every reading command takes
 | 6 | conflict (would lose uncommitted work; a ref moved concurrently; repository busy) |
 | 7 | a hook refused |
 | 8 | corrupt repository (object missing or not matching its id) |
+| 9 | a server refused: not authenticated (401) or not allowed (403) |
+| 10 | a server could not be reached |
 | 70 | internal error (a bug: rerun with `EXACT_DEBUG=1` and report it) |
 
 Errors are one line on stderr starting with `error: `.

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import codec, geometry, tree
+from . import geometry, tree
 from .annotation import Annotation, make_record, normalize_plane
-from .errors import InvalidGeometry, InvalidInput, NotFound, UnknownLabel
+from .errors import InvalidGeometry, NotFound, UnknownLabel
 from .ids import format_id, new_annotation_id, parse_id
 from .objects import ImageEntry, LabelSet, Snapshot
 from .store import Pending
@@ -278,11 +278,3 @@ def set_working_tree(repo: Repository, image: str, root: bytes | None, expected:
     images = dict(snap.images)
     images[image] = ImageEntry(entry.record, root, tree.count(repo.store, root))
     repo.set_working(base, repo.put("snapshot", Snapshot(images, snap.labels).to_body()))
-
-
-def record_id(rec: dict[str, Any]) -> bytes:
-    """Content id of one annotation record (what "annotations are content-addressed" refers to)."""
-    return codec.object_id("annotation", codec.pack(rec))
-
-
-__all__ = ["Editor", "InvalidInput", "record_id"]

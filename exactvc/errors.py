@@ -101,19 +101,6 @@ class MissingObject(CorruptObject):
     kind = "missing_object"
 
 
-EXIT_CODES: dict[str, int] = {
-    "ok": 0,
-    "error": ExactError.exit_code,
-    "usage": UsageError.exit_code,
-    "not_a_repository": NotARepository.exit_code,
-    "not_found": NotFound.exit_code,
-    "invalid_input": InvalidInput.exit_code,
-    "conflict": Conflict.exit_code,
-    "hook_failed": HookFailed.exit_code,
-    "corrupt": CorruptObject.exit_code,
-}
-
-
 class PermissionDenied(ExactError):
     """The server refused: not authenticated (401) or not allowed (403)."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import tree
@@ -328,10 +327,6 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if size[0] <= 0 or size[1] <= 0:
         raise InvalidInput(f"invalid size {text!r}: must be positive")
     return size
-
-
-def resolve_path(path: str) -> Path:
-    return Path(path).expanduser()
 
 
 # --- diff, merge, conflicts, blame (issue: diff/merge) -------------------------------------------
