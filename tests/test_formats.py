@@ -468,6 +468,44 @@ def test_worker_processes_give_the_same_result_and_errors(tmp_path: Path) -> Non
         import_file(new_repo(tmp_path / "cut"), "img", tmp_path / "cut.geojson", create_labels=True, workers=2)
 
 
+@pytest.mark.parametrize("pretty", [False, True])
+def test_worker_blocks_give_what_one_process_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   pretty: bool) -> None:
+    from exactvc.formats import qupath
+
+    monkeypatch.setattr(qupath, "PARALLEL_BLOCK", 2048)  # many blocks, cut between features
+    feats = _random_cells(400, seed=13)
+    variants = qupath_features()  # NaN measurements, {name, value} lists ("},{" inside a feature), v0.2 ids
+    for k, f in enumerate(variants):
+        feats.insert(37 * k + 5, f)
+    # a nested object that looks like a feature start: a cut there leaves blocks that do not parse, and
+    # the import starts again feature by feature
+    for f in feats[280:300]:
+        f["properties"]["links"] = [{"a": 1}, {"type": "Feature", "b": [1, {"c": "]}"}]}]
+    feats.append(dict(feats[7], properties={"classification": {"name": "Tumor"}, "name": "later"}))  # same id
+    src = write_collection(tmp_path / "mix.geojson", feats, pretty=pretty)
+    with_ids = {f["id"] for f in feats if len(str(f.get("id"))) == 36}
+    got = []
+    for workers in (1, 2):
+        repo = new_repo(tmp_path / f"w{workers}")
+        res = import_file(repo, "img", src, create_labels=True, workers=workers, batch=100)
+        anns = snapshot(repo, rev=None)
+        got.append((res.features, res.added, res.replaced, res.labels_created, len(anns),
+                    {k: v for k, v in anns.items() if k in with_ids}))
+    assert got[0][0] == len(feats) and got[0][2] == 1 and len(got[0][5]) == len(with_ids)
+    assert got[0] == got[1]
+    # the file without the look-alike and without id-less features: the very same snapshot either way
+    for f in feats[280:300]:
+        del f["properties"]["links"]
+    src = write_collection(tmp_path / "clean.geojson", [f for f in feats if f.get("id") in with_ids], pretty=pretty)
+    roots = []
+    for workers in (1, 2):
+        repo = new_repo(tmp_path / f"c{workers}")
+        import_file(repo, "img", src, create_labels=True, workers=workers, batch=100)
+        roots.append(repo.working()[1])
+    assert roots[0] == roots[1]
+
+
 def test_huge_coordinates_and_missing_file(tmp_path: Path) -> None:
     repo = new_repo(tmp_path / "r")
     repo.add_label("Tumor", "polygon")

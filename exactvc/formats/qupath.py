@@ -87,8 +87,10 @@ UNCLASSIFIED = "unclassified"
 CHUNK = 8 << 20  # bytes read at a time
 CHECK_BATCH = 8192  # polygons validated together
 PARALLEL_MIN_BYTES = 16 << 20  # files this large are converted by worker processes
-PARALLEL_CHUNK = 2048  # features a worker task
+PARALLEL_CHUNK = 2048  # features a worker task (when this process cuts features)
+PARALLEL_BLOCK = 2 << 20  # bytes of raw features a worker task (when the workers parse)
 MAX_WORKERS = 4
+INFLIGHT = 8  # tasks queued a worker: enough to keep workers busy while this process writes a batch
 _LEGACY_TYPES = {
     "PathAnnotationObject": "annotation",
     "PathDetectionObject": "detection",
@@ -136,6 +138,9 @@ class ImportResult:
 # where a feature object may end: "}" then "," and the next object, or "]" closing the array
 _END = re.compile(rb"\}(?:\s*,\s*(\{)|\s*(\]))")
 _NEXT_FEATURE = re.compile(rb'\}\s*,\s*(\{)\s*"type"\s*:\s*"Feature"')
+# where a block of whole features may be cut: between "}," and a feature that starts with "type": "Feature"
+# (this can't occur inside a JSON string; a wrong cut anywhere else leaves a block that does not parse)
+_CUT = re.compile(rb'\}\s*,\s*(?=\{\s*"type"\s*:\s*"Feature")')
 _FEATURES_KEY = re.compile(rb'"features"\s*:\s*\[')
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -145,6 +150,10 @@ for _c in b'{}[]"':
 _DEPTH = np.zeros(256, dtype=np.int64)
 _DEPTH[ord("{")] = _DEPTH[ord("[")] = 1
 _DEPTH[ord("}")] = _DEPTH[ord("]")] = -1
+
+
+class _NoBlocks(Exception):
+    """The file cannot be cut into blocks of features cheaply: read it feature by feature."""
 
 
 class _Malformed(Exception):
@@ -230,12 +239,15 @@ def _loads(raw: bytes) -> Any:
 class _Reader:
     """Cuts a GeoJSON file into raw features: ``(byte offset, bytes or parsed object)``."""
 
-    def __init__(self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False) -> None:
+    def __init__(
+        self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0
+    ) -> None:
         self.f = f
         self.total = total
         self.progress = progress
         self.chunk = max(chunk, 1)
         self.raw = raw  # yield checked feature bytes rather than parsed objects
+        self.block = block  # > 0: yield unchecked runs of about this many bytes of features (see _blocks)
         self.done = 0
         self.eof = False
 
@@ -267,8 +279,9 @@ class _Reader:
         if i >= len(buf):
             raise _Malformed("the file is empty", 0)
         first = buf[i]
+        features = self._blocks if self.block else self._array
         if first == ord("["):
-            yield from self._array(buf, i + 1, base, header=buf[: i + 1])
+            yield from features(buf, i + 1, base, header=buf[: i + 1])
             return
         if first != ord("{"):
             raise _Malformed(f"expected a GeoJSON object or array, found {chr(first)!r}", i)
@@ -281,7 +294,7 @@ class _Reader:
                 _pos, depth = _structure(buf[i:p])
                 top_closed = bool(np.any(depth == 0))
                 if not top_closed and (depth.size == 0 or depth[-1] == 1) and not _in_string(buf, i, p):
-                    yield from self._array(buf, p + 1, base, header=buf[: p + 1])
+                    yield from features(buf, p + 1, base, header=buf[: p + 1])
                     return
                 if top_closed:
                     break
@@ -292,6 +305,8 @@ class _Reader:
             more = self.read(max(self.chunk, len(buf)))
             buf += more
         # no "features" array: the whole file is one object
+        if self.block:
+            raise _NoBlocks
         buf += self.read_rest()
         try:
             obj = _loads(buf)
@@ -356,6 +371,33 @@ class _Reader:
                 self._finish(header, buf[k:], base + k)
                 return
             raise _Malformed("expected ',' or ']' after a feature", base + k)
+
+    def _blocks(self, buf: bytes, pos: int, base: int, header: bytes) -> Iterator[tuple[int, Any]]:
+        """Runs of whole features (``b"{...},{...}"``) of about ``self.block`` bytes, unchecked.
+
+        Cuts are made only where the next feature starts with "type": "Feature" (QuPath's
+        way); the array's end is taken to be the file's last "]". Nothing is parsed here:
+        a wrong cut or malformed text leaves a run that does not parse as JSON (the
+        caller then reads the file again feature by feature, which names the problem).
+        """
+        size = self.block
+        while True:
+            while len(buf) - pos > size:
+                m = _CUT.search(buf, pos + size)
+                if m is None:
+                    break
+                yield base + pos, buf[pos : m.start() + 1]
+                pos = m.end()
+            if self.eof:
+                k = buf.rfind(b"]")
+                if k < pos:
+                    raise _Malformed("unexpected end of file inside the features array", base + len(buf))
+                body = buf[pos:k].strip(_WS)
+                if body:
+                    yield base + pos, body
+                self._finish(header, buf[k:], base + k)
+                return
+            buf, base, pos = buf[pos:] + self.read(), base + pos, 0
 
     def _find_end(self, buf: bytes, pos: int) -> tuple[int, Any, re.Match[bytes] | None] | None:
         """End, parsed value and (when known) the match of what follows, of the object at ``buf[pos]``.
@@ -431,9 +473,10 @@ def _in_string(buf: bytes, start: int, p: int) -> bool:
 
 
 def _raw_features(
-    path: str | os.PathLike[str], progress: Progress | None, chunk_size: int, raw: bool
+    path: str | os.PathLike[str], progress: Progress | None, chunk_size: int, raw: bool, block: int = 0
 ) -> Iterator[Any]:
-    """The file's features, parsed (or as checked bytes when ``raw``); malformed JSON raises InvalidInput."""
+    """The file's features, parsed (or as checked bytes when ``raw``, or as unchecked runs of
+    features of about ``block`` bytes, see ``_Reader._blocks``); malformed JSON raises InvalidInput."""
     p = Path(path)
     try:
         f = open(p, "rb")  # noqa: SIM115 - closed below, the generator may be abandoned
@@ -442,7 +485,7 @@ def _raw_features(
     except IsADirectoryError:
         raise InvalidInput(f"{p} is a directory, not a GeoJSON file") from None
     with f:
-        reader = _Reader(f, os.fstat(f.fileno()).st_size, progress, chunk_size, raw)
+        reader = _Reader(f, os.fstat(f.fileno()).st_size, progress, chunk_size, raw, block)
         try:
             for _offset, obj in reader.items():
                 yield obj
@@ -947,7 +990,14 @@ def _import(
     try:
         if nworkers > 1:
             setup = (name, rec_img.width, rec_img.height, tuple(sorted(shapes.items())), create_labels)
-            n, new_labels = _convert_parallel(path, progress, batch, builder, setup, nworkers)
+            try:
+                n, new_labels = _convert_parallel(path, progress, batch, builder, setup, nworkers, True)
+            except _NoBlocks:
+                # not cut into blocks, or something in a block is wrong: again, feature by feature
+                # (what was written so far is unreferenced and goes at the next gc)
+                builder.close()
+                builder = _TreeBuilder(repo.store, entry0.tree, spill)
+                n, new_labels = _convert_parallel(path, progress, batch, builder, setup, nworkers, False)
         else:
             conv = _Converter(name, rec_img.width, rec_img.height, shapes, create_labels)
             conv.blobs = builder.blobs
@@ -993,6 +1043,14 @@ def _convert_serial(
     return n
 
 
+def _convert_block(
+    setup: tuple[str, int, int, tuple[tuple[str, str], ...], bool], block: bytes
+) -> tuple[list[tuple[bytes, int, bytes]], list[Pending], dict[str, tuple[str | None, list[str]]]]:
+    """Worker: parse and convert one run of features (see ``_Reader._blocks``), numbered from 0."""
+    objs = _loads(b"[" + block + b"]")  # one parse for the whole run; _Malformed when it is not one
+    return _convert_chunk(setup, 0, objs)
+
+
 def _convert_parallel(
     path: Path,
     progress: Progress | None,
@@ -1000,49 +1058,73 @@ def _convert_parallel(
     builder: _TreeBuilder,
     setup: tuple[str, int, int, tuple[tuple[str, str], ...], bool],
     nworkers: int,
+    blocks: bool,
 ) -> tuple[int, dict[str, _NewLabel]]:
-    """Features converted by worker processes, chunk by chunk, applied in file order by this one."""
+    """Features converted by worker processes, applied to the tree in file order by this one.
+
+    ``blocks``: the workers get runs of about ``PARALLEL_BLOCK`` bytes of raw features
+    and parse them (this process only reads); any problem raises _NoBlocks, and the
+    caller starts again feature by feature. Otherwise this process cuts the file into
+    features, checking each, and errors name the feature.
+    """
     import multiprocessing
     from collections import deque
     from concurrent.futures import Future, ProcessPoolExecutor
 
     new_labels: dict[str, _NewLabel] = {}
     inflight: deque[Future[Any]] = deque()
-    n = 0
+    n = 0  # features collected
 
     def collect(fut: Future[Any]) -> None:
-        entries, blobs, labels = fut.result()
+        nonlocal n
+        try:
+            entries, blobs, labels = fut.result()
+        except (ExactError, _Malformed):
+            if blocks:
+                raise _NoBlocks from None
+            raise
         _merge_labels(new_labels, labels)
         builder.blobs.extend(blobs)
         add = builder.add
+        offset = n if blocks else 0  # block entries are numbered from 0 in their block
         for key, i, entry in entries:
-            add(key, i, entry)
+            add(key, i + offset, entry)
             if len(builder) >= batch:
                 builder.end_batch()
+        n += len(entries)
+
+    def submit(fn: Callable[..., Any], *args: Any) -> None:
+        inflight.append(pool.submit(fn, setup, *args))
+        while len(inflight) > INFLIGHT * nworkers:
+            collect(inflight.popleft())
 
     ctx = multiprocessing.get_context("fork")  # no re-import of __main__, no start-up cost
     pool = ProcessPoolExecutor(nworkers, mp_context=ctx, initializer=_worker_init)
     try:
-        chunk: list[Any] = []
-        first = 0
-        try:
-            for raw in _raw_features(path, progress, CHUNK, True):
-                chunk.append(raw)
-                if len(chunk) >= PARALLEL_CHUNK:
+        if blocks:
+            try:
+                for block in _raw_features(path, progress, CHUNK, True, PARALLEL_BLOCK):
+                    submit(_convert_block, block)
+            except InvalidInput:
+                raise _NoBlocks from None
+        else:
+            chunk: list[Any] = []
+            first = 0
+            try:
+                for raw in _raw_features(path, progress, CHUNK, True):
+                    chunk.append(raw)
+                    if len(chunk) >= PARALLEL_CHUNK:
+                        submit(_convert_chunk, first, chunk)
+                        first += len(chunk)
+                        chunk = []
+            except ExactError:
+                if chunk:
                     inflight.append(pool.submit(_convert_chunk, setup, first, chunk))
-                    first += len(chunk)
-                    chunk = []
-                    while len(inflight) > 2 * nworkers:
-                        collect(inflight.popleft())
-        except ExactError:
+                while inflight:  # an earlier feature's error comes first
+                    collect(inflight.popleft())
+                raise
             if chunk:
                 inflight.append(pool.submit(_convert_chunk, setup, first, chunk))
-            while inflight:  # an earlier feature's error comes first
-                collect(inflight.popleft())
-            raise
-        n = first + len(chunk)
-        if chunk:
-            inflight.append(pool.submit(_convert_chunk, setup, first, chunk))
         while inflight:
             collect(inflight.popleft())
     finally:
