@@ -36,7 +36,20 @@ def canonicalize(value: Any) -> Any:
 
     Raises InvalidInput for values that have no canonical form (NaN, non-string keys...).
     """
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes, int)):
+    t = type(value)
+    if t is str or t is int or t is bool or value is None or t is bytes:
+        return value
+    if t is dict:
+        try:
+            keys = sorted(value)  # str keys: code point order is UTF-8 byte order
+        except TypeError:
+            keys = None
+        if keys is None or (keys and not isinstance(keys[0], str)):  # one str: all comparable, all str
+            keys = sorted(value, key=_key_bytes)  # raises the error for a non-string key
+        return {k: canonicalize(value[k]) for k in keys}
+    if t is list or t is tuple:
+        return [canonicalize(v) for v in value]
+    if isinstance(value, bool) or isinstance(value, (str, bytes, int)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -45,10 +58,7 @@ def canonicalize(value: Any) -> Any:
             return int(value)
         return value
     if isinstance(value, dict):
-        out = {}
-        for k in sorted(value, key=_key_bytes):
-            out[k] = canonicalize(value[k])
-        return out
+        return canonicalize(dict(value))
     if isinstance(value, (list, tuple)):
         return [canonicalize(v) for v in value]
     raise InvalidInput(f"value of type {type(value).__name__} cannot be stored")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 BLOCK = 16
+SMALL_CHANGE = 1024  # a changed middle this short is stored as it is (no search for copies in it)
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
@@ -59,7 +60,7 @@ def make_delta(base: bytes, new: bytes) -> list[Any]:
     ops: list[Any] = []
     if p:
         ops.append([0, p])
-    if end - p > 4 * BLOCK:
+    if end - p > SMALL_CHANGE:
         index: dict[bytes, int] = {}
         for off in range(len(base) - BLOCK, -1, -BLOCK):
             index[base[off : off + BLOCK]] = off

@@ -223,7 +223,7 @@ class Editor:
     def _encoded(self, out: list[Pending]) -> dict[bytes, bytes | None]:
         encoded: dict[bytes, bytes | None] = {}
         for key, rec in self._changes.items():
-            encoded[key] = None if rec is None else tree.encode_entry(key, tree.split_record(rec, out))
+            encoded[key] = None if rec is None else tree.encode_record(tree.split_record(rec, out))
         return encoded
 
     def apply_to(self, snap: Snapshot) -> bytes:

@@ -44,7 +44,7 @@ from .errors import CorruptObject, ExactError, MissingObject
 from .objects import TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag
 from .refs import DiskRefs
 from .store import CODE_TYPES, IDX_MAGIC, MAX_DEPTH, PACK_MAGIC, DiskStore, MemoryStore, ObjectStore, Pending
-from .tree import MAX_NODE, decode_node, is_boundary
+from .tree import MAX_NODE, decode_node, entry_size, is_boundary, node_record
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: objects handled so far out of an upper bound (the objects stored)."""
@@ -432,14 +432,16 @@ class _Walker:
         if not self.structure:
             # gc / reachability: only the references matter
             try:
-                level, entries = codec.unpack(data)
-                for e in entries:
-                    if level == 0:
-                        g = e[1].get("G")
-                        if g is not None:
-                            yield from self.visit(g, "blob", f"{me} (geometry of {e[0].hex()})")
-                    else:
-                        yield from self.tree(e[1], f"{me} (child)", None, depth + 1)
+                node = decode_node(data, oid)
+                if node.level == 0:
+                    for k, raw in zip(node.keys, node.raw, strict=True):
+                        if b"\xa1G" in raw:  # the key "G" may be in it: a split-out geometry
+                            g = node_record(raw).get("G")
+                            if g is not None:
+                                yield from self.visit(g, "blob", f"{me} (geometry of {k.hex()})")
+                else:
+                    for child in node.raw:
+                        yield from self.tree(child, f"{me} (child)", None, depth + 1)
             except ExactError:
                 raise
             except Exception as exc:
@@ -460,7 +462,7 @@ class _Walker:
         size = 0
         ends_clean = False
         for i, (k, raw) in enumerate(zip(node.keys, node.raw, strict=True)):
-            size += len(raw)
+            size += entry_size(raw)
             cut = size >= MAX_NODE or (isinstance(k, bytes) and is_boundary(k, node.level))
             if i == n - 1:
                 ends_clean = cut

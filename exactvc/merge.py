@@ -206,7 +206,7 @@ def merge_tree(
         if b_rec is None and t_rec is not None and k not in d_ours:
             added_theirs.append((k, t_rec))
         if k not in d_ours:
-            edits[k] = None if t_rec is None else tree.encode_entry(k, t_rec)
+            edits[k] = None if t_rec is None else tree.encode_record(t_rec)
             stats["taken"] += 1
             continue
         o_rec = d_ours[k][1]
@@ -220,7 +220,7 @@ def merge_tree(
             stats["conflicts"] += 1
             conflicts.append(MergeConflict(image, format_id(k), kind, fields, b_rec, o_rec, t_rec))
         if res != o_rec:
-            edits[k] = None if res is None else tree.encode_entry(k, res)
+            edits[k] = None if res is None else tree.encode_record(res)
     added_ours = [(k, n) for k, (o, n) in d_ours.items() if o is None and n is not None]
     root = tree.apply(repo.store, ours, edits, out) if edits else ours
     return root, conflicts, stats, added_ours, added_theirs
@@ -467,7 +467,7 @@ def resolve(
                     edits[key] = None
                     edits[other] = None
                 continue
-            edits[key] = None if rec is None else tree.encode_entry(key, rec)
+            edits[key] = None if rec is None else tree.encode_record(rec)
         out: list[Pending] = []
         images = dict(snap.images)
         for name, edits in per_image.items():

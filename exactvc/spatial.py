@@ -120,7 +120,8 @@ def _build(store: ObjectStore, root: bytes, cache_dir: Path | None) -> SpatialIn
     boxes: list[tuple[float, float, float, float]] = []
     for _oid, node in tree.iter_nodes(store, root):
         if node.level == 0:
-            raws.extend(node.raw)
+            # the entry [key (bin 16), record] as msgpack, for entries_in to decode in one call
+            raws.extend(b"\x92\xc4\x10" + k + r for k, r in zip(node.keys, node.raw, strict=True))
             boxes.extend(record_bounds(node.value(i)) for i in range(len(node.raw)))
     # iter_nodes is depth-first in key order, so raws are sorted by key
     n = len(raws)

@@ -18,7 +18,6 @@ import contextlib
 import mmap
 import os
 import struct
-import sys
 import threading
 import time
 import zlib
@@ -44,6 +43,7 @@ PACK_MAGIC = b"EXPACK1\n"
 IDX_MAGIC = b"EXIDX01\n"
 LOOSE_LIMIT = 16  # batches larger than this go to a pack
 ZLEVEL = 6
+DICT_INDEX_MAX = 4096  # packs up to this many objects are looked up through a dict
 
 
 @dataclass
@@ -189,7 +189,8 @@ class Pack:
         self.count = n
         self._idx = idx
         self._ids = _IdView(memoryview(idx), n)
-        self._np_ids: Any = None
+        self._where: dict[bytes, int] | None = None  # small packs: id -> entry, built on the first lookup
+        self._firsts: bytes | None = None  # larger packs: the first byte of each id
         self._offs_at = ids_end
         self._f = open(pack_path, "rb")
         self.size = os.fstat(self._f.fileno()).st_size
@@ -201,17 +202,23 @@ class Pack:
         self._f.close()
 
     def find(self, oid: bytes) -> int | None:
-        if self.count > 512 and "numpy" in sys.modules:
-            # numpy's binary search when numpy is loaded anyway (servers, imports); a short command
-            # like `exact log` does not pay numpy's start-up for it
-            if self._np_ids is None:
-                import numpy as np
-
-                self._np_ids = np.frombuffer(self._idx, dtype="S32", count=self.count, offset=16)
-            i = int(self._np_ids.searchsorted(oid))
-        else:
-            i = bisect.bisect_left(self._ids, oid)
-        if i < self.count and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
+        where = self._where
+        if where is not None:
+            return where.get(oid)
+        firsts = self._firsts
+        if firsts is None:
+            idx = self._idx
+            if self.count <= DICT_INDEX_MAX:
+                # small (per-commit) packs: a dict, one hash probe a lookup (most lookups miss most packs)
+                self._where = {idx[16 + 32 * i : 48 + 32 * i]: i for i in range(self.count)}
+                return self._where.get(oid)
+            # the first byte of every id, in order: a fan-out for the binary search below
+            firsts = self._firsts = idx[16 : 16 + 32 * self.count : 32]
+        b = oid[0]
+        lo = bisect.bisect_left(firsts, b)
+        hi = bisect.bisect_right(firsts, b, lo)
+        i = bisect.bisect_left(self._ids, oid, lo, hi)
+        if i < hi and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
             return i
         return None
 
@@ -291,6 +298,22 @@ class DiskStore(ObjectStore):
         # no refresh here: packs written by other processes are picked up by refresh() (each server
         # request, each open) and by a read that misses; a stale "no" only means a harmless duplicate
         return self._find(oid) is not None or self._loose_path(oid).exists()
+
+    def write(self, items: Iterable[Pending]) -> int:
+        todo = list(items)
+        if len(todo) <= LOOSE_LIMIT:
+            return super().write(todo)
+        # a batch for a pack: skip what the packs hold, without a file-system call an object (a loose
+        # copy stored again in the pack is harmless, gc drops it)
+        seen: set[bytes] = set()
+        new = []
+        for it in todo:
+            if it.oid not in seen and self._find(it.oid) is None:
+                seen.add(it.oid)
+                new.append(it)
+        if new:
+            self._write(new)
+        return len(new)
 
     def depth(self, oid: bytes) -> int:
         found = self._find(oid)

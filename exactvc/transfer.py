@@ -235,11 +235,6 @@ def _refs_of(t: str, body: Any) -> list[bytes]:
         return [Tag.from_body(body).target]
     if t == "snapshot":
         return [oid for _, oid in Snapshot.from_body(body).references()]
-    if t == "node":
-        level, entries = body
-        if level > 0:
-            return [e[1] for e in entries]
-        return [e[1]["G"] for e in entries if isinstance(e[1], dict) and "G" in e[1]]
     return []
 
 
@@ -335,10 +330,10 @@ def verify_closure(repo: Repository, items: list[Pending]) -> None:
     have = {p.oid for p in items}
     for p in items:
         try:
-            body = codec.unpack(p.data)
-            refs = _refs_of(p.type, body)
             if p.type == "node":
-                tree.decode_node(p.data, p.oid)
+                refs = tree.node_references(tree.decode_node(p.data, p.oid))
+            else:
+                refs = _refs_of(p.type, codec.unpack(p.data))
         except ExactError as exc:
             raise BadStream(f"object {p.oid.hex()} ({p.type}) does not decode: {exc}") from None
         except (KeyError, TypeError, ValueError, IndexError):

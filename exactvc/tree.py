@@ -19,9 +19,13 @@ meet the old ones again: O(k log n) new nodes.
 
 from __future__ import annotations
 
+import operator
+import struct
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from typing import Any
 
 from . import codec
@@ -34,17 +38,24 @@ INLINE_GEOMETRY = 2048  # geometries encoding to more bytes go to their own blob
 _HIGH_KEY = b"\xff" * 17  # sorts after every 16-byte key
 
 
-def array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
+ENTRY_OVERHEAD = 20  # bytes an entry counts for, besides its record or child id (see entry_size)
 
 
-def node_bytes(level: int, entries: Sequence[bytes]) -> bytes:
-    """Canonical msgpack of ``[level, [entry, ...]]`` from already-encoded entries."""
-    return b"\x92" + codec.pack(level) + array_header(len(entries)) + b"".join(entries)
+def entry_size(raw: bytes) -> int:
+    """What an entry adds to a node's size for the MAX_NODE cut (docs/format.md §4.2)."""
+    return len(raw) + ENTRY_OVERHEAD
+
+
+def node_bytes(level: int, keys: Sequence[bytes], raws: Sequence[bytes], counts: Sequence[int]) -> bytes:
+    """Canonical msgpack of a node (docs/format.md §4.1).
+
+    Leaf: ``[0, keys, ends, records]``; level L > 0: ``[L, keys, child ids, counts]``.
+    ``raws`` are the encoded records (leaf) or the child ids; ``counts`` matter for L > 0 only.
+    """
+    if level == 0:
+        ends = struct.pack(f"<{len(raws)}I", *accumulate(map(len, raws)))
+        return codec.pack([0, b"".join(keys), ends, b"".join(raws)])
+    return codec.pack([level, b"".join(keys), b"".join(raws), list(counts)])
 
 
 def is_boundary(key: bytes, level: int) -> bool:
@@ -75,6 +86,10 @@ class Node:
             return self._values
         return [_leaf_record(r) for r in self.raw]
 
+    def count_of(self, i: int) -> int:
+        """Annotations under entry ``i``."""
+        return 1 if self._values is None else int(self._values[i][1])
+
     @property
     def count(self) -> int:
         if self.level == 0:
@@ -82,11 +97,23 @@ class Node:
         return sum(v[1] for v in self.values)
 
 
+def node_references(node: Node) -> list[bytes]:
+    """Ids a node refers to: its children, or the split-out geometries of its records."""
+    if node.level > 0:
+        return list(node.raw)
+    # b"\xa1G" is the key "G" in msgpack: records without it hold no reference
+    return [g for g in (_leaf_record(r).get("G") for r in node.raw if b"\xa1G" in r) if g is not None]
+
+
+def node_record(raw: bytes) -> dict[str, Any]:
+    """A leaf's encoded record, decoded."""
+    return _leaf_record(raw)
+
+
 def _leaf_record(raw: bytes) -> dict[str, Any]:
-    e = codec.unpack(raw)
-    if not (isinstance(e, list) and len(e) == 2 and isinstance(e[1], dict)):
-        raise CorruptObject("tree leaf entry is not [key, record]")
-    rec: dict[str, Any] = e[1]
+    rec = codec.unpack(raw)
+    if not isinstance(rec, dict):
+        raise CorruptObject("tree leaf record is not a map")
     return rec
 
 
@@ -122,62 +149,41 @@ def _cache(store: ObjectStore) -> NodeCache:
     return c
 
 
-_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}
-
-
-def _uint(r: bytes, at: int) -> int:
-    """A msgpack unsigned integer that ends ``r`` at offset ``at``; -1 if it is not one."""
-    b = r[at]
-    if b < 0x80:
-        return b if len(r) == at + 1 else -1
-    n = _UINT.get(b)
-    if n is None or len(r) != at + 1 + n:
-        return -1
-    return int.from_bytes(r[at + 1 :], "big")
+# an unsigned msgpack integer after the 53 bytes of a child entry: entry length -> its marker byte
+_COUNT_MARK = {55: 0xCC, 56: 0xCD, 58: 0xCE, 62: 0xCF}
 
 
 def decode_node(data: bytes, oid: bytes | None = None) -> Node:
-    """Split a node into its encoded entries (msgpack skips, no full decode) and check its shape."""
-    import msgpack
-
+    """A node's keys and its encoded records (leaf) or child ids and counts, with its shape checked."""
     where = oid.hex() if oid else "node"
-    up = msgpack.Unpacker(raw=False, strict_map_key=True)
-    up.feed(data)
     try:
-        if up.read_array_header() != 2:
+        body = codec.unpack(data)
+        level, kb, second, third = body
+        if type(level) is not int or level < 0 or type(kb) is not bytes or len(kb) % 16 or type(second) is not bytes:
             raise ValueError
-        level = up.unpack()
-        if not isinstance(level, int) or level < 0:
-            raise ValueError
-        n = up.read_array_header()
-        starts = [up.tell()]
-        for _ in range(n):
-            up.skip()
-            starts.append(up.tell())
-        if starts[-1] != len(data):
-            raise ValueError
-    except Exception:  # msgpack raises several exception types for malformed input
+        n = len(kb) // 16
+        keys = [kb[i : i + 16] for i in range(0, 16 * n, 16)]
+        values: list[Any] | None = None
+        if level == 0:
+            if type(third) is not bytes or len(second) != 4 * n:
+                raise ValueError
+            ends = struct.unpack(f"<{n}I", second)
+            starts = (0, *ends[:-1])
+            if (ends[-1] if n else 0) != len(third) or not all(map(operator.lt, starts, ends)):
+                raise ValueError  # every record non-empty, in order, filling the records exactly
+            raw = [third[a:b] for a, b in zip(starts, ends, strict=True)]
+        else:
+            if type(third) is not list or len(second) != 32 * n or len(third) != n:
+                raise ValueError
+            if not all(type(c) is int and c >= 0 for c in third):
+                raise ValueError
+            raw = [second[i : i + 32] for i in range(0, 32 * n, 32)]
+            values = [[r, c] for r, c in zip(raw, third, strict=True)]
+    except CorruptObject:
         raise CorruptObject(f"tree node {where} is malformed") from None
-    raw = [data[starts[i] : starts[i + 1]] for i in range(n)]
-    keys: list[bytes] = []
-    values: list[Any] | None = None
-    if level == 0:
-        for r in raw:
-            is_map = len(r) > 19 and ((r[19] & 0xF0) == 0x80 or r[19] in (0xDE, 0xDF))
-            if r[:3] != b"\x92\xc4\x10" or not is_map:
-                raise CorruptObject(f"tree node {where} has a malformed leaf entry")
-            keys.append(r[3:19])
-    else:
-        values = []
-        for r in raw:
-            if r[:3] != b"\x93\xc4\x10" or r[19:21] != b"\xc4\x20" or len(r) < 54:
-                raise CorruptObject(f"tree node {where} has a malformed child entry")
-            cnt = _uint(r, 53)
-            if cnt < 0:
-                raise CorruptObject(f"tree node {where} has a malformed child count")
-            keys.append(r[3:19])
-            values.append([r[21:53], cnt])
-    if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+    except (ValueError, TypeError, struct.error):
+        raise CorruptObject(f"tree node {where} is malformed") from None
+    if not all(map(operator.lt, keys, keys[1:])):
         raise CorruptObject(f"tree node {where} has keys out of order")
     return Node(level, keys, raw, values)
 
@@ -194,8 +200,9 @@ def load(store: ObjectStore, oid: bytes) -> Node:
 # --- records ------------------------------------------------------------------------
 
 
-def encode_entry(key: bytes, record: dict[str, Any]) -> bytes:
-    return codec.pack([key, record])
+def encode_record(record: dict[str, Any]) -> bytes:
+    """A canonical record as a leaf stores it (the form ``apply`` and ``build`` take)."""
+    return codec.pack(record)
 
 
 def split_record(record: dict[str, Any], blobs: list[Pending]) -> dict[str, Any]:
@@ -249,6 +256,7 @@ class _Chunker:
         self.out = out
         self.keys: list[bytes] = []
         self.raw: list[bytes] = []
+        self.cnts: list[int] = []  # per entry (levels above 0)
         self.counts = 0
         self.size = 0
         self.made: list[tuple[bytes, bytes, int]] = []  # (last key, node id, count)
@@ -257,10 +265,44 @@ class _Chunker:
     def add(self, key: bytes, raw: bytes, count: int) -> None:
         self.keys.append(key)
         self.raw.append(raw)
+        self.cnts.append(count)
         self.counts += count
-        self.size += len(raw)
+        self.size += len(raw) + ENTRY_OVERHEAD
         if self.size >= MAX_NODE or is_boundary(key, self.level):
             self.close()
+
+    def add_old(self, node: Node, i: int, j: int) -> None:
+        """Add entries ``i:j`` of an existing node of this level. Only a node's last entry can be a
+        hash boundary (the node would have ended at any other), so the others are not hashed."""
+        nk = len(node.keys)
+        inner = min(j, nk - 1)
+        if i < inner:
+            raws = node.raw[i:inner]
+            size = self.size + sum(map(len, raws)) + ENTRY_OVERHEAD * (inner - i)
+            if size < MAX_NODE:
+                self.keys += node.keys[i:inner]
+                self.raw += raws
+                self.size = size
+                vals = node._values
+                if vals is None:
+                    self.cnts += [1] * (inner - i)
+                    self.counts += inner - i
+                else:
+                    cs = [v[1] for v in vals[i:inner]]
+                    self.cnts += cs
+                    self.counts += sum(cs)
+            else:
+                for k in range(i, inner):
+                    c = node.count_of(k)
+                    self.keys.append(node.keys[k])
+                    self.raw.append(node.raw[k])
+                    self.cnts.append(c)
+                    self.counts += c
+                    self.size += len(node.raw[k]) + ENTRY_OVERHEAD
+                    if self.size >= MAX_NODE:
+                        self.close()
+        if j == nk and nk:
+            self.add(node.keys[nk - 1], node.raw[nk - 1], node.count_of(nk - 1))
 
     @property
     def open(self) -> bool:
@@ -269,7 +311,7 @@ class _Chunker:
     def close(self) -> None:
         if not self.keys:
             return
-        data = node_bytes(self.level, self.raw)
+        data = node_bytes(self.level, self.keys, self.raw, self.cnts)
         oid = codec.object_id("node", data)
         i = len(self.made)
         base = self.bases[i] if i < len(self.bases) else None
@@ -278,11 +320,7 @@ class _Chunker:
         else:
             self.out.append(Pending(oid, "node", data))
         self.made.append((self.keys[-1], oid, self.counts))
-        self.keys, self.raw, self.counts, self.size = [], [], 0, 0
-
-
-def _internal_entry(last_key: bytes, oid: bytes, count: int) -> bytes:
-    return codec.pack([last_key, oid, count])
+        self.keys, self.raw, self.cnts, self.counts, self.size = [], [], [], 0, 0
 
 
 def _build_up(level: int, nodes: list[tuple[bytes, bytes, int]], out: list[Pending]) -> bytes | None:
@@ -290,7 +328,7 @@ def _build_up(level: int, nodes: list[tuple[bytes, bytes, int]], out: list[Pendi
     while len(nodes) > 1:
         ch = _Chunker(level, out)
         for k, oid, cnt in nodes:
-            ch.add(k, _internal_entry(k, oid, cnt), cnt)
+            ch.add(k, oid, cnt)
         ch.close()
         nodes = ch.made
         level += 1
@@ -298,7 +336,7 @@ def _build_up(level: int, nodes: list[tuple[bytes, bytes, int]], out: list[Pendi
 
 
 def build(entries: Iterable[tuple[bytes, bytes]], out: list[Pending]) -> bytes | None:
-    """Root id of the tree holding ``entries`` (sorted ``(key, encoded entry)`` pairs)."""
+    """Root id of the tree holding ``entries`` (sorted ``(key, encoded record)`` pairs)."""
     ch = _Chunker(0, out)
     for k, raw in entries:
         ch.add(k, raw, 1)
@@ -324,8 +362,6 @@ def get(store: ObjectStore, root: bytes | None, key: bytes) -> dict[str, Any] | 
     while node.level > 0:
         i = _child_index(node, key)
         node = load(store, node.values[i][0])
-    from bisect import bisect_left
-
     i = bisect_left(node.keys, key)
     if i < len(node.keys) and node.keys[i] == key:
         rec: dict[str, Any] = node.value(i)
@@ -334,8 +370,6 @@ def get(store: ObjectStore, root: bytes | None, key: bytes) -> dict[str, Any] | 
 
 
 def _child_index(node: Node, key: bytes) -> int:
-    from bisect import bisect_left
-
     i = bisect_left(node.keys, key)
     return min(i, len(node.keys) - 1)
 
@@ -348,8 +382,6 @@ def items(store: ObjectStore, root: bytes | None, start: bytes | None = None) ->
 
 
 def _items(store: ObjectStore, node: Node, start: bytes | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    from bisect import bisect_left
-
     i0 = 0 if start is None else bisect_left(node.keys, start)
     if node.level == 0:
         for i in range(i0, len(node.keys)):
@@ -436,7 +468,7 @@ class _LevelCursor:
         return self.current()
 
 
-Edit = tuple[bytes, bytes | None, int]  # key, encoded entry (None: delete), count it carries
+Edit = tuple[bytes, bytes | None, int]  # key, encoded record or child id (None: delete), count it carries
 
 
 def _apply_level(
@@ -467,18 +499,21 @@ def _apply_level(
                 old_keys.append(rk)
             # merge this node's entries with the edits that fall in it
             i = 0
-            nk = len(node.keys)
+            keys = node.keys
+            nk = len(keys)
             while i < nk or (ei < n_edits and edits[ei][0] <= last):
-                if ei < n_edits and edits[ei][0] <= last and (i >= nk or edits[ei][0] <= node.keys[i]):
+                if ei < n_edits and edits[ei][0] <= last and (i >= nk or edits[ei][0] <= keys[i]):
                     k, raw, c = edits[ei]
-                    if i < nk and node.keys[i] == k:
+                    if i < nk and keys[i] == k:
                         i += 1  # replaced or deleted
                     if raw is not None:
                         ch.add(k, raw, c)
                     ei += 1
                 else:
-                    ch.add(node.keys[i], node.raw[i], 1 if level == 0 else node.value(i)[1])
-                    i += 1
+                    # the run of old entries up to the next edit
+                    j = bisect_left(keys, edits[ei][0], i, nk) if ei < n_edits and edits[ei][0] <= last else nk
+                    ch.add_old(node, i, j)
+                    i = j
             if not ch.open and (ei >= n_edits or edits[ei][0] > last):
                 break  # cut points meet the old ones again
             node_ref = cur.next()
@@ -495,7 +530,7 @@ def _apply_level(
         for k in old_keys:
             changes[k] = (None, 0)
         for k, (oid, c) in new_by_key.items():
-            changes[k] = (_internal_entry(k, oid, c), c)
+            changes[k] = (oid, c)
         for k in sorted(changes):
             raw, c = changes[k]
             up.append((k, raw, c))
@@ -505,7 +540,8 @@ def _apply_level(
 
 
 def apply(store: ObjectStore, root: bytes | None, edits: dict[bytes, bytes | None], out: list[Pending]) -> bytes | None:
-    """Root of the tree ``root`` with ``edits`` (key -> encoded entry, or None to delete) applied."""
+    """Root of the tree ``root`` with ``edits`` (key -> encoded record, see ``encode_record``, or None to
+    delete) applied."""
     if not edits:
         return root
     if root is None:

@@ -32,7 +32,7 @@ def rec(label: str, x: int, props: int = 0) -> dict[str, Any]:
 
 def build(store: MemoryStore, entries: dict[bytes, dict[str, Any]]) -> bytes | None:
     out: list[Pending] = []
-    root = tree.build(sorted((k, tree.encode_entry(k, v)) for k, v in entries.items()), out)
+    root = tree.build(sorted((k, tree.encode_record(v)) for k, v in entries.items()), out)
     store.write(out)
     return root
 
@@ -117,7 +117,7 @@ def test_diff_applied_gives_target(base: dict[int, tuple[str, int]], ea: list[An
     a = {KEYS[i]: rec(label, x) for i, (label, x) in base.items()}
     b = mutate(a, ea)
     ra, rb = build(store, a), build(store, b)
-    edits = {k: (tree.encode_entry(k, new) if new is not None else None) for k, _o, new in tree.diff(store, ra, rb)}
+    edits = {k: (tree.encode_record(new) if new is not None else None) for k, _o, new in tree.diff(store, ra, rb)}
     out: list[Pending] = []
     assert tree.apply(store, ra, edits, out) == rb
 

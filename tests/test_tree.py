@@ -18,14 +18,14 @@ def rec(i: int, label: str = "x") -> dict[str, object]:
 
 def build_ref(store: MemoryStore, entries: dict[bytes, dict[str, object]]) -> bytes | None:
     out: list[Pending] = []
-    root = tree.build(sorted((k, tree.encode_entry(k, v)) for k, v in entries.items()), out)
+    root = tree.build(sorted((k, tree.encode_record(v)) for k, v in entries.items()), out)
     store.write(out)
     return root
 
 
 def apply(store: MemoryStore, root: bytes | None, edits: dict[bytes, dict[str, object] | None]) -> bytes | None:
     out: list[Pending] = []
-    new = tree.apply(store, root, {k: (tree.encode_entry(k, v) if v is not None else None)
+    new = tree.apply(store, root, {k: (tree.encode_record(v) if v is not None else None)
                                    for k, v in edits.items()}, out)
     store.write(out)
     return new
@@ -98,7 +98,7 @@ def test_nodes_stay_small_and_edits_write_few_nodes() -> None:
     h = tree.height(store, root)
     out: list[Pending] = []
     k = rng.choice(list(entries))
-    tree.apply(store, root, {k: tree.encode_entry(k, rec(5))}, out)
+    tree.apply(store, root, {k: tree.encode_record(rec(5))}, out)
     # one edit rewrites about one node per level (a few more when cut points move)
     assert 1 <= len(out) <= 3 * (h + 1)
     assert n_nodes > 100

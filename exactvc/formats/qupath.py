@@ -864,7 +864,7 @@ class _Converter:
                 raise _prefixed(i, exc) from None
             key = feat.id if feat.id is not None else new_annotation_id()
             try:
-                out.append((key, tree.encode_entry(key, tree.split_record(record, self.blobs))))
+                out.append((key, tree.encode_record(tree.split_record(record, self.blobs))))
             except (OverflowError, ValueError):
                 raise InvalidGeometry(f"feature {i}: coordinates too large to store") from None
         return out
