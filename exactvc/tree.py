@@ -19,6 +19,7 @@ meet the old ones again: O(k log n) new nodes.
 
 from __future__ import annotations
 
+import functools
 import operator
 import struct
 import threading
@@ -153,6 +154,12 @@ def _cache(store: ObjectStore) -> NodeCache:
 _COUNT_MARK = {55: 0xCC, 56: 0xCD, 58: 0xCE, 62: 0xCF}
 
 
+@functools.lru_cache(maxsize=1024)
+def _split(size: int, n: int) -> struct.Struct:
+    """Cuts ``n * size`` bytes into n pieces."""
+    return struct.Struct(f"{size}s" * n)
+
+
 def decode_node(data: bytes, oid: bytes | None = None) -> Node:
     """A node's keys and its encoded records (leaf) or child ids and counts, with its shape checked."""
     where = oid.hex() if oid else "node"
@@ -162,7 +169,7 @@ def decode_node(data: bytes, oid: bytes | None = None) -> Node:
         if type(level) is not int or level < 0 or type(kb) is not bytes or len(kb) % 16 or type(second) is not bytes:
             raise ValueError
         n = len(kb) // 16
-        keys = [kb[i : i + 16] for i in range(0, 16 * n, 16)]
+        keys = list(_split(16, n).unpack(kb))
         values: list[Any] | None = None
         if level == 0:
             if type(third) is not bytes or len(second) != 4 * n:
@@ -175,10 +182,10 @@ def decode_node(data: bytes, oid: bytes | None = None) -> Node:
         else:
             if type(third) is not list or len(second) != 32 * n or len(third) != n:
                 raise ValueError
-            if not all(type(c) is int and c >= 0 for c in third):
+            if n and (set(map(type, third)) != {int} or min(third) < 0):
                 raise ValueError
-            raw = [second[i : i + 32] for i in range(0, 32 * n, 32)]
-            values = [[r, c] for r, c in zip(raw, third, strict=True)]
+            raw = list(_split(32, n).unpack(second))
+            values = list(zip(raw, third, strict=True))
     except CorruptObject:
         raise CorruptObject(f"tree node {where} is malformed") from None
     except (ValueError, TypeError, struct.error):
@@ -576,6 +583,17 @@ def _collapse(store: ObjectStore, root: bytes, out: list[Pending]) -> bytes:
 # --- diff -----------------------------------------------------------------------------
 
 
+class _Run:
+    """The entries of a leaf still to compare in a diff, from ``i`` on."""
+
+    __slots__ = ("keys", "raws", "i")
+
+    def __init__(self, keys: list[bytes], raws: list[bytes]) -> None:
+        self.keys = keys
+        self.raws = raws
+        self.i = 0
+
+
 def diff(
     store: ObjectStore, a: bytes | None, b: bytes | None
 ) -> Iterator[tuple[bytes, dict[str, Any] | None, dict[str, Any] | None]]:
@@ -586,54 +604,65 @@ def diff(
     """
     if a == b:
         return
-    # stack items: (True, level, node id) for nodes, (False, key, record) for entries; top = end
-    sa: list[tuple[bool, Any, Any]] = [(True, load(store, a).level, a)] if a else []
-    sb: list[tuple[bool, Any, Any]] = [(True, load(store, b).level, b)] if b else []
+    # stack items: (level, node id) for nodes, a _Run for the entries of an expanded leaf; top = end
+    sa: list[Any] = [(load(store, a).level, a)] if a else []
+    sb: list[Any] = [(load(store, b).level, b)] if b else []
 
-    def expand(stack: list[tuple[bool, Any, Any]]) -> None:
-        _, _, oid = stack.pop()
+    def expand(stack: list[Any]) -> None:
+        _, oid = stack.pop()
         node = load(store, oid)
         if node.level == 0:
-            stack.extend((False, k, r) for k, r in zip(reversed(node.keys), reversed(node.raw), strict=True))
+            if node.keys:
+                stack.append(_Run(node.keys, node.raw))
         else:
             lvl = node.level - 1
-            stack.extend((True, lvl, v[0]) for v in reversed(node.values))
+            stack.extend([(lvl, c) for c in reversed(node.raw)])
 
+    rec = _leaf_record
     while sa and sb:
         x, y = sa[-1], sb[-1]
-        if x[0] and y[0]:
-            if x[2] == y[2]:
+        xr, yr = type(x) is _Run, type(y) is _Run
+        if not xr and not yr:
+            if x[1] == y[1]:
                 sa.pop()
                 sb.pop()
-            elif x[1] >= y[1]:
+            elif x[0] >= y[0]:
                 expand(sa)
             else:
                 expand(sb)
-        elif x[0]:
+        elif not xr:
             expand(sa)
-        elif y[0]:
+        elif not yr:
             expand(sb)
         else:
-            if x[1] < y[1]:
-                yield x[1], _leaf_record(x[2]), None
+            # two leaves' entries side by side, until one of them ends
+            ka, ra, i = x.keys, x.raws, x.i
+            kb, rb, j = y.keys, y.raws, y.i
+            na, nb = len(ka), len(kb)
+            while i < na and j < nb:
+                ak, bk = ka[i], kb[j]
+                if ak == bk:
+                    if ra[i] != rb[j]:  # canonical encodings: equal bytes, equal records
+                        yield ak, rec(ra[i]), rec(rb[j])
+                    i += 1
+                    j += 1
+                elif ak < bk:
+                    yield ak, rec(ra[i]), None
+                    i += 1
+                else:
+                    yield bk, None, rec(rb[j])
+                    j += 1
+            x.i, y.i = i, j
+            if i >= na:
                 sa.pop()
-            elif x[1] > y[1]:
-                yield y[1], None, _leaf_record(y[2])
+            if j >= nb:
                 sb.pop()
-            else:
-                if x[2] != y[2]:  # canonical encodings: equal bytes, equal records
-                    yield x[1], _leaf_record(x[2]), _leaf_record(y[2])
-                sa.pop()
-                sb.pop()
-    while sa:
-        if sa[-1][0]:
-            expand(sa)
-        else:
-            _, k, r = sa.pop()
-            yield k, _leaf_record(r), None
-    while sb:
-        if sb[-1][0]:
-            expand(sb)
-        else:
-            _, k, r = sb.pop()
-            yield k, None, _leaf_record(r)
+    for stack, deleted in ((sa, True), (sb, False)):
+        while stack:
+            top = stack[-1]
+            if type(top) is not _Run:
+                expand(stack)
+                continue
+            stack.pop()
+            for k, r in zip(top.keys[top.i :], top.raws[top.i :], strict=True):
+                yield (k, rec(r), None) if deleted else (k, None, rec(r))
