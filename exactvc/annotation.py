@@ -8,7 +8,6 @@ to commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec, geometry
@@ -16,18 +15,49 @@ from .errors import InvalidInput
 from .ids import format_id, parse_id
 
 
-@dataclass(frozen=True)
 class Annotation:
-    id: str
+    """One annotation of an image: immutable; ``id`` is its UUID text, ``key`` the 16 bytes."""
+
+    __slots__ = ("key", "label", "kind", "geom", "properties", "plane")
+
+    key: bytes
     label: str
     kind: str
-    geom: list[Any] = field(repr=False)
-    properties: dict[str, Any] = field(default_factory=dict)
-    plane: tuple[int, int] | None = None
+    geom: list[Any]
+    properties: dict[str, Any]
+    plane: tuple[int, int] | None
+
+    def __init__(self, id: str | bytes, label: str, kind: str, geom: list[Any],  # noqa: A002
+                 properties: dict[str, Any] | None = None, plane: tuple[int, int] | None = None) -> None:
+        sa = object.__setattr__
+        sa(self, "key", id if isinstance(id, bytes) else parse_id(id))
+        sa(self, "label", label)
+        sa(self, "kind", kind)
+        sa(self, "geom", geom)
+        sa(self, "properties", properties if properties is not None else {})
+        sa(self, "plane", plane)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Annotation is immutable (cannot set {name!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Annotation, self._fields())
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.key, self.label, self.kind, self.geom, self.properties, self.plane)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Annotation) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # properties and geometry are mutable containers
+
+    def __repr__(self) -> str:
+        return (f"Annotation(id={self.id!r}, label={self.label!r}, kind={self.kind!r}, "
+                f"properties={self.properties!r}, plane={self.plane!r})")
 
     @property
-    def key(self) -> bytes:
-        return parse_id(self.id)
+    def id(self) -> str:
+        return format_id(self.key)
 
     @property
     def geometry(self) -> Any:
@@ -48,14 +78,15 @@ class Annotation:
     @classmethod
     def from_record(cls, key: bytes, rec: dict[str, Any]) -> Annotation:
         z = rec.get("z")
-        return cls(
-            id=format_id(key),
-            label=rec["l"],
-            kind=rec["k"],
-            geom=rec["g"],
-            properties=rec.get("p", {}),
-            plane=(int(z[0]), int(z[1])) if z else None,
-        )
+        a = object.__new__(cls)
+        _SET_KEY(a, key)
+        _SET_LABEL(a, rec["l"])
+        _SET_KIND(a, rec["k"])
+        _SET_GEOM(a, rec["g"])
+        _SET_PROPS(a, rec.get("p") or {})
+        _SET_PLANE(a, (int(z[0]), int(z[1])) if z else None)
+        return a
+
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "label": self.label, "kind": self.kind, "geometry": self.geojson}
@@ -64,6 +95,13 @@ class Annotation:
         if self.plane:
             out["plane"] = {"z": self.plane[0], "t": self.plane[1]}
         return out
+
+
+# the slots' own setters (Annotation.__setattr__ refuses every change): building an annotation from a
+# record is on the path of every query hit
+_SET_KEY, _SET_LABEL, _SET_KIND, _SET_GEOM, _SET_PROPS, _SET_PLANE = (
+    Annotation.__dict__[name].__set__ for name in Annotation.__slots__
+)
 
 
 def make_record(

@@ -506,12 +506,12 @@ class Repository:
                     indexed = he.tree
                     overlay = {k: new for k, _old, new in tree.diff(self.store, he.tree, root)}
         idx = spatial.open_or_build(self.store, indexed, cache)
-        out: list[Annotation] = []
-        for k, rec in idx.entries_in(q):
-            if overlay is not None and k in overlay:
-                continue
-            if label is None or rec["l"] == label:
-                out.append(Annotation.from_record(k, tree.join_record(self.store, rec)))
+        from_record, join, store = Annotation.from_record, tree.join_record, self.store
+        out: list[Annotation] = [
+            from_record(k, join(store, rec) if "G" in rec else rec)
+            for k, rec in idx.entries_in(q)
+            if (label is None or rec["l"] == label) and (overlay is None or k not in overlay)
+        ]
         if overlay:
             for k, new in overlay.items():
                 if new is not None and (label is None or new["l"] == label) and spatial.intersects(

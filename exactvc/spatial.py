@@ -42,21 +42,33 @@ class SpatialIndex:
         self._idx = idx
         self._recs = recs
         self._offs = offs
+        self._offs_np: Any = None
         self.n = n
         self._files = files or []
         self._lock = threading.Lock()
 
     def entries_in(self, bbox: tuple[float, float, float, float]) -> list[tuple[bytes, dict[str, Any]]]:
         """``(key, record)`` of every annotation whose bounding box meets ``bbox``, in key order."""
+        import numpy as np
+
         with self._lock:  # libspatialindex handles are not thread-safe
-            hits = sorted(self._idx.intersection(bbox))
-        offs, recs = self._offs, self._recs
-        out = []
-        for i in hits:
-            a, b = struct.unpack_from("<QQ", offs, 8 * i)
-            k, rec = msgpack.unpackb(recs[a:b], raw=False)
-            out.append((k, rec))
-        return out
+            ids, _counts = self._idx.intersection_v(np.array([bbox[:2]], dtype=np.float64),
+                                                    np.array([bbox[2:]], dtype=np.float64))
+        if not len(ids):
+            return []
+        ids.sort()
+        if self._offs_np is None:
+            self._offs_np = np.frombuffer(self._offs, dtype="<u8", count=self.n + 1)
+        starts = self._offs_np[ids].tolist()
+        ends = self._offs_np[ids + 1].tolist()
+        recs = self._recs
+        # one msgpack array of the hits' [key, record] entries: one decoding call for them all
+        n = len(starts)
+        head = b"\xdd" + n.to_bytes(4, "big")
+        entries: list[tuple[bytes, dict[str, Any]]] = msgpack.unpackb(
+            head + b"".join([recs[a:b] for a, b in zip(starts, ends, strict=True)]), raw=False
+        )
+        return entries
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
