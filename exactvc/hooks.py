@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +26,8 @@ def run_hook(exact_dir: Path | None, name: str, env_extra: dict[str, str] | None
     env["EXACT_DIR"] = str(exact_dir)
     env["EXACT_REPO"] = str(exact_dir.parent)
     env.update(env_extra or {})
+    import subprocess  # here: most commands never run a hook
+
     proc = subprocess.run(cmd, input=stdin, capture_output=True, env=env, cwd=exact_dir.parent, timeout=600)
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()

@@ -10,7 +10,6 @@ import os
 import random
 import threading
 import time
-import uuid
 
 from .errors import InvalidInput
 
@@ -49,7 +48,16 @@ def format_id(key: bytes) -> str:
 
 
 def parse_id(text: str) -> bytes:
+    if type(text) is str and len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
+        try:  # the usual form, without the uuid module
+            b = bytes.fromhex(text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:])
+        except ValueError:
+            b = b""
+        if len(b) == 16:
+            return b
     try:
+        import uuid  # here: the standard library module costs start-up time for every command
+
         return uuid.UUID(text.strip()).bytes
     except (ValueError, AttributeError):
         raise InvalidInput(f"not an annotation id (UUID expected): {text!r}") from None

@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import os
 import re
-import socket
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -115,7 +114,7 @@ def _h(oid: bytes | None) -> str:
     return oid.hex() if oid else "0" * 64
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # what socket.gethostname() gives, without importing socket
 
 
 def _acquire(lock: Path, name: str, wait: float = 10.0) -> int:

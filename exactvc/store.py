@@ -249,6 +249,7 @@ class DiskStore(ObjectStore):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
+        self._root_s = str(root)
         self.pack_dir = root / "pack"
         self.pack_dir.mkdir(parents=True, exist_ok=True)
         self._packs: dict[str, Pack] = {}
@@ -291,13 +292,16 @@ class DiskStore(ObjectStore):
         return None
 
     def _loose_path(self, oid: bytes) -> Path:
+        return Path(self._loose_name(oid))
+
+    def _loose_name(self, oid: bytes) -> str:
         h = oid.hex()
-        return self.root / h[:2] / h[2:]
+        return f"{self._root_s}/{h[:2]}/{h[2:]}"  # a plain string: no pathlib work on hot paths
 
     def has(self, oid: bytes) -> bool:
         # no refresh here: packs written by other processes are picked up by refresh() (each server
         # request, each open) and by a read that misses; a stale "no" only means a harmless duplicate
-        return self._find(oid) is not None or self._loose_path(oid).exists()
+        return self._find(oid) is not None or os.path.exists(self._loose_name(oid))
 
     def write(self, items: Iterable[Pending]) -> int:
         todo = list(items)
@@ -326,7 +330,8 @@ class DiskStore(ObjectStore):
         found = self._find(oid)
         if found is None:
             try:
-                raw = zlib.decompress(self._loose_path(oid).read_bytes())
+                with open(self._loose_name(oid), "rb") as f:
+                    raw = zlib.decompress(f.read())
             except FileNotFoundError:
                 self.refresh()
                 found = self._find(oid)
