@@ -466,17 +466,19 @@ class DiskStore(ObjectStore):
         return pack_path
 
     def consolidate(self, max_packs: int = 8) -> int:
-        """Merge the smaller packs into one once there are more than ``max_packs`` (entries copied as
-        they are, deltas included); the largest pack is left alone. Returns how many packs were merged.
+        """Once there are more than ``max_packs`` packs, merge the smallest into one so that
+        ``max_packs // 2`` remain (entries copied as they are, deltas included). The larger packs
+        are left alone, so what gets rewritten stays small: sizes grow geometrically, as in an
+        LSM tree. Returns how many packs were merged.
 
         Crash-safe like every pack write: the merged pack is visible before the old ones go.
         Call with the repository lock held.
         """
         self.refresh()
-        packs = self.packs()  # smallest first
+        packs = sorted(self.packs(), key=lambda p: p.size)
         if len(packs) <= max_packs:
             return 0
-        small = packs[:-1]
+        small = packs[: len(packs) - max(max_packs // 2, 1) + 1]
         name = f"pack-{time.time_ns():x}-{os.getpid():x}"
         tmp_pack = self.pack_dir / f".{name}.pack.tmp"
         hasher = blake3.blake3()

@@ -182,3 +182,21 @@ def test_memory_repository_needs_no_disk() -> None:
         ed.add("cell", square(1, 1))
     r.commit("m", author="M <m@x>")
     assert r.count("img") == 1
+
+
+def test_consolidation_keeps_few_packs_and_leaves_the_large_ones(tmp_path: Path) -> None:
+    from exactvc.store import DiskStore, pending
+
+    store = DiskStore(tmp_path / "objects")
+    big = store.write_pack([pending("blob", {"n": i, "pad": "x" * 200}) for i in range(500)])
+    written = []
+    for round_ in range(30):
+        items = [pending("blob", {"round": round_, "i": i}) for i in range(20)]
+        store.write_pack(items)
+        written += [it.oid for it in items]
+        store.consolidate(max_packs=8)
+        assert len(store.packs()) <= 8
+    assert big.exists()  # the import-sized pack was never rewritten
+    fresh = DiskStore(tmp_path / "objects")
+    assert all(fresh.get(oid)[0] == "blob" for oid in written)
+    assert len({p.path for p in fresh.packs()}) == len(fresh.packs()) <= 8
