@@ -50,12 +50,12 @@ def entry_size(raw: bytes) -> int:
 def node_bytes(level: int, keys: Sequence[bytes], raws: Sequence[bytes], counts: Sequence[int]) -> bytes:
     """Canonical msgpack of a node (docs/format.md §4.1).
 
-    Leaf: ``[0, keys, ends, records]``; level L > 0: ``[L, keys, child ids, counts]``.
+    Leaf: ``[0, keys, lengths, records]``; level L > 0: ``[L, keys, child ids, counts]``.
     ``raws`` are the encoded records (leaf) or the child ids; ``counts`` matter for L > 0 only.
     """
     if level == 0:
-        ends = struct.pack(f"<{len(raws)}I", *accumulate(map(len, raws)))
-        return codec.pack([0, b"".join(keys), ends, b"".join(raws)])
+        lengths = struct.pack(f"<{len(raws)}I", *map(len, raws))
+        return codec.pack([0, b"".join(keys), lengths, b"".join(raws)])
     return codec.pack([level, b"".join(keys), b"".join(raws), list(counts)])
 
 
@@ -174,11 +174,11 @@ def decode_node(data: bytes, oid: bytes | None = None) -> Node:
         if level == 0:
             if type(third) is not bytes or len(second) != 4 * n:
                 raise ValueError
-            ends = struct.unpack(f"<{n}I", second)
-            starts = (0, *ends[:-1])
-            if (ends[-1] if n else 0) != len(third) or not all(map(operator.lt, starts, ends)):
-                raise ValueError  # every record non-empty, in order, filling the records exactly
-            raw = [third[a:b] for a, b in zip(starts, ends, strict=True)]
+            lengths = struct.unpack(f"<{n}I", second)
+            if n and (min(lengths) == 0 or sum(lengths) != len(third)):
+                raise ValueError  # every record non-empty, filling the records exactly
+            ends = list(accumulate(lengths))
+            raw = [third[a:b] for a, b in zip([0, *ends], ends, strict=False)]
         else:
             if type(third) is not list or len(second) != 32 * n or len(third) != n:
                 raise ValueError
