@@ -114,3 +114,53 @@ def test_huge_geometry_is_split_into_a_blob() -> None:
     store.write(blobs)
     assert tree.join_record(store, split) == record
     assert len(codec.pack(split)) < 200
+
+
+def test_nodes_are_encoded_as_docs_format_md_says() -> None:
+    """A second reading of §4 of docs/format.md, with plain msgpack and blake3, agrees with the tree."""
+    import struct
+
+    import blake3
+    import msgpack
+
+    store = MemoryStore()
+    entries = {os.urandom(16): rec(i, label=f"l{i % 3}") for i in range(3000)}
+    root = build_ref(store, entries)
+    assert root is not None
+
+    def h(key: bytes) -> int:
+        return int.from_bytes(blake3.blake3(b"exactvc:chunk\0" + key).digest()[:8], "big")
+
+    found: dict[bytes, dict[str, object]] = {}
+    total = 0
+
+    def walk(oid: bytes, level_expected: int | None) -> tuple[bytes, int]:
+        nonlocal total
+        t, data = store.get(oid)
+        assert t == "node" and codec.object_id("node", data) == oid
+        level, keys, a, b = msgpack.unpackb(data, raw=False)
+        assert level_expected is None or level == level_expected
+        ks = [keys[i : i + 16] for i in range(0, len(keys), 16)]
+        assert ks == sorted(set(ks))
+        size = 0
+        for j, k in enumerate(ks[:-1]):  # no cut point before the last entry
+            size += 20 + (struct.unpack_from("<I", a, 4 * j)[0] if level == 0 else 32)
+            assert h(k) % 2 ** (5 * (level + 1)) != 0 and size < 32768
+        if level == 0:
+            lens = struct.unpack(f"<{len(ks)}I", a)
+            assert sum(lens) == len(b) and min(lens) > 0
+            pos = 0
+            for k, n in zip(ks, lens, strict=True):
+                found[k] = msgpack.unpackb(b[pos : pos + n], raw=False)
+                pos += n
+            return ks[-1], len(ks)
+        count = 0
+        for j, (k, c) in enumerate(zip(ks, b, strict=True)):
+            last, n = walk(a[32 * j : 32 * j + 32], level - 1)
+            assert (last, n) == (k, c)
+            count += c
+        return ks[-1], count
+
+    _, total = walk(root, None)
+    assert total == len(entries) == tree.count(store, root)
+    assert found == entries
