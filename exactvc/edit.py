@@ -5,10 +5,12 @@
         ed.update(aid, label="tumor")
         ed.delete(aid)
 
-Edits are checked as they are made (label exists, geometry valid and inside
-the image) and applied to the working tree when the block ends: O(k log n)
-new nodes for k edits, written together, then the working state moves.
-An exception inside the block discards the block's edits.
+Edits are checked as they are made (label exists, geometry well-formed and
+inside the image; polygon validity per shapely for all of the block's polygons
+at once when it ends) and applied to the working tree when the block ends:
+O(k log n) new nodes for k edits, written together, then the working state
+moves. An exception inside the block, or an invalid polygon, discards the
+block's edits.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Editor:
                                  else LabelSet())
         self._root = entry.tree
         self._changes: dict[bytes, dict[str, Any] | None] = {}
+        self._unchecked: set[bytes] = set()  # keys whose polygons await the shapely check (see _validate)
         self.validate = validate
         self.result_tree: bytes | None = None
         self.create_labels = False
@@ -76,15 +79,32 @@ class Editor:
             raise InvalidGeometry(f"label {label!r} takes {lb.shape} shapes, got a {k}")
         return k, enc
 
-    def _check(self, kind: str, enc: list[Any]) -> None:
+    def _check(self, kind: str, enc: list[Any], key: bytes | None = None) -> None:
+        """Bounds now; polygon validity now, or (given the key) for the whole block at flush time."""
         x0, y0, x1, y1 = geometry.bounds(kind, enc)
         w, h = self.record.width, self.record.height
         if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
             raise InvalidGeometry(
                 f"coordinates outside the image {self.image!r} ({w}x{h}): bounds {x0:g},{y0:g},{x1:g},{y1:g}"
             )
-        if self.validate:
-            geometry.validate(kind, enc)
+        if self.validate and kind in ("polygon", "multipolygon"):
+            if key is None:
+                geometry.validate(kind, enc)
+            else:
+                self._unchecked.add(key)
+
+    def _validate(self) -> None:
+        """The shapely validity check of the block's new or redrawn polygons, in one vectorised call."""
+        keys = [k for k in self._unchecked if self._changes.get(k) is not None]
+        self._unchecked.clear()
+        if not keys:
+            return
+        keys.sort()
+        recs = [self._changes[k] for k in keys]
+        bad = geometry.first_invalid([(r["k"], r["g"]) for r in recs if r is not None])
+        if bad is not None:
+            i, why = bad
+            raise InvalidGeometry(f"annotation {format_id(keys[i])}: {why}")
 
     def _current(self, key: bytes) -> dict[str, Any] | None:
         if key in self._changes:
@@ -107,13 +127,13 @@ class Editor:
         Giving an existing ``id`` replaces that annotation (used by imports).
         """
         k, enc = self._kind_for(label, geom, kind)
-        self._check(k, enc)
         if id is None:
             key = new_annotation_id()
         elif isinstance(id, bytes):
             key = id
         else:
             key = parse_id(id)
+        self._check(k, enc, key)
         self._changes[key] = make_record(k, enc, label, properties, normalize_plane(plane))
         return format_id(key)
 
@@ -170,7 +190,7 @@ class Editor:
 
     def put(self, ann: Annotation) -> None:
         """Store an annotation value as it is (already canonical)."""
-        self._check(ann.kind, ann.geom)
+        self._check(ann.kind, ann.geom, ann.key)
         if self.labels.get(ann.label) is None:
             raise UnknownLabel(f"unknown label {ann.label!r}")
         self._changes[ann.key] = ann.to_record()
@@ -200,7 +220,7 @@ class Editor:
                 if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
                     raise InvalidGeometry(f"label {new_label!r} takes {lb.shape} shapes, got a {k}")
         if geometry is not None or label is not None:
-            self._check(k, enc)  # an unchanged shape was checked when it was stored
+            self._check(k, enc, key)  # an unchanged shape was checked when it was stored
         props = properties if properties is not None else cur.get("p")
         z = cur.get("z")
         pl = normalize_plane(plane) if plane is not None else ((z[0], z[1]) if z else None)
@@ -221,6 +241,7 @@ class Editor:
 
     # --- applying ---
     def _encoded(self, out: list[Pending]) -> dict[bytes, bytes | None]:
+        self._validate()
         encoded: dict[bytes, bytes | None] = {}
         for key, rec in self._changes.items():
             encoded[key] = None if rec is None else tree.encode_record(tree.split_record(rec, out))

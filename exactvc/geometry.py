@@ -342,6 +342,23 @@ def validate(kind: str, encoded: Sequence[Any]) -> None:
         raise InvalidGeometry(f"invalid {kind}: {shapely.validation.explain_validity(g)}")
 
 
+def first_invalid(items: Sequence[tuple[str, Sequence[Any]]]) -> tuple[int, str] | None:
+    """Position and reason of the first polygonal shape among ``items`` that shapely finds invalid."""
+    import numpy as np
+    import shapely
+    import shapely.validation
+
+    idx = [i for i, (k, _enc) in enumerate(items) if k in ("polygon", "multipolygon")]
+    if not idx:
+        return None
+    geoms = to_shapely_many([items[i] for i in idx])
+    ok = shapely.is_valid(geoms)
+    if bool(np.all(ok)):
+        return None
+    j = int(np.argmin(ok))
+    return idx[j], f"invalid {items[idx[j]][0]}: {shapely.validation.explain_validity(geoms[j])}"
+
+
 # --- many at once --------------------------------------------------------------------------
 
 Bounds = tuple[float, float, float, float]

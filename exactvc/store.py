@@ -285,9 +285,12 @@ class DiskStore(ObjectStore):
         return order
 
     def _find(self, oid: bytes) -> tuple[Pack, int] | None:
-        for pack in self.packs():
+        order = self.packs()
+        for j, pack in enumerate(order):
             i = pack.find(oid)
             if i is not None:
+                if j and self._order is order:  # the pack that answered goes first: reads come in runs
+                    self._order = [pack, *order[:j], *order[j + 1 :]]
                 return pack, i
         return None
 
