@@ -274,6 +274,7 @@ class Editor:
                 raise NotFound(f"image {self.image!r} was removed meanwhile")
             new_root = tree.apply(repo.store, entry.tree, encoded, out)
             repo.store.write(out)
+            tree.remember(repo.store, out)
             set_working_tree(repo, self.image, new_root)
         self._root = new_root
         self.result_tree = new_root

@@ -241,15 +241,12 @@ def _num(v: int, d: int) -> float | int:
 
 
 def _unflat(flat: Sequence[int], d: int) -> list[list[float | int]]:
-    out: list[list[float | int]] = []
-    x = flat[0]
-    y = flat[1]
-    out.append([_num(x, d), _num(y, d)])
-    for i in range(2, len(flat), 2):
-        x += flat[i]
-        y += flat[i + 1]
-        out.append([_num(x, d), _num(y, d)])
-    return out
+    xs = accumulate(flat[0::2])
+    ys = accumulate(flat[1::2])
+    if d == 0:
+        return [[x, y] for x, y in zip(xs, ys, strict=True)]
+    s = 10**d
+    return [[x / s, y / s] for x, y in zip(xs, ys, strict=True)]
 
 
 def _pairs(flat: Sequence[int], d: int) -> list[list[float | int]]:

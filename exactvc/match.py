@@ -47,9 +47,20 @@ def pair(ga: Any, gb: Any, how: str, threshold: float) -> list[tuple[int, int, f
         ia, ib = st.query(ga, predicate="dwithin", distance=threshold)
         score = -shapely.distance(ga[ia], gb[ib])
     else:
-        ia, ib = st.query(ga, predicate="intersects")
+        ia, ib = st.query(ga)  # boxes that meet
+        # IoU <= min(area a, area b, area of the boxes' overlap) / max(area a, area b): pairs that cannot
+        # reach the threshold are dropped before the (costly) exact intersections
+        area_a, area_b = shapely.area(ga), shapely.area(gb)
+        ba, bb = shapely.bounds(ga)[ia], shapely.bounds(gb)[ib]
+        ow = np.minimum(ba[:, 2], bb[:, 2]) - np.maximum(ba[:, 0], bb[:, 0])
+        oh = np.minimum(ba[:, 3], bb[:, 3]) - np.maximum(ba[:, 1], bb[:, 1])
+        aa, ab = area_a[ia], area_b[ib]
+        big = np.maximum(aa, ab)
+        bound = np.minimum(np.minimum(aa, ab), np.clip(ow, 0, None) * np.clip(oh, 0, None))
+        maybe = bound >= threshold * big * (1 - 1e-9)
+        ia, ib, aa, ab = ia[maybe], ib[maybe], aa[maybe], ab[maybe]
         inter = shapely.area(shapely.intersection(ga[ia], gb[ib]))
-        union = shapely.area(ga[ia]) + shapely.area(gb[ib]) - inter
+        union = aa + ab - inter
         score = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         keep = score >= threshold
         ia, ib, score = ia[keep], ib[keep], score[keep]
@@ -81,6 +92,19 @@ def _load(repo: Repository, image: str, rev: str | None) -> dict[str, tuple[list
 
 def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, how: str, threshold: float,
           details: bool = False) -> dict[str, Any]:
+    import gc
+
+    gc_on = gc.isenabled()
+    gc.disable()  # hundreds of thousands of records and geometries, no cycles: collections would only walk them
+    try:
+        return _match(repo, image, rev_a, rev_b, how, threshold, details)
+    finally:
+        if gc_on:
+            gc.enable()
+
+
+def _match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, how: str, threshold: float,
+           details: bool) -> dict[str, Any]:
     a = _load(repo, image, rev_a)
     b = _load(repo, image, rev_b)
     labels: dict[str, Any] = {}

@@ -101,6 +101,13 @@ class ObjectStore(ABC):
                 self._cache.popitem(last=False)
         return got
 
+    def remember(self, oid: bytes, type_tag: str, data: bytes) -> None:
+        """Put an object just stored into the read cache."""
+        with self._cache_lock:
+            self._cache[oid] = (type_tag, data)
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
     def get_typed(self, oid: bytes, type_tag: str) -> bytes:
         t, data = self.get(oid)
         if t != type_tag:

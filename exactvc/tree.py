@@ -195,6 +195,17 @@ def decode_node(data: bytes, oid: bytes | None = None) -> Node:
     return Node(level, keys, raw, values)
 
 
+def remember(store: ObjectStore, written: Iterable[Pending]) -> None:
+    """Keep nodes just written at hand: their bytes (the next edit deltas against them) and, for
+    nodes above the leaves (which the next edit most likely reads again), their decoded form."""
+    cache = _cache(store)
+    for p in written:
+        if p.type == "node":
+            store.remember(p.oid, "node", p.data)
+            if p.data[1:2] != b"\x00":  # level > 0 (the level is a positive fixint after the array header)
+                cache.put(p.oid, decode_node(p.data, p.oid))
+
+
 def load(store: ObjectStore, oid: bytes) -> Node:
     cache = _cache(store)
     n = cache.get(oid)
@@ -638,6 +649,12 @@ def diff(
             # two leaves' entries side by side, until one of them ends
             ka, ra, i = x.keys, x.raws, x.i
             kb, rb, j = y.keys, y.raws, y.i
+            if i == 0 and j == 0 and ka == kb:  # the same keys (an update in place): compare records only
+                for m in [m for m, (p, q) in enumerate(zip(ra, rb, strict=True)) if p != q]:
+                    yield ka[m], rec(ra[m]), rec(rb[m])
+                sa.pop()
+                sb.pop()
+                continue
             na, nb = len(ka), len(kb)
             while i < na and j < nb:
                 ak, bk = ka[i], kb[j]

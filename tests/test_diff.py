@@ -112,3 +112,35 @@ def test_match_precision_recall(tmp_path: Path) -> None:
     assert out.returncode == 0 and "precision" in out.stdout
     bad = run_exact("-C", str(r.path), "diff", "truth", "pred", "--match", "iou=2")
     assert bad.returncode == 2 and "--match" in bad.stderr
+
+
+def test_iou_pairs_equal_a_brute_force_over_all_pairs() -> None:
+    """The IoU bound that skips exact intersections never drops a pair the plain computation keeps."""
+    import numpy as np
+    import shapely
+
+    from exactvc.match import pair
+
+    rng = np.random.default_rng(5)
+    for trial in range(5):
+        n = 300
+        centres = rng.uniform(0, 400, (n, 2))
+        radii = rng.uniform(3, 12, n)
+        ga = shapely.buffer(shapely.points(centres), radii, quad_segs=3)
+        moved = centres + rng.normal(0, 0.5 + trial, (n, 2))
+        gb = shapely.buffer(shapely.points(moved), radii * rng.uniform(0.9, 1.1, n), quad_segs=2)
+        for thr in (0.1, 0.5, 0.8):
+            got = pair(ga, gb, "iou", thr)
+            inter = shapely.area(shapely.intersection(ga[:, None], gb[None, :]))
+            union = shapely.area(ga)[:, None] + shapely.area(gb)[None, :] - inter
+            iou = inter / union
+            cand = [(float(iou[i, j]), i, j) for i, j in zip(*np.nonzero(iou >= thr), strict=True)]
+            cand.sort(key=lambda c: -c[0])
+            used_a, used_b, want = set(), set(), []
+            for _s, i, j in cand:
+                if i not in used_a and j not in used_b:
+                    used_a.add(i)
+                    used_b.add(j)
+                    want.append((int(i), int(j)))
+            assert sorted((x, y) for x, y, _s in got) == sorted(want)
+            assert got  # the data makes pairs at every threshold
