@@ -12,6 +12,7 @@ from typing import Any
 
 BLOCK = 16
 SMALL_CHANGE = 1024  # a changed middle this short is stored as it is (no search for copies in it)
+RESYNC = 64  # differing bytes skipped looking for the next run that agrees at the same offset
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:
@@ -60,12 +61,29 @@ def make_delta(base: bytes, new: bytes) -> list[Any]:
     ops: list[Any] = []
     if p:
         ops.append([0, p])
-    if end - p > SMALL_CHANGE:
+    # runs that agree at the same offset in both (a node whose entries kept their sizes up to here): after
+    # a few differing bytes, copy the aligned run that follows
+    lit = p
+    same_end = min(end, len(base) - s)
+    while lit < same_end:
+        k = lit
+        limit = min(same_end, lit + RESYNC)
+        while k < limit and new[k] != base[k]:
+            k += 1
+        if k >= limit:
+            break
+        n = _match_len(new, k, base, k, same_end - k)
+        if n < BLOCK:
+            break
+        if k > lit:
+            ops.append(new[lit:k])
+        ops.append([k, n])
+        lit = k + n
+    if end - lit > SMALL_CHANGE:
         index: dict[bytes, int] = {}
         for off in range(len(base) - BLOCK, -1, -BLOCK):
             index[base[off : off + BLOCK]] = off
-        lit = p
-        i = p
+        i = lit
         while i + BLOCK <= end:
             j = index.get(new[i : i + BLOCK])
             if j is None:
@@ -80,10 +98,8 @@ def make_delta(base: bytes, new: bytes) -> list[Any]:
             ops.append([j - back, k + back])
             i += k
             lit = i
-        if lit < end:
-            ops.append(new[lit:end])
-    elif end > p:
-        ops.append(new[p:end])
+    if lit < end:
+        ops.append(new[lit:end])
     if s:
         ops.append([len(base) - s, s])
     return ops
