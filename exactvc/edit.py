@@ -24,7 +24,7 @@ from .annotation import Annotation, make_record, normalize_plane
 from .errors import InvalidGeometry, NotFound, UnknownLabel
 from .ids import format_id, new_annotation_id, parse_id
 from .objects import ImageEntry, LabelSet, Snapshot
-from .store import Pending
+from .store import Pending, pending
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -273,9 +273,14 @@ class Editor:
             if entry is None:
                 raise NotFound(f"image {self.image!r} was removed meanwhile")
             new_root = tree.apply(repo.store, entry.tree, encoded, out)
+            # the new snapshot goes out with the new nodes: one write
+            images = dict(snap.images)
+            images[self.image] = ImageEntry(entry.record, new_root, tree.count_from(repo.store, new_root, out))
+            snap_p = pending("snapshot", Snapshot(images, snap.labels).to_body())
+            out.append(snap_p)
             repo.store.write(out)
             tree.remember(repo.store, out)
-            set_working_tree(repo, self.image, new_root)
+            repo.set_working(base, snap_p.oid)
         self._root = new_root
         self.result_tree = new_root
         self._changes.clear()

@@ -469,9 +469,22 @@ class DiskStore(ObjectStore):
         idx += struct.pack(f"<{n}Q", *(e[1] for e in entries))
         idx += trailer
         pack_path = self.pack_dir / f"{name}.pack"
-        os.replace(tmp_pack, pack_path)
+        tmp_idx = self.pack_dir / f".{name}.idx.tmp"
+        fd = os.open(tmp_idx, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(idx)
+                f.flush()
+                os.fsync(f.fileno())
+            # both files are complete on disk: the pack gets its name, then the index (a pack is visible once
+            # its index exists), and one directory fsync makes both names durable
+            os.replace(tmp_pack, pack_path)
+            os.replace(tmp_idx, self.pack_dir / f"{name}.idx")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp_idx.unlink()
+            raise
         fsync_dir(self.pack_dir)
-        atomic_write(self.pack_dir / f"{name}.idx", bytes(idx), 0o444)
         self.refresh()
         return pack_path
 

@@ -373,6 +373,16 @@ def count(store: ObjectStore, root: bytes | None) -> int:
     return 0 if root is None else load(store, root).count
 
 
+def count_from(store: ObjectStore, root: bytes | None, written: list[Pending]) -> int:
+    """``count`` of a root that may still be among ``written`` (not yet in the store)."""
+    if root is None:
+        return 0
+    for p in reversed(written):  # the root is written last
+        if p.oid == root:
+            return decode_node(p.data, root).count
+    return load(store, root).count
+
+
 def get(store: ObjectStore, root: bytes | None, key: bytes) -> dict[str, Any] | None:
     if root is None:
         return None

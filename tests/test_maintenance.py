@@ -156,7 +156,7 @@ def test_fsck_clean_repository(small: Path) -> None:
     rep = fsck(repo, progress=lambda d, t: calls.append((d, t)))
     assert_clean(rep)
     assert rep.checked == sum(1 for _ in reachable(repo))
-    assert rep.checked > 100
+    assert rep.checked > 60  # 3,000 annotations: ~95 leaves (random ids, so the count varies) and more
     assert calls and calls[-1][0] == rep.checked and all(d <= t for d, t in calls)
     assert orjson.loads(orjson.dumps(rep.to_dict()))["ok"] is True
 
