@@ -489,10 +489,11 @@ class DiskStore(ObjectStore):
         return pack_path
 
     def consolidate(self, max_packs: int = 8) -> int:
-        """Once there are more than ``max_packs`` packs, merge the smallest into one so that
-        ``max_packs // 2`` remain (entries copied as they are, deltas included). The larger packs
-        are left alone, so what gets rewritten stays small: sizes grow geometrically, as in an
-        LSM tree. Returns how many packs were merged.
+        """Once there are more than ``max_packs`` packs, merge the smallest into one (entries copied as
+        they are, deltas included): smallest first, and on while the next is at most twice what is
+        taken so far. A pack much larger than everything below it is left alone, so what gets
+        rewritten stays small: sizes grow geometrically, as in an LSM tree. Returns how many packs
+        were merged.
 
         Crash-safe like every pack write: the merged pack is visible before the old ones go.
         Call with the repository lock held.
@@ -501,7 +502,13 @@ class DiskStore(ObjectStore):
         packs = sorted(self.packs(), key=lambda p: p.size)
         if len(packs) <= max_packs:
             return 0
-        small = packs[: len(packs) - max(max_packs // 2, 1) + 1]
+        small = packs[:2]
+        total = small[0].size + small[1].size
+        for p in packs[2:]:
+            if p.size > 2 * total:
+                break
+            small.append(p)
+            total += p.size
         name = f"pack-{time.time_ns():x}-{os.getpid():x}"
         tmp_pack = self.pack_dir / f".{name}.pack.tmp"
         hasher = blake3.blake3()

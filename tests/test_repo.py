@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -188,7 +189,7 @@ def test_consolidation_keeps_few_packs_and_leaves_the_large_ones(tmp_path: Path)
     from exactvc.store import DiskStore, pending
 
     store = DiskStore(tmp_path / "objects")
-    big = store.write_pack([pending("blob", {"n": i, "pad": "x" * 200}) for i in range(500)])
+    big = store.write_pack([pending("blob", {"n": i, "pad": os.urandom(300)}) for i in range(500)])
     written = []
     for round_ in range(30):
         items = [pending("blob", {"round": round_, "i": i}) for i in range(20)]
