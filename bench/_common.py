@@ -27,6 +27,13 @@ now = time.perf_counter
 # --- measuring ------------------------------------------------------------------------
 
 
+def settle(pause_s: float = 1.0) -> None:
+    """Flush what earlier steps (ours or the peer's) left to write back, so that a timed step's own
+    fsyncs do not queue behind hundreds of megabytes of someone else's dirty pages."""
+    os.sync()
+    time.sleep(pause_s)
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Linear-interpolated percentile (p in 0..100) of a non-empty sequence."""
     xs = sorted(values)

@@ -48,6 +48,7 @@ from _common import (  # noqa: E402
     profile_call,
     ratio,
     run_measured,
+    settle,
     vm_hwm_bytes,
     write_json,
 )
@@ -540,6 +541,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         have_importer = False
     log(f"exactvc import ({'formats.qupath.import_file' if have_importer else 'Editor API fallback'}) in a child")
     ex_root = tmp / "exact"
+    settle()
     imp = exactvc_import(data, ex_root)
     log(f"  {imp['total_s']:.1f} s, peak RSS {human_bytes(imp['maxrss_bytes'])}, method {imp['method']}")
     if imp["count"] != data.n:
@@ -557,6 +559,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     t0 = now()
     shutil.copyfile(src, gfile)
     copy_s = now() - t0
+    settle()
     add = g.run("add", gfile.name)
     com = g.run("commit", "-q", "-m", f"import {gfile.name}")
     git_import_s = add["seconds"] + com["seconds"]
@@ -597,6 +600,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     gc.freeze()
     notes.append("in-process steps: gc.freeze() after loading, so collections skip the benchmark harness's "
                  "own objects")
+    notes.append("before each timed step, os.sync(): no step's fsyncs wait behind the previous step's writeback")
+    settle()
 
     repo = Repository.open(ex_root)
     cases: dict[str, dict[str, Any]] = {}
@@ -623,6 +628,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         idx = cases[case]["first_set"]
         for i in idx:  # the same 100 features, as exactvc's first trial changed them
             overrides[int(i)] = feature_bytes(data.ids[i], data.coords[i], int(data.labels[i]))
+        settle()
         before = g.size()
         t0 = now()
         git_write_file(data, gfile, overrides)
@@ -657,6 +663,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         one_ms.append(_ours_edit(repo, data, idx, new, f"fix outline {k}") * 1000)
     log(f"  single-edit commit p50 {median(one_ms):.1f} ms, p99 {percentile(one_ms, 99):.1f} ms")
     nlog = args.log_commits
+    settle()
     repo2 = Repository.open(ex_root)
     t0 = now()
     entries = repo2.log(n=nlog)
@@ -766,6 +773,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         x0 = min(max(centres[p, 0] - WINDOW / 2, 0.0), WIDTH - WINDOW)
         y0 = min(max(centres[p, 1] - WINDOW / 2, 0.0), HEIGHT - WINDOW)
         wins.append((float(x0), float(y0), float(x0 + WINDOW), float(y0 + WINDOW)))
+    settle()
     qrepo = Repository.open(ex_root)
     t0 = now()
     first = qrepo.query(IMAGE, wins[0])

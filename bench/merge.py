@@ -192,8 +192,10 @@ class OthersCpu:
 
 
 def wait_quiet(limit_s: float = 90.0, share: float = 0.2) -> dict[str, Any]:
-    """Wait (at most ``limit_s``) until other processes use under ``share`` of the CPU over 1 s."""
+    """Wait (at most ``limit_s``) until other processes use under ``share`` of the CPU over 1 s (after
+    flushing what earlier steps left to write back)."""
     t0 = now()
+    os.sync()
     while True:
         with OthersCpu() as oc:
             time.sleep(1.0)
