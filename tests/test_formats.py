@@ -521,3 +521,37 @@ def test_huge_coordinates_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no such file"):
         import_file(repo, "img", tmp_path / "missing.geojson")
     assert repo.count("img", None) == 0
+
+
+def test_plain_features_read_the_same_by_the_short_path() -> None:
+    """The short path for the usual QuPath object gives exactly what the general reading gives."""
+    from exactvc.formats.qupath import _feature, _plain_feature, feature_from_json
+
+    rnd = random.Random(4)
+    cases: list[dict[str, Any]] = [json.loads(json.dumps(f)) for f in qupath_features()]
+    for f in _random_cells(300, 6):
+        f["properties"].pop("measurements")
+        r = rnd.random()
+        if r < 0.15:
+            f["properties"]["objectType"] = "detection"
+        elif r < 0.3:
+            f["properties"].pop("objectType")
+        elif r < 0.4:
+            f["properties"]["classification"]["color"] = [rnd.randint(0, 300) for _ in range(3)]
+        elif r < 0.5:
+            f["id"] = rnd.choice(["PathDetectionObject", "not-a-uuid", 7])
+        elif r < 0.6:
+            f.pop("id")
+        elif r < 0.7:
+            f["properties"]["classification"]["name"] = rnd.choice(["", None, "B"])
+        elif r < 0.75:
+            f["geometry"]["plane"] = {"z": 1}
+        elif r < 0.8:
+            f["properties"]["objectType"] = rnd.choice(["", 3])
+        cases.append(f)
+    short = 0
+    for i, f in enumerate(cases):
+        got = feature_from_json(i, json.loads(json.dumps(f)))
+        assert got == _feature(i, json.loads(json.dumps(f)))
+        short += _plain_feature(i, f) is not None
+    assert short > 100

@@ -579,8 +579,42 @@ def _measurements(index: int, v: Any) -> dict[str, Any]:
     raise InvalidInput(f"feature {index}: measurements must be a map or a list of {{name, value}}")
 
 
+_PLAIN_PROPS = frozenset({"objectType", "classification"})
+_PLAIN_CLASS = frozenset({"name", "color"})
+
+
+def _plain_feature(index: int, obj: dict[str, Any]) -> Feature | None:
+    """The usual QuPath object (a UUID, an object type, a class name and colour, nothing else), read
+    without the general walk; None for anything else. Gives exactly what ``_feature`` gives."""
+    props = obj.get("properties")
+    geom = obj.get("geometry")
+    if (type(props) is not dict or type(geom) is not dict or not props.keys() <= _PLAIN_PROPS
+            or obj.get("type") != "Feature" or "plane" in geom or "isEllipse" in geom or "nucleusGeometry" in obj):
+        return None
+    ot = props.get("objectType", "annotation")
+    cls = props.get("classification")
+    if type(ot) is not str or not ot or type(cls) is not dict or not cls.keys() <= _PLAIN_CLASS:
+        return None
+    name = cls.get("name")
+    raw_id = obj.get("id")
+    if type(name) is not str or not name or (raw_id is not None and (type(raw_id) is not str
+                                                                      or raw_id in _LEGACY_TYPES)):
+        return None
+    fid = _uuid_bytes(raw_id) if raw_id is not None else None
+    kept = {"objectType": ot} if ot != "annotation" else {}
+    return Feature(index, fid, name, _color(cls.get("color")), geom, kept, None, False, ot)
+
+
 def feature_from_json(index: int, obj: Any) -> Feature:
     """A Feature from one parsed GeoJSON feature (QuPath's fields mapped as in the module docstring)."""
+    if type(obj) is dict:
+        f = _plain_feature(index, obj)
+        if f is not None:
+            return f
+    return _feature(index, obj)
+
+
+def _feature(index: int, obj: Any) -> Feature:
     if not isinstance(obj, dict):
         raise InvalidInput(f"feature {index}: not a JSON object")
     t = obj.get("type")
