@@ -43,7 +43,17 @@ from . import codec
 from .errors import CorruptObject, ExactError, MissingObject
 from .objects import TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag
 from .refs import DiskRefs
-from .store import CODE_TYPES, IDX_MAGIC, MAX_DEPTH, PACK_MAGIC, DiskStore, MemoryStore, ObjectStore, Pending
+from .store import (
+    CODE_TYPES,
+    IDX_MAGIC,
+    MAX_DEPTH,
+    PACK_MAGIC,
+    ZSTD,
+    DiskStore,
+    MemoryStore,
+    ObjectStore,
+    Pending,
+)
 from .tree import MAX_NODE, decode_node, entry_size, is_boundary, node_record
 
 Progress = Callable[[int, int], None]
@@ -716,7 +726,7 @@ def _scan_pack(repo: Any, idx_path: Path, pack_path: Path, report: FsckReport) -
             elif end != nxt:
                 where = "the trailer" if k + 1 == len(inside) else "the next entry"
                 bad("pack", f"{at} declares {length} bytes and so ends at {end}, but {where} starts at {nxt}", oid)
-            if code not in CODE_TYPES:
+            if code & ~ZSTD not in CODE_TYPES:
                 bad("pack", f"{at} has an unknown type code {code}", oid)
             if depth > MAX_DEPTH:
                 bad("pack", f"{at} has delta depth {depth} (at most {MAX_DEPTH})", oid)

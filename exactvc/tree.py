@@ -647,6 +647,18 @@ def diff(
             if x[1] == y[1]:
                 sa.pop()
                 sb.pop()
+            elif x[0] == y[0] > 0:
+                node_a, node_b = load(store, x[1]), load(store, y[1])
+                if node_a.keys == node_b.keys:
+                    # the same children's key ranges (edits in place): only the pairs that differ go on
+                    sa.pop()
+                    sb.pop()
+                    lvl = x[0] - 1
+                    pairs = [(p, q) for p, q in zip(node_a.raw, node_b.raw, strict=True) if p != q]
+                    sa.extend([(lvl, p) for p, _q in reversed(pairs)])
+                    sb.extend([(lvl, q) for _p, q in reversed(pairs)])
+                else:
+                    expand(sa)
             elif x[0] >= y[0]:
                 expand(sa)
             else:
