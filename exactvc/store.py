@@ -226,6 +226,7 @@ class Pack:
         self._ids = _IdView(memoryview(idx), n)
         self._where: dict[bytes, int] | None = None  # small packs: id -> entry, built on the first lookup
         self._firsts: bytes | None = None  # larger packs: the first byte of each id
+        self._seconds = b""  # and the second
         self._offs_at = ids_end
         self._f = open(pack_path, "rb")
         self.size = os.fstat(self._f.fileno()).st_size
@@ -247,11 +248,20 @@ class Pack:
                 # small (per-commit) packs: a dict, one hash probe a lookup (most lookups miss most packs)
                 self._where = {idx[16 + 32 * i : 48 + 32 * i]: i for i in range(self.count)}
                 return self._where.get(oid)
-            # the first byte of every id, in order: a fan-out for the binary search below
+            # the first and the second byte of every id, in order: within the run of ids that share a first
+            # byte, second bytes are sorted too, so two binary searches over plain bytes (in C) narrow a lookup
+            # to the few ids sharing two bytes with it (none, for most misses)
+            self._seconds = idx[17 : 17 + 32 * self.count : 32]
             firsts = self._firsts = idx[16 : 16 + 32 * self.count : 32]
         b = oid[0]
         lo = bisect.bisect_left(firsts, b)
         hi = bisect.bisect_right(firsts, b, lo)
+        b = oid[1]
+        seconds = self._seconds
+        lo = bisect.bisect_left(seconds, b, lo, hi)
+        hi = bisect.bisect_right(seconds, b, lo, hi)
+        if hi - lo == 1:
+            return lo if self._idx[16 + 32 * lo : 48 + 32 * lo] == oid else None
         i = bisect.bisect_left(self._ids, oid, lo, hi)
         if i < hi and self._idx[16 + 32 * i : 48 + 32 * i] == oid:
             return i
