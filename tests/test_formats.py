@@ -555,3 +555,33 @@ def test_plain_features_read_the_same_by_the_short_path() -> None:
         assert got == _feature(i, json.loads(json.dumps(f)))
         short += _plain_feature(i, f) is not None
     assert short > 100
+
+
+def test_features_without_type_first_fall_back_with_bounded_memory(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Features written with "id" first offer no cut point: the import reads them one by one instead of
+    holding the whole file, and gives what one process gives."""
+    from exactvc.formats import qupath
+
+    monkeypatch.setattr(qupath, "PARALLEL_BLOCK", 2048)
+    monkeypatch.setattr(qupath, "BLOCK_SPAN_MAX", 64 * 1024)
+    feats = [{"id": f["id"], "type": f["type"], "geometry": f["geometry"], "properties": f["properties"]}
+             for f in _random_cells(1500, seed=21)]
+    src = write_collection(tmp_path / "idfirst.geojson", feats)
+    assert src.stat().st_size > 4 * 64 * 1024
+    modes: list[bool] = []
+    real = qupath._convert_parallel
+
+    def watch(*args: Any) -> Any:  # the real function, with its mode noted
+        modes.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(qupath, "_convert_parallel", watch)
+    roots = []
+    for workers in (1, 2):
+        repo = new_repo(tmp_path / f"w{workers}")
+        res = import_file(repo, "img", src, create_labels=True, workers=workers)
+        assert res.features == 1500
+        roots.append(repo.working()[1])
+    assert roots[0] == roots[1]
+    assert modes == [True, False]  # blocks tried, then feature by feature

@@ -89,6 +89,7 @@ CHECK_BATCH = 8192  # polygons validated together
 PARALLEL_MIN_BYTES = 16 << 20  # files this large are converted by worker processes
 PARALLEL_CHUNK = 2048  # features a worker task (when this process cuts features)
 PARALLEL_BLOCK = 2 << 20  # bytes of raw features a worker task (when the workers parse)
+BLOCK_SPAN_MAX = 64 << 20  # bytes read without finding a cut point before falling back to feature by feature
 MAX_WORKERS = 4
 INFLIGHT = 8  # tasks queued a worker: enough to keep workers busy while this process writes a batch
 _LEGACY_TYPES = {
@@ -397,6 +398,8 @@ class _Reader:
                     yield base + pos, body
                 self._finish(header, buf[k:], base + k)
                 return
+            if len(buf) - pos > BLOCK_SPAN_MAX:
+                raise _NoBlocks  # no cut point in sight (features not starting with "type"?): keep memory bounded
             buf, base, pos = buf[pos:] + self.read(), base + pos, 0
 
     def _find_end(self, buf: bytes, pos: int) -> tuple[int, Any, re.Match[bytes] | None] | None:
