@@ -23,7 +23,7 @@ from . import geometry, tree
 from .annotation import Annotation, make_record, normalize_plane
 from .errors import InvalidGeometry, NotFound, UnknownLabel
 from .ids import format_id, new_annotation_id, parse_id
-from .objects import ImageEntry, LabelSet, Snapshot
+from .objects import LabelSet, Snapshot
 from .store import Pending, pending
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ class Editor:
         if not keys:
             return
         keys.sort()
-        recs = [self._changes[k] for k in keys]
-        bad = geometry.first_invalid([(r["k"], r["g"]) for r in recs if r is not None])
+        bad = geometry.first_invalid([(rec["k"], rec["g"]) for k in keys if (rec := self._changes[k]) is not None])
         if bad is not None:
             i, why = bad
             raise InvalidGeometry(f"annotation {format_id(keys[i])}: {why}")
@@ -251,13 +250,21 @@ class Editor:
         """Apply the edits to ``snap`` (not the working state); returns the new snapshot id."""
         out: list[Pending] = []
         encoded = self._encoded(out)
-        entry = snap.images[self.image]
-        new_root = tree.apply(self.repo.store, entry.tree, encoded, out)
+        _root, snap_p = self._applied(snap, encoded, out)
         self.repo.store.write(out)
-        images = dict(snap.images)
-        images[self.image] = ImageEntry(entry.record, new_root, tree.count(self.repo.store, new_root))
         self._changes.clear()
-        return self.repo.put("snapshot", Snapshot(images, snap.labels).to_body())
+        return snap_p.oid
+
+    def _applied(
+        self, snap: Snapshot, encoded: dict[bytes, bytes | None], out: list[Pending]
+    ) -> tuple[bytes | None, Pending]:
+        """The edits applied to this image's tree in ``snap``: the new root; the new nodes, then the new
+        snapshot (returned), go into ``out``, to be written together in one pack."""
+        store = self.repo.store
+        root = tree.apply(store, snap.images[self.image].tree, encoded, out)
+        snap_p = pending("snapshot", snap.with_tree(self.image, root, tree.count_from(store, root, out)).to_body())
+        out.append(snap_p)
+        return root, snap_p
 
     def flush(self) -> bytes | None:
         """Apply the edits to the working state (atomically); returns the new tree id."""
@@ -269,22 +276,15 @@ class Editor:
         with repo.lock():
             base, snap_id = repo.working()
             snap = repo.snapshot_object(snap_id)
-            entry = snap.images.get(self.image)
-            if entry is None:
+            if self.image not in snap.images:
                 raise NotFound(f"image {self.image!r} was removed meanwhile")
-            new_root = tree.apply(repo.store, entry.tree, encoded, out)
-            # the new snapshot goes out with the new nodes: one write
-            images = dict(snap.images)
-            images[self.image] = ImageEntry(entry.record, new_root, tree.count_from(repo.store, new_root, out))
-            snap_p = pending("snapshot", Snapshot(images, snap.labels).to_body())
-            out.append(snap_p)
+            root, snap_p = self._applied(snap, encoded, out)
             repo.store.write(out)
             tree.remember(repo.store, out)
             repo.set_working(base, snap_p.oid)
-        self._root = new_root
-        self.result_tree = new_root
+        self._root = self.result_tree = root
         self._changes.clear()
-        return new_root
+        return root
 
 
 def set_working_tree(repo: Repository, image: str, root: bytes | None, expected: bytes | None | bool = False) -> None:
@@ -302,6 +302,4 @@ def set_working_tree(repo: Repository, image: str, root: bytes | None, expected:
         raise NotFound(f"image {image!r} was removed meanwhile")
     if expected is not False and entry.tree != expected:
         raise Conflict(f"the annotations of {image!r} changed meanwhile; nothing was changed")
-    images = dict(snap.images)
-    images[image] = ImageEntry(entry.record, root, tree.count(repo.store, root))
-    repo.set_working(base, repo.put("snapshot", Snapshot(images, snap.labels).to_body()))
+    repo.set_working(base, repo.put("snapshot", snap.with_tree(image, root, tree.count(repo.store, root)).to_body()))

@@ -54,7 +54,7 @@ from .store import (
     ObjectStore,
     Pending,
 )
-from .tree import MAX_NODE, decode_node, entry_size, is_boundary, node_record
+from .tree import MAX_NODE, decode_node, entry_size, is_boundary, split_geometries
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: objects handled so far out of an upper bound (the objects stored)."""
@@ -444,11 +444,8 @@ class _Walker:
             try:
                 node = decode_node(data, oid)
                 if node.level == 0:
-                    for k, raw in zip(node.keys, node.raw, strict=True):
-                        if b"\xa1G" in raw:  # the key "G" may be in it: a split-out geometry
-                            g = node_record(raw).get("G")
-                            if g is not None:
-                                yield from self.visit(g, "blob", f"{me} (geometry of {k.hex()})")
+                    for k, g in split_geometries(node):
+                        yield from self.visit(g, "blob", f"{me} (geometry of {k.hex()})")
                 else:
                     for child in node.raw:
                         yield from self.tree(child, f"{me} (child)", None, depth + 1)

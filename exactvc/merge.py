@@ -469,14 +469,12 @@ def resolve(
                 continue
             edits[key] = None if rec is None else tree.encode_record(rec)
         out: list[Pending] = []
-        images = dict(snap.images)
         for name, edits in per_image.items():
-            e = images[name]
-            root = tree.apply(repo.store, e.tree, edits, out)
+            root = tree.apply(repo.store, snap.images[name].tree, edits, out)
             repo.store.write(out)
             out.clear()
-            images[name] = ImageEntry(e.record, root, tree.count(repo.store, root))
-        sid = repo.put("snapshot", Snapshot(images, snap.labels).to_body())
+            snap = snap.with_tree(name, root, tree.count(repo.store, root))
+        sid = repo.put("snapshot", snap.to_body())
         repo.set_working(base_commit, sid)
         done = {c.address for c in pick}
         st["conflicts"] = [c for c in st["conflicts"] if MergeConflict.from_state(c).address not in done]

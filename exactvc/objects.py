@@ -178,6 +178,12 @@ class Snapshot:
             out[name] = ImageEntry(v[0], v[1], int(v[2]))
         return cls(images=out, labels=b.get("labels"))
 
+    def with_tree(self, image: str, root: bytes | None, count: int) -> Snapshot:
+        """This snapshot with ``image``'s annotation tree replaced."""
+        images = dict(self.images)
+        images[image] = ImageEntry(self.images[image].record, root, count)
+        return Snapshot(images, self.labels)
+
     def references(self) -> list[tuple[str, bytes]]:
         refs: list[tuple[str, bytes]] = []
         if self.labels is not None:

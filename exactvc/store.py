@@ -23,7 +23,7 @@ import time
 import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ def decompress(code: int, payload: bytes | memoryview) -> bytes:
         except Exception:  # zstandard.ZstdError and kin
             raise zlib.error("zstd payload does not decompress") from None
     return zlib.decompress(payload)
+
+
 DICT_INDEX_MAX = 4096  # packs up to this many objects are looked up through a dict
 
 
@@ -123,14 +125,11 @@ class ObjectStore(ABC):
         got = self._read(oid)
         if got is None:
             raise MissingObject(f"object {oid.hex()} is missing")
-        with self._cache_lock:
-            self._cache[oid] = got
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self.remember(oid, *got)
         return got
 
     def remember(self, oid: bytes, type_tag: str, data: bytes) -> None:
-        """Put an object just stored into the read cache."""
+        """Put an object (just read, or just stored) into the read cache."""
         with self._cache_lock:
             self._cache[oid] = (type_tag, data)
             if len(self._cache) > self.cache_size:
@@ -144,16 +143,22 @@ class ObjectStore(ABC):
 
     def write(self, items: Iterable[Pending]) -> int:
         """Store the objects not already present; returns how many were new."""
+        batch = list(items)
+        stored = self._stored_test(len(batch))
         seen: set[bytes] = set()
         todo = []
-        for it in items:
-            if it.oid in seen or self.has(it.oid):
+        for it in batch:
+            if it.oid in seen or stored(it.oid):
                 continue
             seen.add(it.oid)
             todo.append(it)
         if todo:
             self._write(todo)
         return len(todo)
+
+    def _stored_test(self, n: int) -> Callable[[bytes], bool]:
+        """How ``write`` tells, for a batch of ``n`` objects, that one is already stored."""
+        return self.has
 
     def verify(self, oid: bytes) -> tuple[str, bytes]:
         """Read an object and check that its bytes hash to its id and decode."""
@@ -351,21 +356,12 @@ class DiskStore(ObjectStore):
         # request, each open) and by a read that misses; a stale "no" only means a harmless duplicate
         return self._find(oid) is not None or os.path.exists(self._loose_name(oid))
 
-    def write(self, items: Iterable[Pending]) -> int:
-        todo = list(items)
-        if len(todo) <= LOOSE_LIMIT:
-            return super().write(todo)
-        # a batch for a pack: skip what the packs hold, without a file-system call an object (a loose
-        # copy stored again in the pack is harmless, gc drops it)
-        seen: set[bytes] = set()
-        new = []
-        for it in todo:
-            if it.oid not in seen and self._find(it.oid) is None:
-                seen.add(it.oid)
-                new.append(it)
-        if new:
-            self._write(new)
-        return len(new)
+    def _stored_test(self, n: int) -> Callable[[bytes], bool]:
+        if n <= LOOSE_LIMIT:
+            return self.has
+        # a batch for a pack: what the packs hold, without a file-system call an object (a loose copy
+        # stored again in the pack is harmless, gc drops it)
+        return lambda oid: self._find(oid) is not None
 
     def depth(self, oid: bytes) -> int:
         found = self._find(oid)
@@ -506,22 +502,10 @@ class DiskStore(ObjectStore):
         idx += struct.pack(f"<{n}Q", *(e[1] for e in entries))
         idx += trailer
         pack_path = self.pack_dir / f"{name}.pack"
-        tmp_idx = self.pack_dir / f".{name}.idx.tmp"
-        fd = os.open(tmp_idx, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(idx)
-                f.flush()
-                os.fsync(f.fileno())
-            # both files are complete on disk: the pack gets its name, then the index (a pack is visible once
-            # its index exists), and one directory fsync makes both names durable
-            os.replace(tmp_pack, pack_path)
-            os.replace(tmp_idx, self.pack_dir / f"{name}.idx")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp_idx.unlink()
-            raise
-        fsync_dir(self.pack_dir)
+        # the pack (complete and fsynced) gets its name, then its index (a pack is visible once its index
+        # exists); the index's directory fsync makes both names durable
+        os.replace(tmp_pack, pack_path)
+        atomic_write(self.pack_dir / f"{name}.idx", bytes(idx), 0o444)
         self.refresh()
         return pack_path
 

@@ -107,10 +107,8 @@ def _new_nodes(repo: Repository, old: bytes | None, new: bytes | None) -> Iterat
                     break
         yield oid, base
         if n.level == 0:
-            for i in range(len(n.raw)):
-                rec = n.value(i)
-                if "G" in rec:
-                    yield rec["G"], None
+            for _k, g in tree.split_geometries(n):
+                yield g, None
             continue
         # children the old tree has at the same level over the same keys are skipped without a read
         known = set(_old_covering(repo, old, n.level - 1, lo, hi)) if old is not None else set()

@@ -78,14 +78,14 @@ class Node:
     def value(self, i: int) -> Any:
         if self._values is not None:
             return self._values[i]
-        return _leaf_record(self.raw[i])
+        return node_record(self.raw[i])
 
     @property
     def values(self) -> list[Any]:
         """All values (leaf records decoded fresh each time for leaves)."""
         if self._values is not None:
             return self._values
-        return [_leaf_record(r) for r in self.raw]
+        return [node_record(r) for r in self.raw]
 
     def count_of(self, i: int) -> int:
         """Annotations under entry ``i``."""
@@ -102,16 +102,20 @@ def node_references(node: Node) -> list[bytes]:
     """Ids a node refers to: its children, or the split-out geometries of its records."""
     if node.level > 0:
         return list(node.raw)
-    # b"\xa1G" is the key "G" in msgpack: records without it hold no reference
-    return [g for g in (_leaf_record(r).get("G") for r in node.raw if b"\xa1G" in r) if g is not None]
+    return [g for _k, g in split_geometries(node)]
+
+
+def split_geometries(leaf: Node) -> Iterator[tuple[bytes, bytes]]:
+    """``(key, blob id)`` of the leaf's records whose geometry is a blob of its own (``split_record``)."""
+    for k, r in zip(leaf.keys, leaf.raw, strict=True):
+        if b"\xa1G" in r:  # the key "G" in msgpack: only records holding it can refer to a blob
+            g = node_record(r).get("G")
+            if g is not None:
+                yield k, g
 
 
 def node_record(raw: bytes) -> dict[str, Any]:
     """A leaf's encoded record, decoded."""
-    return _leaf_record(raw)
-
-
-def _leaf_record(raw: bytes) -> dict[str, Any]:
     rec = codec.unpack(raw)
     if not isinstance(rec, dict):
         raise CorruptObject("tree leaf record is not a map")
@@ -148,10 +152,6 @@ def _cache(store: ObjectStore) -> NodeCache:
         c = NodeCache()
         store._node_cache = c  # type: ignore[attr-defined]
     return c
-
-
-# an unsigned msgpack integer after the 53 bytes of a child entry: entry length -> its marker byte
-_COUNT_MARK = {55: 0xCC, 56: 0xCD, 58: 0xCE, 62: 0xCF}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -281,13 +281,17 @@ class _Chunker:
         self.bases: list[tuple[bytes, bytes]] = []  # old nodes to delta against, in order
 
     def add(self, key: bytes, raw: bytes, count: int) -> None:
+        if self._push(key, raw, count) or is_boundary(key, self.level):
+            self.close()
+
+    def _push(self, key: bytes, raw: bytes, count: int) -> bool:
+        """Append an entry; whether the node has reached MAX_NODE."""
         self.keys.append(key)
         self.raw.append(raw)
         self.cnts.append(count)
         self.counts += count
         self.size += len(raw) + ENTRY_OVERHEAD
-        if self.size >= MAX_NODE or is_boundary(key, self.level):
-            self.close()
+        return self.size >= MAX_NODE
 
     def add_old(self, node: Node, i: int, j: int) -> None:
         """Add entries ``i:j`` of an existing node of this level. Only a node's last entry can be a
@@ -311,13 +315,7 @@ class _Chunker:
                     self.counts += sum(cs)
             else:
                 for k in range(i, inner):
-                    c = node.count_of(k)
-                    self.keys.append(node.keys[k])
-                    self.raw.append(node.raw[k])
-                    self.cnts.append(c)
-                    self.counts += c
-                    self.size += len(node.raw[k]) + ENTRY_OVERHEAD
-                    if self.size >= MAX_NODE:
+                    if self._push(node.keys[k], node.raw[k], node.count_of(k)):
                         self.close()
         if j == nk and nk:
             self.add(node.keys[nk - 1], node.raw[nk - 1], node.count_of(nk - 1))
@@ -639,7 +637,7 @@ def diff(
             lvl = node.level - 1
             stack.extend([(lvl, c) for c in reversed(node.raw)])
 
-    rec = _leaf_record
+    rec = node_record
     while sa and sb:
         x, y = sa[-1], sb[-1]
         xr, yr = type(x) is _Run, type(y) is _Run

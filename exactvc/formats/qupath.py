@@ -138,10 +138,10 @@ class ImportResult:
 
 # where a feature object may end: "}" then "," and the next object, or "]" closing the array
 _END = re.compile(rb"\}(?:\s*,\s*(\{)|\s*(\]))")
+# the start of a feature that begins with "type": "Feature" (QuPath's way), after the "}," ending the one
+# before: where blocks of features are cut too (this can't occur inside a JSON string; a wrong cut anywhere
+# else leaves a block that does not parse)
 _NEXT_FEATURE = re.compile(rb'\}\s*,\s*(\{)\s*"type"\s*:\s*"Feature"')
-# where a block of whole features may be cut: between "}," and a feature that starts with "type": "Feature"
-# (this can't occur inside a JSON string; a wrong cut anywhere else leaves a block that does not parse)
-_CUT = re.compile(rb'\}\s*,\s*(?=\{\s*"type"\s*:\s*"Feature")')
 _FEATURES_KEY = re.compile(rb'"features"\s*:\s*\[')
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -384,11 +384,11 @@ class _Reader:
         size = self.block
         while True:
             while len(buf) - pos > size:
-                m = _CUT.search(buf, pos + size)
+                m = _NEXT_FEATURE.search(buf, pos + size)
                 if m is None:
                     break
                 yield base + pos, buf[pos : m.start() + 1]
-                pos = m.end()
+                pos = m.start(1)
             if self.eof:
                 k = buf.rfind(b"]")
                 if k < pos:
