@@ -34,6 +34,17 @@ def settle(pause_s: float = 1.0) -> None:
     time.sleep(pause_s)
 
 
+def profile_steps(spec: str, missed: Iterable[str]) -> set[str]:
+    """The steps to profile: ``--profile`` none, auto (the ``missed`` ones, those that missed a target) or a
+    comma list."""
+    spec = spec.strip().lower()
+    if spec == "none":
+        return set()
+    if spec != "auto":
+        return {s.strip() for s in spec.split(",") if s.strip()}
+    return {m for m in missed if m}
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Linear-interpolated percentile (p in 0..100) of a non-empty sequence."""
     xs = sorted(values)

@@ -20,6 +20,7 @@ and why it is fair.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import mmap
 import os
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from _common import (  # noqa: E402
     percentile,
     print_table,
     profile_call,
+    profile_steps,
     ratio,
     run_measured,
     settle,
@@ -486,33 +489,45 @@ def row(rid: str, name: str, unit: str, ours: float | None, theirs: float | None
             "target": target, "pass": ok, "details": details}
 
 
+def bench_args(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options every data benchmark has: --n, --out, --seed, --workdir, --keep."""
+    ap.add_argument("--n", type=int, default=1_000_000, help="annotations on the slide (default 1,000,000)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / f"{name}.json"))
+    ap.add_argument("--seed", type=int, default=20260101)
+    ap.add_argument("--workdir", default=None, help="parent of the temporary directory (default /tmp)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+
+
+@contextlib.contextmanager
+def work_dir(args: argparse.Namespace, name: str) -> Iterator[Path]:
+    """A temporary directory for one run, removed afterwards unless --keep."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"exactvc-bench-{name}-", dir=args.workdir or "/tmp"))
+    log(f"work dir {tmp}")
+    try:
+        yield tmp
+    finally:
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1_000_000, help="number of annotations (default 1,000,000)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "core.json"))
-    ap.add_argument("--seed", type=int, default=20260101)
+    bench_args(ap, "core")
     ap.add_argument("--trials", type=int, default=5, help="exactvc edit trials per case (default 5)")
     ap.add_argument("--log-commits", type=int, default=1000)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--profile", default="auto",
                     help="auto (steps that miss a target), none, or a comma list of import,edit,log,query")
-    ap.add_argument("--workdir", default=None, help="parent of the temporary directory (default /tmp)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--child-import", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_import:
         child_import(args)
         return 0
     os.environ["EXACT_AUTHOR"] = EXACT_AUTHOR
-    tmp = Path(tempfile.mkdtemp(prefix="exactvc-bench-core-", dir=args.workdir or "/tmp"))
-    log(f"work dir {tmp}")
-    try:
+    with work_dir(args, "core") as tmp:
         return run(args, tmp)
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
@@ -848,7 +863,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"wrote {args.out}")
 
     # --- profiles
-    steps = _profile_steps(args.profile, rows)
+    step_of = {"import_s": "import", "import_rss": "import", "edit_random_ms": "edit", "edit_region_ms": "edit",
+               "log_api_ms": "log", "log_cli_ms": "log", "query_p99_ms": "query"}
+    steps = profile_steps(args.profile, [step_of.get(r["id"], "") for r in rows if r["pass"] is False])
     profiles: dict[str, str] = {}
     pre = results_dir / f"core-n{data.n}-profile"
     if "query" in steps:  # first: the edit profile below commits, and a new HEAD needs a new index
@@ -911,18 +928,6 @@ def exactvc_source() -> dict[str, Any]:
                            text=True, timeout=30)
         out["uncommitted"] = r.stdout.split("\n")[:-1]
     return out
-
-
-def _profile_steps(spec: str, rows: list[dict[str, Any]]) -> set[str]:
-    spec = spec.strip().lower()
-    if spec == "none":
-        return set()
-    if spec != "auto":
-        return {s.strip() for s in spec.split(",") if s.strip()}
-    step_of = {"import_s": "import", "import_rss": "import", "edit_random_ms": "edit", "edit_region_ms": "edit",
-               "log_api_ms": "log", "log_cli_ms": "log", "query_p99_ms": "query", "commit_bytes_random": "",
-               "commit_bytes_region": "", "size_bytes": ""}
-    return {step_of[r["id"]] for r in rows if r["pass"] is False and step_of.get(r["id"])}
 
 
 def peer_queries(data: Data, wins: list[tuple[float, float, float, float]]) -> dict[str, Any]:

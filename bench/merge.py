@@ -34,7 +34,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,6 +55,7 @@ from _common import (  # noqa: E402
     now,
     print_table,
     profile_call,
+    profile_steps,
     ratio,
     write_json,
 )
@@ -235,9 +235,7 @@ def row(rid: str, name: str, unit: str, ours: Any, theirs: Any, target: str | No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1_000_000, help="annotations on the slide (default 1,000,000)")
-    ap.add_argument("--out", default=str(C.ROOT / "bench" / "results" / "merge.json"))
-    ap.add_argument("--seed", type=int, default=20260101)
+    C.bench_args(ap, "merge")
     ap.add_argument("--changes", type=int, default=100, help="changes in the diffed commit; relabels per branch")
     ap.add_argument("--adds", type=int, default=1000, help="annotations each branch adds (default 1,000)")
     ap.add_argument("--match-n", type=int, default=100_000, help="truth polygons for the match (default 100,000)")
@@ -245,19 +243,10 @@ def main() -> int:
     ap.add_argument("--merge-trials", type=int, default=3, help="merge runs (the first is the row's value)")
     ap.add_argument("--match-trials", type=int, default=2, help="match trials (fresh Repository each)")
     ap.add_argument("--profile", default="auto", help="auto (steps that miss a target), none, or diff,merge,match")
-    ap.add_argument("--workdir", default=None, help="parent of the temporary directory (default /tmp)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     os.environ["EXACT_AUTHOR"] = C.EXACT_AUTHOR
-    tmp = Path(tempfile.mkdtemp(prefix="exactvc-bench-merge-", dir=args.workdir or "/tmp"))
-    log(f"work dir {tmp}")
-    try:
+    with C.work_dir(args, "merge") as tmp:
         return run(args, tmp)
-    finally:
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
@@ -558,7 +547,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"wrote {args.out}")
 
     # --- profiles (after the measurements: profiling slows code down)
-    steps = profile_steps(args.profile, rows)
+    step_of = {"diff_ms": "diff", "merge_ms": "merge", "merge_clean": "merge", "match_s": "match"}
+    steps = profile_steps(args.profile, [step_of.get(r["id"], "") for r in rows if r["pass"] is False])
     profiles: dict[str, str] = {}
     pre = results_dir / f"merge-n{data.n}-profile"
     if "diff" in steps:
@@ -583,16 +573,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         result["profiles"] = profiles
         write_json(args.out, result)
     return 0
-
-
-def profile_steps(spec: str, rows: list[dict[str, Any]]) -> set[str]:
-    spec = spec.strip().lower()
-    if spec == "none":
-        return set()
-    if spec != "auto":
-        return {s.strip() for s in spec.split(",") if s.strip()}
-    step_of = {"diff_ms": "diff", "merge_ms": "merge", "merge_clean": "merge", "match_s": "match"}
-    return {step_of[r["id"]] for r in rows if r["pass"] is False and r["id"] in step_of}
 
 
 # --- match data and peer ----------------------------------------------------------------------------

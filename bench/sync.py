@@ -42,7 +42,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +60,7 @@ from _common import (  # noqa: E402
     median,
     now,
     print_table,
+    profile_steps,
     profile_summary,
     run_measured,
     write_json,
@@ -268,33 +268,24 @@ def inprocess_server(root: Path) -> Iterator[tuple[str, ProfiledApp]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1_000_000, help="annotations on the slide (default 1,000,000)")
-    ap.add_argument("--out", default=str(C.ROOT / "bench" / "results" / "sync.json"))
-    ap.add_argument("--seed", type=int, default=20260101)
+    C.bench_args(ap, "sync")
     ap.add_argument("--changes", type=int, default=100, help="annotations modified per change (default 100)")
     ap.add_argument("--trials", type=int, default=3, help="changes pushed and fetched in-process (default 3)")
     ap.add_argument("--profile", default="auto", help="auto (steps that miss a target), none, or push,fetch,clone")
     ap.add_argument("--no-git-tuned", action="store_true",
                     help=f"skip the git variant with core.bigFileThreshold={GIT_BIG} (run when the file is over 512 MiB)")
-    ap.add_argument("--workdir", default=None, help="parent of the temporary directory (default /tmp)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if args.trials < 1:
         raise SystemExit("--trials must be at least 1")
-    tmp = Path(tempfile.mkdtemp(prefix="exactvc-bench-sync-", dir=args.workdir or "/tmp"))
-    os.environ["EXACT_AUTHOR"] = C.EXACT_AUTHOR
-    os.environ["EXACT_CONFIG_DIR"] = str(tmp / "config")  # never the user's credentials
-    os.environ.pop("EXACT_PROGRESS", None)
-    log(f"work dir {tmp}")
-    server = Server(tmp / "server", tmp)
-    try:
-        return run(args, tmp, server)
-    finally:
-        server.stop()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with C.work_dir(args, "sync") as tmp:
+        os.environ["EXACT_AUTHOR"] = C.EXACT_AUTHOR
+        os.environ["EXACT_CONFIG_DIR"] = str(tmp / "config")  # never the user's credentials
+        os.environ.pop("EXACT_PROGRESS", None)
+        server = Server(tmp / "server", tmp)
+        try:
+            return run(args, tmp, server)
+        finally:
+            server.stop()
 
 
 def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
@@ -438,13 +429,13 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
     shutil.rmtree(tmp / "clone-cli", ignore_errors=True)
 
     # --- profiles of the steps that miss a target (before the server stops: the client pass uses it)
-    pre_rows = {
-        "push_bytes": median([p["bytes"] for p in push_t]) <= TARGETS["push_bytes"],
-        "push_ms": median([p["ms"] for p in push_t]) <= TARGETS["push_ms"],
-        "fetch_ms": median([f["ms"] for f in fetch_t]) <= TARGETS["fetch_ms"],
-        "clone_s": clone_s is not None and clone_s <= TARGETS["clone_s"],
+    pre_rows = {  # step -> passed
+        "push": median([p["bytes"] for p in push_t]) <= TARGETS["push_bytes"]
+        and median([p["ms"] for p in push_t]) <= TARGETS["push_ms"],
+        "fetch": median([f["ms"] for f in fetch_t]) <= TARGETS["fetch_ms"],
+        "clone": clone_s is not None and clone_s <= TARGETS["clone_s"],
     }
-    steps = profile_steps(args.profile, pre_rows)
+    steps = profile_steps(args.profile, [step for step, ok in pre_rows.items() if not ok])
     profiles: dict[str, str] = {}
     if steps:
         pre = results_dir / f"sync-n{data.n}-profile"
@@ -587,16 +578,6 @@ def run(args: argparse.Namespace, tmp: Path, server: Server) -> int:
         print(f"\n##### profile: {name} ({p}) #####")
         print("\n".join(Path(p).read_text().splitlines()[:60]))
     return 0
-
-
-def profile_steps(spec: str, passed: dict[str, bool]) -> set[str]:
-    spec = spec.strip().lower()
-    if spec == "none":
-        return set()
-    if spec != "auto":
-        return {s.strip() for s in spec.split(",") if s.strip()}
-    step_of = {"push_bytes": "push", "push_ms": "push", "fetch_ms": "fetch", "clone_s": "clone"}
-    return {step_of[k] for k, ok in passed.items() if not ok}
 
 
 def caught(fn: Any) -> Any:
