@@ -15,7 +15,7 @@ from exactvc.history import commit_changes
 from exactvc.ids import format_id, parse_id
 from exactvc.refs import check_ref_name
 
-from .app import access, current_user, repos, require
+from .context import access, current_user, repos, require
 from .errors import Forbidden, Unauthorized
 from .openapi import OPENAPI
 

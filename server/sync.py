@@ -13,7 +13,7 @@ from exactvc.access import RANK, may_push
 from exactvc.errors import ExactError, InvalidInput, RefConflict
 from exactvc.hooks import run_hook
 
-from .app import access, current_user, error_response, repos, require
+from .context import access, current_user, error_response, repos, require
 from .errors import Forbidden
 
 sync = Blueprint("sync", __name__)

@@ -18,7 +18,7 @@ from exactvc.errors import InvalidInput, NotFound
 from exactvc.slidestore import SlideStore
 from exactvc.tiles import MAX_REGION_PIXELS, Slide, SlideCache, _encode
 
-from .app import access, current_user, repos
+from .context import access, current_user, repos
 from .errors import Forbidden, Unauthorized
 
 tiles = Blueprint("tiles", __name__)

@@ -1,0 +1,80 @@
+"""What the blueprints share: the open repositories, the access store, the caller, role checks and the
+one JSON error shape. Blueprints import this module, never ``server.app`` (the app imports them)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app, g, jsonify
+
+from exactvc.access import RANK, AccessStore, User, check_name
+from exactvc.errors import InvalidInput, NotFound
+from exactvc.repo import Repository
+
+from .errors import Forbidden, Unauthorized
+
+
+class Repos:
+    """Open repositories, shared by request threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._open: dict[str, Repository] = {}
+        self._lock = threading.Lock()
+
+    def path(self, name: str) -> Path:
+        try:
+            check_name(name, "repository name")
+        except InvalidInput:
+            raise NotFound(f"no repository {name!r}") from None
+        p = (self.root / name).resolve()
+        if p.parent != self.root.resolve() or not (p / ".exact" / "HEAD").is_file():
+            raise NotFound(f"no repository {name!r}")
+        return p
+
+    def get(self, name: str) -> Repository:
+        p = self.path(name)
+        with self._lock:
+            repo = self._open.get(name)
+            if repo is None:
+                repo = Repository.open(p, search_parents=False)
+                self._open[name] = repo
+        repo.store.refresh()  # type: ignore[attr-defined]
+        return repo
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file())
+
+
+def error_response(kind: str, message: str, status: int, **extra: Any) -> Response:
+    resp = jsonify({"error": {"type": kind, "message": message}, **extra})
+    resp.status_code = status
+    return resp
+
+
+def repos() -> Repos:
+    r: Repos = current_app.extensions["exact_repos"]
+    return r
+
+
+def access() -> AccessStore:
+    a: AccessStore = current_app.extensions["exact_access"]
+    return a
+
+
+def current_user() -> User | None:
+    u: User | None = g.get("user")
+    return u
+
+
+def require(repo_name: str, role: str) -> str:
+    """The caller's role on ``repo_name`` if it is at least ``role``; else 401 (anonymous) or 403."""
+    repos().path(repo_name)  # 404 for unknown repositories first
+    have = access().role(repo_name, current_user())
+    if have is None or RANK[have] < RANK[role]:
+        if current_user() is None:
+            raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
+        raise Forbidden(f"{role} access to {repo_name} required (you have {have or 'none'})")
+    return have
