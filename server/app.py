@@ -13,6 +13,7 @@ from exactvc.errors import ExactError
 
 from .api import api
 from .context import Repos, access, error_response
+from .pages import pages
 from .sync import sync
 from .tiles import install_fast_path, tiles
 
@@ -64,6 +65,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     app.register_blueprint(api)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
+    app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):
         from exactvc.slidestore import SlideStore
