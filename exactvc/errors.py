@@ -69,6 +69,12 @@ class Conflict(ExactError):
     kind = "conflict"
 
 
+class AlreadyExists(Conflict):
+    """Something to be created (an annotation id, a branch, a tag, a user) exists already."""
+
+    kind = "already_exists"
+
+
 class DirtyWorkingState(Conflict):
     kind = "dirty_working_state"
 

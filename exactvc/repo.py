@@ -218,7 +218,11 @@ class Repository:
             if oid is None:
                 raise NotFound("HEAD has no commits yet")
             return oid
-        for name in (f"heads/{rev}", f"tags/{rev}", f"remotes/{rev}", rev):
+        # explicit ref paths first, then tags (annotators cannot make tags, so no branch shadows one),
+        # branches, remote-tracking branches (docs/cli.md, docs/api.md)
+        path = rev[5:] if rev.startswith("refs/") else rev
+        explicit = [path] if path.startswith(("heads/", "tags/", "remotes/")) else []
+        for name in (*explicit, f"tags/{rev}", f"heads/{rev}", f"remotes/{rev}"):
             try:
                 oid = self.refs.read(name)
             except InvalidInput:
@@ -237,7 +241,7 @@ class Repository:
                     return self._peel(matches[0])
                 if len(matches) > 1:
                     raise UsageError(f"revision {rev!r} is ambiguous ({len(matches)} commits match)")
-        raise NotFound(f"unknown revision {rev!r}")
+        raise NotFound(f"unknown revision {rev[:100]!r}" + ("..." if len(rev) > 100 else ""))
 
     def _prefix_matches(self, prefix: str) -> list[bytes]:
         seen: set[bytes] = set()

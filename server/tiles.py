@@ -18,7 +18,7 @@ from exactvc.errors import InvalidInput, NotFound
 from exactvc.slidestore import SlideStore
 from exactvc.tiles import MAX_REGION_PIXELS, Slide, SlideCache, _encode
 
-from .context import access, current_user, repos
+from .context import access, current_user, int_param, repos
 from .errors import Forbidden, Unauthorized
 
 tiles = Blueprint("tiles", __name__)
@@ -156,18 +156,7 @@ def _slide(fp: str, frame: int = 0) -> Slide:
 
 
 def _int(name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 31) -> int:
-    v = request.args.get(name)
-    if v is None:
-        if default is None:
-            raise InvalidInput(f"missing parameter {name}")
-        return default
-    try:
-        n = int(v)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer") from None
-    if not lo <= n <= hi:
-        raise InvalidInput(f"{name} must be between {lo} and {hi}")
-    return n
+    return int_param(name, default, lo, hi)
 
 
 def _jpeg(data: bytes, etag: str) -> Response:
