@@ -85,6 +85,12 @@ class RefConflict(Conflict):
     kind = "ref_conflict"
 
 
+class RefNameConflict(Conflict):
+    """A ref name that cannot live beside existing ones (a branch named like a tag, ``a`` beside ``a/b``)."""
+
+    kind = "ref_name_conflict"
+
+
 class LockError(Conflict):
     kind = "locked"
 

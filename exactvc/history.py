@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import AlreadyExists, ExactError, InvalidInput, NotFound, UsageError
-from .ids import format_id, parse_id
 from .hooks import run_hook
+from .ids import format_id, parse_id
 from .objects import Commit
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def commit_changes(
     for d in delete or []:
         ed.delete(d)
     sid = ed.apply_to(snap)
-    if sid == repo.commit_object(parent).root:
+    if parent is not None and sid == repo.commit_object(parent).root:
         raise NothingToCommit("the edit changes nothing (every update equals the annotation as it is)")
     cid = write_commit(repo, sid, [parent] if parent else [], message.strip(), author)
     repo.refs.cas(ref, cur, cid, author, "edit: " + message.strip().splitlines()[0])

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Conflict, InvalidInput, LockError, RefConflict
+from .errors import InvalidInput, LockError, RefConflict, RefNameConflict
 from .fsutil import append_line, fsync_dir
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]*$")
@@ -59,7 +59,7 @@ def check_new_branch(refs: RefStore, name: str) -> str:
     """Refuse a new branch ``name`` that is not a valid short name or that a tag already holds."""
     check_short_name(name, "branch")
     if refs.read(f"tags/{name}") is not None:
-        raise Conflict(f"a tag named {name!r} exists: a branch of the same name would make {name!r} ambiguous")
+        raise RefNameConflict(f"a tag named {name!r} exists: a branch of the same name would make {name!r} ambiguous")
     return name
 
 
@@ -67,7 +67,7 @@ def check_new_tag(refs: RefStore, name: str) -> str:
     """Refuse a new tag ``name`` that is not a valid short name or that a branch already holds."""
     check_short_name(name, "tag")
     if refs.read(f"heads/{name}") is not None:
-        raise Conflict(f"a branch named {name!r} exists: a tag of the same name would make {name!r} ambiguous")
+        raise RefNameConflict(f"a branch named {name!r} exists: a tag of the same name would make {name!r} ambiguous")
     return name
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import orjson
 from flask import Blueprint, Response, jsonify, request

@@ -3,6 +3,7 @@ one JSON error shape. Blueprints import this module, never ``server.app`` (the a
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,16 @@ def _valid_name(name: str) -> bool:
     return True
 
 
+_LOCAL_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"]+/)+[^\s/'\",;:)]*")
+
+
+def redact(message: str) -> str:
+    """``message`` without local file paths (no response tells where the server keeps its files)."""
+    return _LOCAL_PATH.sub("<path>", message)
+
+
 def error_response(kind: str, message: str, status: int, **extra: Any) -> Response:
-    resp = jsonify({"error": {"type": kind, "message": message}, **extra})
+    resp = jsonify({"error": {"type": kind, "message": redact(message)}, **extra})
     resp.status_code = status
     return resp
 
@@ -84,7 +93,9 @@ def require(repo_name: str, role: str) -> str:
     get 401 and signed-in ones 404 for an existing private repository and a missing one alike. Callers
     who may read it get 404 only if it is gone, and 403 when their role is too weak.
     """
-    have = access().role(repo_name, current_user()) if _valid_name(repo_name) else None
+    if not _valid_name(repo_name):  # a name no repository can have: nothing to hide
+        raise NotFound(f"no repository {repo_name[:80]!r}")
+    have = access().role(repo_name, current_user())
     if have is None:
         if current_user() is None:
             raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
