@@ -42,7 +42,7 @@ class BadStream(InvalidInput):
 class MissingReference(BadStream):
     """A received object references one that is neither in the stream nor stored."""
 
-    kind = "missing_object"
+    kind = "missing_reference"
 
 
 # --- what to send -------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ def check_update(repo: Repository, u: RefUpdate) -> Refusal | None:
 
     if u.new is not None:
         if not repo.store.has(u.new):
-            return Refusal("missing_object", 422, f"{u.new.hex()[:12]} is not in the repository")
+            return Refusal("missing_reference", 422, f"{u.new.hex()[:12]} is neither sent nor stored")
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":
             return Refusal("invalid_object", 422, f"{u.ref} must point at a commit, not a {t}")

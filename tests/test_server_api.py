@@ -202,7 +202,7 @@ BAD_PUSHES: list[Any] = [
                                      stream([])), "invalid_input", "invalid ref name", id="traversal-ref-name"),
     pytest.param(lambda a: push_body({"updates": [{"ref": "heads/x", "old": None, "new": "zz"}]}, stream([])),
                  "invalid_input", "not an object id", id="bad-object-id"),
-    pytest.param(_missing_root, "missing_object", "neither sent nor stored", id="references-missing-object"),
+    pytest.param(_missing_root, "missing_reference", "neither sent nor stored", id="references-missing-object"),
     pytest.param(lambda a: push_body(b"[]", stream([])), "invalid_input", "", id="header-not-an-object"),
 ]
 
