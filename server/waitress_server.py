@@ -50,9 +50,9 @@ class LimitParser(HTTPRequestParser):  # type: ignore[misc]
     def parse_header(self, header_plus: bytes) -> None:
         super().parse_header(header_plus)
         if self.chunked:
-            adj = copy.copy(self.adj)
+            adj: Any = copy.copy(self.__dict__["adj"])
             adj.max_request_body_size += CHUNKED_SLACK
-            self.adj = adj
+            self.__dict__["adj"] = adj
 
 
 class JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
