@@ -47,9 +47,55 @@ def image_ls(repo: Repository, rev: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def label_add(repo: Repository, name: str, shape: str, color: str = "#ffcc00", key: str | None = None,
-              size: tuple[int, int] | None = None, order: int | None = None) -> dict[str, Any]:
-    return repo.add_label(name, shape=shape, color=color, key=key, size=size, order=order).to_body()
+def label_add(repo: Repository, name: str, shape: str | None = None, color: str | None = None,
+              key: str | None = None, size: tuple[int, int] | None = None, order: int | None = None,
+              force: bool = False, must_exist: bool = False) -> dict[str, Any]:
+    """Add a label, or change one: what is not given keeps its value (``must_exist``: change only).
+
+    A new shape kind that annotations of the label (in the working state) do not have is refused,
+    naming them, unless ``force``; the result then lists them under ``misfits``.
+    """
+    old = repo.labels(None).get(name)
+    misfits: list[dict[str, Any]] = []
+    if old is None:
+        if must_exist:
+            raise NotFound(f"no label named {name!r} (exact label add {name} --shape KIND)")
+        if shape is None:
+            raise UsageError(f"a new label needs a shape: exact label add {name!r} --shape KIND")
+        lb = repo.add_label(name, shape=shape, color=color or "#ffcc00", key=key, size=size, order=order)
+    else:
+        shape = shape if shape is not None else old.shape
+        if shape != old.shape:
+            misfits = label_misfits(repo, name, shape)
+            if misfits and not force:
+                first = misfits[0]
+                raise Conflict(f"{len(misfits)} annotation(s) of label {name!r} are not {shape} shapes (first: "
+                               f"{first['image']}:{first['id']}, a {first['kind']}); relabel or delete them, "
+                               "or use --force")
+        lb = repo.add_label(name, shape=shape, color=color if color is not None else old.color,
+                            key=key if key is not None else old.key, size=size if size is not None else old.size,
+                            order=order if order is not None else old.order, example=old.example)
+    out = lb.to_body()
+    if misfits:
+        out["misfits"] = misfits
+    return out
+
+
+def label_misfits(repo: Repository, name: str, shape: str) -> list[dict[str, Any]]:
+    """Annotations of label ``name`` in the working state whose kind a ``shape`` label does not take."""
+    from .edit import COMPATIBLE
+    from .ids import format_id
+
+    if shape == "any":
+        return []
+    takes = COMPATIBLE.get(shape, {shape})
+    snap = repo.snapshot_object(repo.working()[1])
+    out = []
+    for image, entry in sorted(snap.images.items()):
+        for k, rec in tree.items(repo.store, entry.tree):
+            if rec.get("l") == name and rec.get("k") not in takes:
+                out.append({"image": image, "id": format_id(k), "kind": rec.get("k")})
+    return out
 
 
 def label_ls(repo: Repository, rev: str | None = None) -> dict[str, Any]:
@@ -133,7 +179,17 @@ def merge_state(repo: Repository) -> dict[str, Any] | None:
             "conflicts": len(st["conflicts"])}
 
 
+def refuse_while_merging(repo: Repository, what: str) -> None:
+    """Commands that would record or carry away a half-done merge wait until it is continued or aborted."""
+    from .merge import MergeInProgress, load_state
+
+    if load_state(repo) is not None:
+        raise MergeInProgress(f"cannot {what} while a merge is in progress: resolve it and "
+                              "`exact merge --continue`, or `exact merge --abort`")
+
+
 def commit(repo: Repository, message: str, author: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
+    refuse_while_merging(repo, "commit")
     cid = repo.commit(message, author=author, allow_empty=allow_empty)
     c = repo.commit_object(bytes.fromhex(cid))
     return {"id": cid, "branch": repo.current_branch(), "message": c.message, "root": c.root.hex()}
@@ -236,6 +292,7 @@ def switch(repo: Repository, branch: str, create: bool = False, force: bool = Fa
         raise Conflict(f"branch {branch!r} already exists")
     if not create and not exists:
         raise NotFound(f"no branch named {branch!r} (use -c to create it)")
+    refuse_while_merging(repo, "switch branches")
     with repo.lock():
         _refuse_dirty(repo, force)
         if create:
@@ -255,6 +312,7 @@ def checkout(repo: Repository, rev: str, force: bool = False) -> dict[str, Any]:
     if is_branch:
         return switch(repo, rev, force=force)
     target = repo.resolve(rev)
+    refuse_while_merging(repo, "check out another commit")
     with repo.lock():
         _refuse_dirty(repo, force)
         repo.refs.write_head(target.hex())
@@ -461,7 +519,9 @@ def annotation_log(repo: Repository, aid: str, image: str | None = None, rev: st
 def revert(repo: Repository, rev: str, author: str | None = None) -> dict[str, Any]:
     from .blame import revert as run
 
-    return {"commit": run(repo, rev, author=author), "reverted": repo.resolve(rev).hex()}
+    refuse_while_merging(repo, "revert")
+    target = repo.resolve(rev).hex()  # before the revert moves HEAD (HEAD~1 names another commit after)
+    return {"commit": run(repo, rev, author=author), "reverted": target}
 
 
 def config_set(repo: Repository, key: str, value: str) -> dict[str, Any]:
