@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("repo_cmds", "commit"),
     "log": ("repo_cmds", "log"),
     "show": ("repo_cmds", "show"),
+    "reflog": ("repo_cmds", "reflog"),
     "blame": ("repo_cmds", "blame"),
     "revert": ("repo_cmds", "revert"),
     "config": ("repo_cmds", "config_cmd"),
@@ -75,13 +76,39 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, path: str) -> None:
     """exact: version control for whole-slide image annotations."""
-    ctx.obj = Ctx(path)
+    if path != ".":  # as if started there: relative files (-o, inputs, ROOT) resolve in PATH
+        import os
+
+        from ..errors import NotFound
+
+        if not os.path.isdir(path):
+            raise NotFound(f"-C {path}: no such folder" if not os.path.exists(path) else f"-C {path}: not a folder")
+        os.chdir(path)
+    ctx.obj = Ctx(".")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn library errors into one line and an exit code."""
+    import os
+
+    cwd = os.getcwd()  # -C changes it: put it back for callers running the CLI in-process
+    try:
+        _run(argv)
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="exact", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `exact` or `exact GROUP`: the help
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0 if exc.ctx is not None and exc.ctx.parent is None else 2)
+    except click.UsageError as exc:  # one line, as every other error
+        where = exc.ctx.command_path if exc.ctx is not None else "exact"
+        click.echo(f"error: {exc.format_message()} (see: {where} --help)", err=True)
+        sys.exit(2)
     except ExactError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -89,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)

@@ -52,6 +52,7 @@ def switch(c: Ctx, branch_name: str, create: bool, force: bool, as_json: bool) -
         emit_json("switch", res)
     else:
         click.echo(f"Switched to {'a new ' if create else ''}branch {branch_name}")
+        warn_left_behind(res)
 
 
 @click.command()
@@ -64,10 +65,24 @@ def checkout(c: Ctx, rev: str, force: bool, as_json: bool) -> None:
     res = porcelain.checkout(c.repo, rev, force=force)
     if as_json:
         emit_json("checkout", res)
-    elif res.get("detached"):
+        return
+    if res.get("detached"):
         click.echo(f"HEAD is now at {res['commit'][:12]} (detached)")
     else:
         click.echo(f"Switched to branch {res['branch']}")
+    warn_left_behind(res)
+
+
+def warn_left_behind(res: dict[str, Any]) -> None:
+    """As git does: commits of a detached HEAD that nothing else reaches are named on leaving them."""
+    left = res.get("left_behind") or []
+    if not left:
+        return
+    n = len(left)
+    click.echo(f"warning: leaving {n} commit{'s' if n != 1 else ''} behind, not on any branch: "
+               + " ".join(x[:12] for x in left[:5]) + (" ..." if n > 5 else ""), err=True)
+    click.echo(f"  to keep {'them' if n != 1 else 'it'}: exact branch NAME {left[0][:12]}  "
+               "(exact reflog lists where HEAD has been)", err=True)
 
 
 @click.command()

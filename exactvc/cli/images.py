@@ -27,6 +27,9 @@ def image_add(c: Ctx, file: str, name: str | None, origin: str | None, as_json: 
         emit_json("image", res)
     else:
         verb = "Linked existing" if res["linked"] else "Added"
+        if res["linked"] and name is not None and name != res["name"]:
+            click.echo(f"note: these pixels are already recorded as {res['name']!r}; that name is kept "
+                       f"(--name {name} is not used)", err=True)
         click.echo(f"{verb} image {res['name']} ({res['width']}x{res['height']}, {res['levels']} levels, "
                    f"fingerprint {res['fingerprint'][:12]})")
 

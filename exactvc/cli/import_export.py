@@ -45,6 +45,9 @@ def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> N
     out = Path(output)
     fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as any file the user writes (mkstemp makes 0600)
         with os.fdopen(fd, "wb") as f:
             n = porcelain.export(c.repo, rev, image_name, fmt, f)
         os.replace(tmp, out)

@@ -40,4 +40,4 @@ def gc(c: Ctx, as_json: bool) -> None:
     if as_json:
         emit_json("gc", data)
     else:
-        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items()))
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {'none' if v is None else v}" for k, v in data.items()))

@@ -90,3 +90,18 @@ def human(n: int) -> str:
 
 def when(ts: int, tz: int) -> str:
     return datetime.fromtimestamp(ts, timezone(timedelta(minutes=tz))).strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+class PathsCommand(click.Command):
+    """A command taking ``-- NAME...`` after its arguments (git's path separator): the names after
+    ``--`` land in ``ctx.meta["paths"]``; options after them (``-- IMG --json``) still count as options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            after = args[at + 1:]
+            ctx.meta["paths"] = [a for a in after if not a.startswith("-")]
+            args = args[:at] + [a for a in after if a.startswith("-")]
+        else:
+            ctx.meta["paths"] = []
+        return super().parse_args(ctx, args)

@@ -73,7 +73,11 @@ def clone(c: Ctx, url: str, directory: str | None, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def fetch(c: Ctx, remote_name: str, as_json: bool) -> None:
-    """Download commits and refs from a remote (remote-tracking branches move, yours do not)."""
+    """Download commits, branches and tags from a remote.
+
+    Remote-tracking branches (REMOTE/NAME) move, yours do not. Tags the remote has and you do not
+    are created; a tag you have with another value is kept (and reported).
+    """
     from .. import remote as rm
 
     res = rm.fetch(c.repo, remote_name, progress=Progress("receiving"))
@@ -81,7 +85,9 @@ def fetch(c: Ctx, remote_name: str, as_json: bool) -> None:
         emit_json("fetch", res)
     else:
         for ref, oid in res["updated"].items():
-            click.echo(f"  {ref} -> {oid[:12]}")
+            click.echo(f"  {'tag ' + ref[5:] if ref.startswith('tags/') else ref} -> {oid[:12]}")
+        for ref, oid in res.get("tags_kept", {}).items():
+            click.echo(f"  tag {ref[5:]} kept: {remote_name} has it at {oid[:12]}", err=True)
         click.echo(f"Fetched {res['objects']} objects from {remote_name}")
 
 
@@ -108,29 +114,43 @@ def pull(c: Ctx, remote_name: str | None, branch_name: str | None, as_json: bool
 
 @click.command()
 @click.argument("remote_name", default="origin")
-@click.argument("branch_name", required=False)
-@click.option("-f", "--force", is_flag=True, help="Allow a non-fast-forward update (needs the right to force).")
+@click.argument("refspecs", nargs=-1, metavar="[REFSPEC]...")
+@click.option("--tags", is_flag=True, help="Push every local tag too.")
+@click.option("-f", "--force", is_flag=True,
+              help="Allow a non-fast-forward update or moving a tag (needs the right to force).")
 @click.option("-u", "--set-upstream", is_flag=True, help="Remember the remote branch for pull and status.")
-@click.option("--delete", is_flag=True, help="Delete the branch on the remote.")
+@click.option("--delete", is_flag=True, help="Delete the named branches or tags on the remote.")
 @json_option
 @pass_ctx
-def push(c: Ctx, remote_name: str, branch_name: str | None, force: bool, set_upstream: bool, delete: bool,
-         as_json: bool) -> None:
-    """Send a branch to a remote."""
+def push(c: Ctx, remote_name: str, refspecs: tuple[str, ...], tags: bool, force: bool, set_upstream: bool,
+         delete: bool, as_json: bool) -> None:
+    """Send branches and tags to a remote (default: the current branch).
+
+    REFSPEC is a local branch or tag NAME, SRC:DST (a branch, tag or any revision SRC to the remote
+    name DST, e.g. HEAD:users/me/x or v1:tags/v1), :DST to delete, or +SRC:DST to force that one.
+    All updates of one push are applied together or not at all. Annotators may push their own
+    users/NAME/ branches; tags need the maintain role unless the server allows otherwise.
+    """
     from .. import remote as rm
 
-    res = rm.push(c.repo, remote_name, branch_name, force=force, set_upstream=set_upstream, delete=delete,
-                  progress=Progress("sending"))
+    res = rm.push_refs(c.repo, remote_name, list(refspecs), tags=tags, force=force, set_upstream=set_upstream,
+                       delete=delete, progress=Progress("sending"))
     if as_json:
         emit_json("push", res)
-    elif res.get("deleted"):
-        click.echo(f"Deleted {remote_name}/{res['branch']}")
-    elif res["status"] == "up-to-date":
+        return
+    if res["status"] == "up-to-date":
         click.echo("Everything up to date")
-    else:
-        old = (res["old"] or "new branch")[:12]
-        click.echo(f"{remote_name}/{res['branch']}: {old} -> {res['new'][:12]} "
-                   f"({res['objects']} objects, {human(res['bytes'])}B)")
+        return
+    for e in res["updates"]:
+        name = e["ref"].replace("heads/", "", 1)
+        if e["status"] == "deleted":
+            click.echo(f"Deleted {remote_name}/{name}")
+        elif e["status"] == "up-to-date":
+            click.echo(f"{remote_name}/{name}: up to date")
+        else:
+            new = "new tag" if e["ref"].startswith("tags/") else "new branch"
+            click.echo(f"{remote_name}/{name}: {(e['old'] or new)[:12]} -> {e['new'][:12]}")
+    click.echo(f"({res['objects']} objects, {human(res['bytes'])}B)")
 
 
 @click.command()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import porcelain
-from .output import Ctx, emit_json, json_option, pass_ctx, when
+from .output import Ctx, PathsCommand, emit_json, json_option, pass_ctx, when
 
 
 @click.command()
@@ -74,7 +72,7 @@ def commit(c: Ctx, message: str, author: str | None, allow_empty: bool, as_json:
         click.echo(f"[{res['branch'] or 'detached HEAD'} {res['id'][:12]}] {res['message'].splitlines()[0]}")
 
 
-@click.command()
+@click.command(cls=PathsCommand)
 @click.argument("args", nargs=-1, metavar="[REV] [-- IMAGE]")
 @click.option("-n", "max_count", type=int, default=None, help="Show at most N commits.")
 @click.option("--image", "image_opt", default=None, help="Only commits that change this image.")
@@ -99,16 +97,13 @@ def log(c: Ctx, args: tuple[str, ...], max_count: int | None, image_opt: str | N
                        f"{h['message'].splitlines()[0]} ({h['author']})")
         return
 
-    rev, image_name = "HEAD", image_opt
-    if len(args) == 2:
-        rev, image_name = args
-    elif len(args) == 1:
-        if "--" in sys.argv and sys.argv.index("--") < len(sys.argv) - 1 and sys.argv[-1] == args[0]:
-            image_name = args[0]
-        else:
-            rev = args[0]
-    elif len(args) > 2:
-        raise UsageError("usage: exact log [REV] [-- IMAGE]")
+    paths: list[str] = click.get_current_context().meta.get("paths", [])
+    if len(args) > 1 or len(paths) > 1:
+        raise UsageError("usage: exact log [REV] [-- IMAGE] (one revision, one image)")
+    if paths and image_opt is not None and paths[0] != image_opt:
+        raise UsageError(f"two images given: --image {image_opt} and -- {paths[0]}")
+    rev = args[0] if args else "HEAD"
+    image_name = paths[0] if paths else image_opt
     res = porcelain.log(c.repo, rev, n=max_count, image=image_name)
     if as_json:
         emit_json("log", res)
@@ -123,7 +118,14 @@ def log(c: Ctx, args: tuple[str, ...], max_count: int | None, image_opt: str | N
         out.append("")
         out.extend("    " + line for line in e["message"].splitlines())
         out.append("")
-    click.echo("\n".join(out).rstrip("\n") if out else "No commits yet")
+    if out:
+        click.echo("\n".join(out).rstrip("\n"))
+    elif max_count == 0:
+        pass  # asked for none
+    elif image_name is not None and c.repo.head_commit() is not None:
+        click.echo(f"No commits change {image_name}")
+    elif c.repo.head_commit() is None:
+        click.echo("No commits yet")
 
 
 @click.command()
@@ -190,8 +192,34 @@ def revert(c: Ctx, rev: str, author: str | None, as_json: bool) -> None:
 @pass_ctx
 def config_cmd(c: Ctx, key: str, value: str | None, as_json: bool) -> None:
     """Read or set a repository setting (merge.policy = field|annotation, user, product)."""
-    res = porcelain.config_set(c.repo, key, value) if value is not None else {key: c.repo.config().get(key)}
+    if value is not None:
+        res = porcelain.config_set(c.repo, key, value)
+    else:
+        res = {key: c.repo.config().get(key)}
+        if res[key] is None and not as_json:
+            from ..errors import ExactError
+
+            raise ExactError(f"{key} is not set")  # git config: exit 1
     if as_json:
         emit_json("config", res)
     else:
         click.echo(f"{res[key]}")
+
+
+@click.command()
+@click.argument("ref", default="HEAD")
+@click.option("-n", "max_count", type=int, default=None, help="Show at most N entries.")
+@json_option
+@pass_ctx
+def reflog(c: Ctx, ref: str, max_count: int | None, as_json: bool) -> None:
+    """Where HEAD (or branch REF) has pointed, newest first: `HEAD@{N}` names entry N.
+
+    Commits made on a detached HEAD and then left stay findable here (and `gc` keeps
+    what the HEAD reflog names for 30 days).
+    """
+    res = porcelain.reflog(c.repo, ref, max_count)
+    if as_json:
+        emit_json("reflog", res)
+        return
+    for e in res:
+        click.echo(f"{(e['new'] or '0' * 12)[:12]} {e['name']}: {e['message']}")
