@@ -229,10 +229,11 @@ def pair_label(label: str, a: Sequence[Item], b: Sequence[Item], spec: MatchSpec
             if rule.by == "iou":
                 i, j, cost, tie, score = _iou_edges(shapes_a[xa_arr], shapes_b[xb_arr], rule.threshold)
             elif rule.by == "centre":
-                both_areas = ka in AREAS and kb in AREAS
-                i, j, cost, tie, score = _centre_edges(
-                    centres_of(0)[xa_arr], centres_of(1)[xb_arr], rule.threshold,
-                    (shapes_a[xa_arr], shapes_b[xb_arr]) if both_areas else None)
+                # equal centres (concentric areas, point sets around one centre) are told apart by IoU or
+                # by the Hausdorff distance
+                tie_by = "iou" if ka in AREAS and kb in AREAS else "hausdorff" if "multipoint" in (ka, kb) else None
+                i, j, cost, tie, score = _centre_edges(centres_of(0)[xa_arr], centres_of(1)[xb_arr], rule.threshold,
+                                                       shapes_a[xa_arr], shapes_b[xb_arr], tie_by)
             else:
                 i, j, cost, tie, score = _hausdorff_edges(shapes_a[xa_arr], shapes_b[xb_arr], rule.threshold)
             parts.append((xa_arr[i], xb_arr[j], cost, tie, score, rule.by))
@@ -292,9 +293,10 @@ def _iou(ga: Any, gb: Any, aa: Any, ab: Any) -> Any:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _centre_edges(ca: Any, cb: Any, threshold: float, areas: tuple[Any, Any] | None) -> tuple[Any, Any, Any, Any, Any]:
+def _centre_edges(ca: Any, cb: Any, threshold: float, ga: Any, gb: Any,
+                  tie_by: str | None) -> tuple[Any, Any, Any, Any, Any]:
     """Pairs whose centres are within ``threshold``; ties (equal centre distance, e.g. concentric shapes)
-    are broken by IoU when both are areas."""
+    are broken by ``tie_by``: "iou" (higher first) or "hausdorff" (nearer first)."""
     import numpy as np
     import shapely
 
@@ -305,9 +307,10 @@ def _centre_edges(ca: Any, cb: Any, threshold: float, areas: tuple[Any, Any] | N
     keep = d <= threshold
     ia, ib, d = ia[keep], ib[keep], d[keep]
     tie = np.zeros(len(ia))
-    if areas is not None and len(ia):
-        g1, g2 = areas
-        tie = 1.0 - _iou(g1[ia], g2[ib], shapely.area(g1)[ia], shapely.area(g2)[ib])
+    if tie_by == "iou" and len(ia):
+        tie = 1.0 - _iou(ga[ia], gb[ib], shapely.area(ga)[ia], shapely.area(gb)[ib])
+    elif tie_by == "hausdorff" and len(ia):
+        tie = shapely.hausdorff_distance(ga[ia], gb[ib])
     cost = d / threshold if threshold > 0 else np.zeros(len(ia))
     return ia, ib, cost, tie, d
 
@@ -379,7 +382,8 @@ def _augment(na: int, nb: int, ia: Any, order: Any, mate_a: list[int], mate_b: l
         for a0 in free_a:
             if mate_a[a0] >= 0:
                 continue
-            stack_a, stack_p, via = [a0], [st[a0]], []
+            stack_a, stack_p = [a0], [st[a0]]
+            via: list[int] = []
             while stack_a:
                 x = stack_a[-1]
                 p = stack_p[-1]

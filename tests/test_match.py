@@ -180,6 +180,14 @@ def test_overlapping_polygons_at_distance_zero_pair_with_themselves(tmp_path: Pa
     assert res["total"]["f1"] == 1.0 and all(x == order[y] for x, y, *_ in res["pairs"])
 
 
+def test_point_sets_around_one_centre_pair_with_themselves() -> None:
+    m1 = item("c", "multipoint", {"type": "MultiPoint", "coordinates": [[0, 10], [10, 0]]}, None)
+    m2 = item("c", "multipoint", {"type": "MultiPoint", "coordinates": [[0, 0], [10, 10]]}, None)
+    m3 = item("c", "multipoint", {"type": "MultiPoint", "coordinates": [[0, 0], [5, 5], [10, 10]]}, None)
+    res = match_items([m1, m2, m3], [m3, m2, m1], MatchSpec(dist=1))
+    assert sorted((x, y) for x, y, *_ in res["pairs"]) == [(0, 2), (1, 1), (2, 0)]
+
+
 def test_points_alone_need_a_distance_or_a_label_size() -> None:
     pts = [item("mitosis", "point", {"type": "Point", "coordinates": [10 * i, 5]}, None) for i in range(5)]
     with pytest.raises(UsageError, match="dist="):
