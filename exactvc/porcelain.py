@@ -506,15 +506,15 @@ def diff(repo: Repository, old: str | None, new: str | None, image: str | None =
 def match(repo: Repository, old: str | None, new: str | None, spec: str, image: str | None = None,
           details: bool = False) -> dict[str, Any]:
     from .match import match as run_match
-    from .match import parse_match
+    from .match import parse_spec
 
-    how, threshold = parse_match(spec)
+    parsed = parse_spec(spec)
     snap = _snap_for(repo, new)
     if image is None:
         if len(snap.images) != 1:
             raise UsageError("--match compares one image: add --image NAME")
         image = next(iter(snap.images))
-    return run_match(repo, image, old, new, how, threshold, details=details)
+    return run_match(repo, image, old, new, parsed, details=details)
 
 
 def merge(repo: Repository, rev: str, no_ff: bool = False, message: str | None = None,
