@@ -14,7 +14,7 @@ from . import tree
 from .errors import Conflict, DirtyWorkingState, InvalidInput, NotFound, UsageError
 from .history import NothingToCommit  # noqa: F401 - re-exported for callers
 from .objects import Snapshot, Tag
-from .refs import check_ref_name
+from .refs import check_new_branch, check_new_tag, check_ref_name
 from .repo import Repository
 
 Progress = Callable[[int, int], None] | None
@@ -279,7 +279,7 @@ def branches(repo: Repository) -> list[dict[str, Any]]:
 
 
 def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = False) -> dict[str, Any]:
-    check_ref_name(name)
+    check_new_branch(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"heads/{name}"
     old = repo.refs.read(ref)
@@ -319,9 +319,16 @@ def _who(repo: Repository) -> str:
 
 def switch(repo: Repository, branch: str, create: bool = False, force: bool = False,
            start: str = "HEAD") -> dict[str, Any]:
+<<<<<<< HEAD
     """Make ``branch`` current. Uncommitted edits stay when ``create`` makes it at HEAD's commit;
     otherwise they are refused unless ``force`` discards them."""
     check_ref_name(branch)
+=======
+    if create:
+        check_new_branch(repo.refs, branch)
+    else:
+        check_ref_name(branch)
+>>>>>>> wt/server
     ref = f"heads/{branch}"
     exists = repo.refs.read(ref) is not None
     if create and exists:
@@ -431,7 +438,7 @@ def tag_create(repo: Repository, name: str, rev: str = "HEAD", message: str | No
                force: bool = False) -> dict[str, Any]:
     import time
 
-    check_ref_name(name)
+    check_new_tag(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"tags/{name}"
     old = repo.refs.read(ref)
