@@ -210,6 +210,9 @@ def sign_out() -> Response:
     secret = request.cookies.get(COOKIE)
     if secret and g.get("session") is not None:
         access().end_session(secret)
+        grants = current_app.extensions.get("exact_grants")
+        if grants is not None:
+            grants.clear()  # the tile fast path (server/fastpath.py) forgets what this cookie was shown
     resp = Response(status=204)
     _delete_cookie(resp)
     return resp

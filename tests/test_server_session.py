@@ -341,3 +341,38 @@ def test_cli_passwd(tmp_path: Path) -> None:
         r = exact_stdin(stdin, "server", "user", "passwd", *args, "--root", str(root))
         assert r.returncode == code and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert acc.check_password("bob", "correct horse battery") is not None  # unchanged by the refusals
+
+
+def test_tiles_with_a_session_cookie(tmp_path: Path) -> None:
+    """Tiles follow the session (the WSGI fast path keys its grants by token and cookie): a signed-in
+    reader gets them, an anonymous visitor asking right after does not, nor does the cookie once signed out."""
+    from exactvc.images import fingerprint_file
+    from exactvc.objects import ImageRecord
+    from exactvc.testing.slides import make_pyramidal_tiff
+
+    from .server_fixtures import AUTHOR
+
+    root, folder = tmp_path / "root", tmp_path / "slides"
+    folder.mkdir()
+    slide = make_pyramidal_tiff(folder / "gen.svs", 2048, 1536, tile=256, mpp=0.25, aperio=True, seed=3)
+    fp = fingerprint_file(slide)
+    repo = make_repo(root / "proj")
+    repo.add_image_record(ImageRecord("gen", fp, 2048, 1536, 1, 0.25, "aperio"))
+    repo.commit("image", author=AUTHOR)
+    users(root, {"rita": "read"}, "proj")
+    AccessStore(root).set_password("rita", PASSWORDS["rita"])
+    with thread_server(root, slide_folders=[str(folder)]) as srv:
+        w = World(srv, root, {})
+        b = Browser(w)
+        assert b.sign_in("rita").status == 200
+        tiles = [f"/slides/{fp}_files/11/{c}_{r}.jpeg" for c in range(3) for r in range(3)]
+        for t in tiles:
+            rep = b.send("GET", t)
+            assert rep.status == 200 and rep.headers["content-type"] == "image/jpeg"
+            anon = request("GET", w.u(t))
+            assert anon.status == 401 and anon.error()["type"] == "unauthorized"
+        cookie = b.cookie
+        assert b.send("DELETE", "/api/v1/session").status == 204
+        b.cookie = cookie
+        for t in tiles:
+            assert b.send("GET", t).status == 401
