@@ -319,16 +319,12 @@ def _who(repo: Repository) -> str:
 
 def switch(repo: Repository, branch: str, create: bool = False, force: bool = False,
            start: str = "HEAD") -> dict[str, Any]:
-<<<<<<< HEAD
     """Make ``branch`` current. Uncommitted edits stay when ``create`` makes it at HEAD's commit;
     otherwise they are refused unless ``force`` discards them."""
-    check_ref_name(branch)
-=======
     if create:
         check_new_branch(repo.refs, branch)
     else:
         check_ref_name(branch)
->>>>>>> wt/server
     ref = f"heads/{branch}"
     exists = repo.refs.read(ref) is not None
     if create and exists:
