@@ -37,7 +37,7 @@ def advance_head(repo: Repository, old: bytes | None, new: bytes, who: str, mess
     """Move the current branch (or a detached HEAD) from ``old`` to ``new`` by compare-and-swap."""
     branch_ref, _ = repo.refs.head()
     if branch_ref is None:
-        repo.refs.write_head(new.hex())
+        repo.refs.write_head(new.hex(), who, message)
     else:
         repo.refs.cas(branch_ref, old, new, who, message)
 

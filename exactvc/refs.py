@@ -5,7 +5,9 @@ ref under ``.exact/refs/`` (``heads/<branch>``, ``tags/<tag>``,
 ``remotes/<remote>/<branch>``). A ref moves by: take ``<ref>.lock`` with
 O_EXCL, check the current value is the expected one, write the new value to
 the lock file, fsync, rename over the ref. Every move is appended to the
-ref's reflog under ``.exact/logs/``.
+ref's reflog under ``.exact/logs/``. ``.exact/logs/HEAD`` records every commit HEAD
+pointed at (commits on the current branch, switches, detached commits), so commits made on
+a detached HEAD stay findable (``HEAD@{N}``, short ids) and ``gc`` keeps them for a while.
 """
 
 from __future__ import annotations
@@ -108,10 +110,22 @@ class RefStore(ABC):
         """``ref: heads/NAME`` or a commit id in hex."""
 
     @abstractmethod
-    def write_head(self, value: str) -> None: ...
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
+        """Point HEAD at ``ref: heads/NAME`` or a commit id; the move is logged in the HEAD reflog."""
 
     @abstractmethod
     def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
+
+    def _head_target(self, value: str) -> bytes | None:
+        if value.startswith("ref: "):
+            try:
+                return self.read(value[5:])
+            except InvalidInput:
+                return None
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
 
     def head(self) -> tuple[str | None, bytes | None]:
         """(branch ref name or None when detached, commit id or None when unborn)."""
@@ -140,7 +154,10 @@ class MemoryRefs(RefStore):
             self._refs.pop(name, None)
         else:
             self._refs[name] = new
-        self._logs.setdefault(name, []).append(ReflogEntry(_h(old), _h(new), int(time.time()), who, message))
+        entry = ReflogEntry(_h(old), _h(new), int(time.time()), who, message)
+        self._logs.setdefault(name, []).append(entry)
+        if self._head == f"ref: {name}":
+            self._logs.setdefault("HEAD", []).append(entry)
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
         return {k: v for k, v in sorted(self._refs.items()) if k.startswith(prefix)}
@@ -148,8 +165,11 @@ class MemoryRefs(RefStore):
     def read_head(self) -> str:
         return self._head
 
-    def write_head(self, value: str) -> None:
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
+        old = self._head_target(self._head)
         self._head = value
+        entry = ReflogEntry(_h(old), _h(self._head_target(value)), int(time.time()), who, message)
+        self._logs.setdefault("HEAD", []).append(entry)
 
     def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(name, []))
@@ -251,7 +271,13 @@ class DiskRefs(RefStore):
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
             raise
+        self._log(name, old, new, who, message)
+        if self.read_head() == f"ref: {name}":
+            self._log("HEAD", old, new, who, message)
+
+    def _log(self, name: str, old: bytes | None, new: bytes | None, who: str, message: str) -> None:
         msg = message.replace("\n", " ").replace("\t", " ")
+        who = who.replace("\n", " ").replace("\t", " ")
         append_line(self.logs_dir / name, f"{_h(old)} {_h(new)} {int(time.time())} {who}\t{msg}")
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
@@ -273,10 +299,12 @@ class DiskRefs(RefStore):
         except FileNotFoundError:
             return "ref: heads/main"
 
-    def write_head(self, value: str) -> None:
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
         from .fsutil import atomic_write
 
+        old = self._head_target(self.read_head())
         atomic_write(self.dir / "HEAD", (value + "\n").encode())
+        self._log("HEAD", old, self._head_target(value), who, message)
 
     def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         try:

@@ -14,6 +14,8 @@ from exactvc.errors import ExactError, UsageError
 
 from .api import api
 from .context import Repos, access, error_response
+from .session import DEFAULTS as SESSION_DEFAULTS
+from .session import cookie_authenticate, session
 from .sync import sync
 from .tiles import install_fast_path, tiles
 
@@ -22,11 +24,13 @@ HTTP_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 4
 DEFAULTS: dict[str, Any] = {
     "max_request_bytes": 512 * 1024 * 1024,
     "page_limit": 1000,
+    **SESSION_DEFAULTS,
 }
 
 
 def create_app(config: dict[str, Any]) -> Flask:
-    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``."""
+    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``, and the
+    sign-in settings of server/session.py (``session_idle_s``, ``session_max_s``, ``login_limit``, ...)."""
     app = Flask("exactvc-server", static_folder=None)  # no /static route: every route is in server/openapi.py
     app.url_map.merge_slashes = False  # "//" must not redirect: such names simply do not exist
     cfg = {**DEFAULTS, **config}
@@ -47,16 +51,19 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     @app.before_request
     def authenticate() -> Response | None:
+        """A Bearer token (scripts; no CSRF token needed) or else the session cookie (browsers)."""
         g.user = None
+        g.session = None
         auth = request.headers.get("Authorization", "")
-        if auth:
-            scheme, _, token = auth.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
-            user = access().authenticate(token.strip())
-            if user is None:
-                return error_response("unauthorized", "invalid or revoked token", 401)
-            g.user = user
+        if not auth:
+            return cookie_authenticate()
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
+        user = access().authenticate(token.strip())
+        if user is None:
+            return error_response("unauthorized", "invalid or revoked token", 401)
+        g.user = user
         return None
 
     @app.errorhandler(ExactError)
@@ -84,6 +91,7 @@ def create_app(config: dict[str, Any]) -> Flask:
         app.logger.exception("internal error")
         return error_response("internal", f"internal error: {type(exc).__name__}", 500)
 
+    app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)

@@ -62,13 +62,31 @@ OPENAPI: dict[str, Any] = {
              "description": "REST API v1 (docs/api.md), slides and tiles, and the sync protocol (docs/protocol.md). "
                             "Every error is {\"error\": {\"type\", \"message\"}}; the types are listed in docs/api.md."},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                            "session": {"type": "apiKey", "in": "cookie", "name": "exact_session",
+                                        "description": "writes also need the X-CSRF-Token header"}},
         "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["type", "message"],
-            "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}}},
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}},
+            "Session": {"type": "object", "required": ["user", "csrf_token", "expires"], "properties": {
+                "user": {"type": "string"}, "csrf_token": {"type": "string"},
+                "expires": {"type": "string", "format": "date-time"}}}},
     },
-    "security": [{"bearer": []}, {}],
+    "security": [{"bearer": []}, {"session": []}, {}],
     "paths": {
+        "/api/v1/session": {
+            "post": {"summary": "Sign in (password or token): sets the exact_session cookie",
+                     "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                         "user": {"type": "string"}, "password": {"type": "string"}, "token": {"type": "string"}}}}}},
+                     "responses": {"200": {"description": "signed in", "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/Session"}}}},
+                         "401": _ERR, "403": _ERR, "422": _ERR, "429": _ERR}},
+            "get": {"summary": "The current session", "responses": {
+                "200": {"description": "signed in", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Session"}}}}, "401": _ERR}},
+            "delete": {"summary": "Sign out (needs X-CSRF-Token)", "responses": {
+                "204": {"description": "signed out"}, "403": _ERR}},
+        },
         "/api/v1/openapi.json": _op("get", "This document"),
         "/api/v1/repos": _op("get", "Repositories the caller can read"),
         "/api/v1/repos/{name}": _op("get", "One repository", [_REPO]),

@@ -20,6 +20,8 @@ from exactvc.tiles import MAX_REGION_PIXELS, Slide, SlideCache, _encode
 from . import pixels
 from .context import current_user, int_param, repos
 from .errors import Forbidden, Unauthorized
+from .fastpath import grant_key
+from .session import COOKIE
 
 tiles = Blueprint("tiles", __name__)
 ONE_YEAR = 365 * 24 * 3600
@@ -136,7 +138,8 @@ def tile(fp: str, level: int, col: int, row: int) -> Response:
     s = _slide(fp, frame)
     s.check_tile(level, col, row)
     if frame == 0:  # this caller may read this slide: the WSGI fast path serves its next tiles for a while
-        current_app.extensions["exact_grants"].allow(request.headers.get("Authorization", ""), fp)
+        current_app.extensions["exact_grants"].allow(grant_key(request.headers.get("Authorization", ""),
+                                                               request.cookies.get(COOKIE, "")), fp)
     etag = f'"{fp[:16]}-{frame}-{level}-{col}-{row}"'
     if request.headers.get("If-None-Match") == etag:
         return _jpeg(b"", etag)

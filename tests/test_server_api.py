@@ -394,7 +394,7 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
     assert "post" in paths["/api/v1/repos/{name}/edits"]
     values = {"name": "proj", "rev": "HEAD", "image": IMAGE}
     for p, ops in paths.items():
-        if "get" not in ops:
+        if "get" not in ops or p == "/api/v1/session":  # a browser session's, not a token's (test_server_session)
             continue
         url = p.format(**values)
         if p.endswith("/diff"):

@@ -402,9 +402,6 @@ def documented_errors() -> dict[str, int]:
 
 
 def _all_error_classes() -> list[type[ExactError]]:
-    import exactvc.history
-    import exactvc.merge
-    import exactvc.received
     import server.errors  # noqa: F401 - their classes join the hierarchy
 
     out: list[type[ExactError]] = []
