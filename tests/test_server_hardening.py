@@ -331,6 +331,9 @@ def test_hostile_pushes_are_refused_and_fsck_stays_clean(site: Site, tmp_path: P
                   409, "non_fast_forward"))
     cases.append(("a beside a/b", push_commit(local, "heads/main/x", None, _forged(local, main, gen + 1), [main]),
                   409, "ref_name_conflict"))
+    forced = _forged(local, main, gen + 1)
+    cases.append(("force as a string", push_body({"updates": [{**update("heads/main", main, forced), "force": "false"}]},
+                                                 object_stream(local, [forced])), 422, "invalid_input"))
     before = ref_files(site.root / "pub")
     for what, body, status, kind in cases:
         rep = site.send("POST", "/pub/push", body, "max")
