@@ -254,6 +254,7 @@ def test_fuzz_every_route_no_server_errors(world: dict[str, Any]) -> None:
     doc = documented_errors()
     srv: ThreadServer = world["srv"]
     seen: dict[str, int] = {}
+    local = str(Path(world["root"]).resolve().parent).encode()
 
     @settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
@@ -262,6 +263,7 @@ def test_fuzz_every_route_no_server_errors(world: dict[str, Any]) -> None:
         method, url, body, who = req
         rep = request(method, srv.url + url, body or None, token=world["tok"][who] if who else None, timeout=30)
         assert rep.status < 500, (method, url, body[:200], rep.status, rep.body[:300])
+        assert local not in rep.body, (method, url, rep.body[:300])  # no reply names the server's files
         if rep.status >= 400:
             err = rep.error()
             assert doc.get(err["type"]) == rep.status, (method, url, rep.status, err)
