@@ -161,6 +161,25 @@ def test_huge_content_length_gets_the_json_413_promptly(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.parametrize("raw, status, kind", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "bad_request"),
+    (b"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not_implemented"),
+    (b"POST /proj/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "bad_request"),
+    (b"POST /proj/push HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413, "too_large")])
+def test_the_http_servers_own_errors_are_json(world: dict[str, Any], raw: bytes, status: int, kind: str) -> None:
+    srv: ThreadServer = world["srv"]
+    with socket.create_connection(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])), timeout=10) as s:
+        s.sendall(raw)
+        data = b""
+        while more := s.recv(65536):
+            data += more
+    head, body = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+    assert b"content-type: application/json" in head.lower(), head
+    assert json.loads(body)["error"]["type"] == kind == next(k for k, v in documented_errors().items()
+                                                           if k == kind and v == status)
+
+
 def _length(data: bytes) -> int:
     m = re.search(rb"(?i)content-length:\s*(\d+)", data)
     return int(m.group(1)) if m else 0
