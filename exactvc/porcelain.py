@@ -14,7 +14,7 @@ from . import tree
 from .errors import Conflict, DirtyWorkingState, InvalidInput, NotFound, UsageError
 from .history import NothingToCommit  # noqa: F401 - re-exported for callers
 from .objects import Snapshot, Tag
-from .refs import check_ref_name
+from .refs import check_new_branch, check_new_tag, check_ref_name
 from .repo import Repository
 
 Progress = Callable[[int, int], None] | None
@@ -279,7 +279,7 @@ def branches(repo: Repository) -> list[dict[str, Any]]:
 
 
 def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = False) -> dict[str, Any]:
-    check_ref_name(name)
+    check_new_branch(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"heads/{name}"
     old = repo.refs.read(ref)
@@ -321,7 +321,10 @@ def switch(repo: Repository, branch: str, create: bool = False, force: bool = Fa
            start: str = "HEAD") -> dict[str, Any]:
     """Make ``branch`` current. Uncommitted edits stay when ``create`` makes it at HEAD's commit;
     otherwise they are refused unless ``force`` discards them."""
-    check_ref_name(branch)
+    if create:
+        check_new_branch(repo.refs, branch)
+    else:
+        check_ref_name(branch)
     ref = f"heads/{branch}"
     exists = repo.refs.read(ref) is not None
     if create and exists:
@@ -431,7 +434,7 @@ def tag_create(repo: Repository, name: str, rev: str = "HEAD", message: str | No
                force: bool = False) -> dict[str, Any]:
     import time
 
-    check_ref_name(name)
+    check_new_tag(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"tags/{name}"
     old = repo.refs.read(ref)
@@ -506,15 +509,15 @@ def diff(repo: Repository, old: str | None, new: str | None, image: str | None =
 def match(repo: Repository, old: str | None, new: str | None, spec: str, image: str | None = None,
           details: bool = False) -> dict[str, Any]:
     from .match import match as run_match
-    from .match import parse_match
+    from .match import parse_spec
 
-    how, threshold = parse_match(spec)
+    parsed = parse_spec(spec)
     snap = _snap_for(repo, new)
     if image is None:
         if len(snap.images) != 1:
             raise UsageError("--match compares one image: add --image NAME")
         image = next(iter(snap.images))
-    return run_match(repo, image, old, new, how, threshold, details=details)
+    return run_match(repo, image, old, new, parsed, details=details)
 
 
 def merge(repo: Repository, rev: str, no_ff: bool = False, message: str | None = None,

@@ -21,23 +21,68 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput, LockError, RefConflict
+from .errors import InvalidInput, LockError, RefConflict, RefNameConflict
 from .fsutil import append_line, fsync_dir
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]*$")
+MAX_REF_NAME = 200  # a ref is a file: its name stays well inside the file system's 255 bytes per component
+# a branch or tag named like a ref path would shadow (or be shadowed by) another ref in rev resolution
+RESERVED_PREFIXES = ("heads/", "tags/", "remotes/", "refs/")
+RESERVED_NAMES = ("HEAD", "heads", "tags", "remotes", "refs")
 
 
 def check_ref_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput(f"invalid ref name {name!r}")
     parts = name.split("/")
     if (
-        not _NAME_RE.match(name)
+        len(name) > MAX_REF_NAME
+        or not _NAME_RE.match(name)
         or ".." in name
         or name.endswith((".lock", "/", "."))
         or "//" in name
         or any(p.startswith(".") or not p for p in parts)
     ):
-        raise InvalidInput(f"invalid ref name {name!r}")
+        raise InvalidInput(f"invalid ref name {name[:80]!r}" + ("..." if len(name) > 80 else ""))
     return name
+
+
+def check_short_name(name: str, what: str = "branch") -> str:
+    """A branch or tag name as users give it (``main``, ``users/ada/x``): a valid ref name that does not
+    look like a ref path (``heads/...``, ``tags/...``, ``refs/...``, ``remotes/...``) nor like ``HEAD``."""
+    check_ref_name(name)
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+        raise InvalidInput(f"invalid {what} name {name!r}: names starting with heads/, tags/, remotes/ or refs/ "
+                           "(or equal to HEAD) would be mistaken for ref paths")
+    return name
+
+
+def check_new_branch(refs: RefStore, name: str) -> str:
+    """Refuse a new branch ``name`` that is not a valid short name or that a tag already holds."""
+    check_short_name(name, "branch")
+    if refs.read(f"tags/{name}") is not None:
+        raise RefNameConflict(f"a tag named {name!r} exists: a branch of the same name would make {name!r} ambiguous")
+    return name
+
+
+def check_new_tag(refs: RefStore, name: str) -> str:
+    """Refuse a new tag ``name`` that is not a valid short name or that a branch already holds."""
+    check_short_name(name, "tag")
+    if refs.read(f"heads/{name}") is not None:
+        raise RefNameConflict(f"a branch named {name!r} exists: a tag of the same name would make {name!r} ambiguous")
+    return name
+
+
+def check_pushed_ref(refs: RefStore, ref: str) -> str:
+    """A ref a push may create or move: ``heads/NAME`` or ``tags/NAME`` with a valid short name that
+    another kind of ref does not already hold."""
+    check_ref_name(ref)
+    kind, _, name = ref.partition("/")
+    if kind not in ("heads", "tags") or not name:
+        raise InvalidInput(f"cannot push to {ref} (only heads/NAME and tags/NAME)")
+    if refs.read(ref) is None:  # a new ref; existing ones may be updated or deleted as they are
+        (check_new_branch if kind == "heads" else check_new_tag)(refs, name)
+    return ref
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,11 @@ class Repository:
             if oid is None:
                 raise NotFound("HEAD has no commits yet")
             return oid
-        for name in (f"heads/{rev}", f"tags/{rev}", f"remotes/{rev}", rev):
+        # explicit ref paths first, then tags (annotators cannot make tags, so no branch shadows one),
+        # branches, remote-tracking branches (docs/cli.md, docs/api.md)
+        path = rev[5:] if rev.startswith("refs/") else rev
+        explicit = [path] if path.startswith(("heads/", "tags/", "remotes/")) else []
+        for name in (*explicit, f"tags/{rev}", f"heads/{rev}", f"remotes/{rev}"):
             try:
                 oid = self.refs.read(name)
             except InvalidInput:
@@ -241,7 +245,7 @@ class Repository:
                     some = ", ".join(sorted(m.hex()[:12] for m in matches)[:5])
                     raise UsageError(f"short id {rev!r} is ambiguous: {len(matches)} commits start with it "
                                      f"({some}{', ...' if len(matches) > 5 else ''}); give more digits")
-        raise NotFound(f"unknown revision {rev!r}")
+        raise NotFound(f"unknown revision {rev[:100]!r}" + ("..." if len(rev) > 100 else ""))
 
     def _resolve_reflog(self, rev: str) -> bytes:
         """``NAME@{N}``: what HEAD (or branch NAME) pointed at N moves ago, from its reflog."""

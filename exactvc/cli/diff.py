@@ -13,8 +13,9 @@ from .output import Ctx, emit_json, emit_raw, json_option, pass_ctx
 @click.option("--image", "image_name", default=None, help="Only this image.")
 @click.option("--stat", is_flag=True, help="Counts only.")
 @click.option("--geojson", is_flag=True, help="A FeatureCollection of the changes (change kind, old/new values).")
-@click.option("--match", "match_spec", default=None, metavar="iou=X|dist=PX",
-              help="Pair annotations geometrically (no shared ids): A is the reference.")
+@click.option("--match", "match_spec", default=None, metavar="iou=X,dist=PX",
+              help="Pair annotations geometrically (no shared ids), A the reference: areas by IoU, points "
+                   "by centre distance, lines by Hausdorff distance (docs/matching.md).")
 @json_option
 @pass_ctx
 def diff(c: Ctx, revs: tuple[str, ...], image_name: str | None, stat: bool, geojson: bool,
@@ -27,14 +28,18 @@ def diff(c: Ctx, revs: tuple[str, ...], image_name: str | None, stat: bool, geoj
             emit_json("match", res)
             return
         t = res["total"]
-        click.echo(f"{res['image']}: {res['method']} >= {res['threshold']:g}" if res["method"] == "iou"
-                   else f"{res['image']}: distance <= {res['threshold']:g} px")
+        click.echo(f"{res['image']}: --match {match_spec}")
         click.echo(f"{'label':<20} {'A':>8} {'B':>8} {'matched':>8} {'only A':>8} {'only B':>8} "
                    f"{'precision':>9} {'recall':>7} {'F1':>6}")
         for name, r in [*res["labels"].items(), ("(all)", {**t, "a": t["matched"] + t["only_a"],
                                                           "b": t["matched"] + t["only_b"]})]:
             click.echo(f"{name:<20} {r['a']:>8} {r['b']:>8} {r['matched']:>8} {r['only_a']:>8} {r['only_b']:>8} "
                        f"{_pct(r['precision']):>9} {_pct(r['recall']):>7} {_pct(r['f1']):>6}")
+        from ..match import rule_text
+
+        for name, r in res["labels"].items():
+            for kinds, rule in r["rules"].items():
+                click.echo(f"  {name} ({kinds}): {rule_text(rule)}")
         return
     if geojson:
         emit_raw(porcelain.diff(c.repo, old, new, image_name, fmt="geojson"))

@@ -68,6 +68,22 @@ def server_user_token(name: str, root: str) -> None:
     click.echo(_access(root).new_token(name))
 
 
+@server_user.command("passwd")
+@click.argument("name")
+@root_option
+def server_user_passwd(name: str, root: str) -> None:
+    """Set NAME's password for signing in from a browser (read from stdin: asked twice, not echoed, on a
+    terminal; else the first line). The user's browser sessions end."""
+    import sys
+
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt="Repeat it", err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    _access(root).set_password(name, password)
+    click.echo(f"Password set for {name}")
+
+
 @server_user.command("rm")
 @click.argument("name")
 @root_option
