@@ -371,6 +371,8 @@ def merge(
                 images[name] = keep
             continue
         root, cf, stats, add_o, add_t = merge_tree(repo, name, b.tree if b else None, o.tree, t.tree, policy, out)
+        repo.store.write(out)  # the merged tree first: duplicate conflicts read their side from it
+        out.clear()
         dups = find_duplicates(repo, name, add_o, add_t, merged_labels)
         res.duplicates.extend(dups)
         if duplicates == "conflict":
@@ -502,6 +504,11 @@ def _resolution(c: MergeConflict, side: str | None, fields: dict[str, str] | Non
         return sides[side]
     if c.image is None:
         raise UsageError("label conflicts resolve with --ours, --theirs, --base or --delete")
+    undecided = [f for f in c.fields if f not in (fields or {})]
+    if side is None and undecided:  # resolved only when every conflicting field is decided
+        raise UsageError(f"{c.address}: the conflicting field{'s' if len(undecided) > 1 else ''} "
+                         f"{', '.join(undecided)} {'are' if len(undecided) > 1 else 'is'} not decided: add "
+                         + " ".join(f"--field {f}=SIDE" for f in undecided) + " (or --ours/--theirs for the rest)")
     start = sides[side] if side in sides else (c.ours if c.ours is not None else c.theirs)
     if start is None:
         raise UsageError(f"{c.address}: that side deleted the annotation; use --ours/--theirs/--delete")
