@@ -92,6 +92,18 @@ def test_long_revisions_and_names_are_4xx(world: dict[str, Any], path: str, n: i
     _json_4xx(_get(world, path.format(long="r" * n)))
 
 
+@pytest.mark.parametrize("rev", ["../../../../../../etc/passwd@{0}", "..@{0}", "heads/../../HEAD@{0}",
+                                 "r" * 300 + "@{0}", "main@{x}", "main@{99999999999999999999}", "@{0}",
+                                 "tags@{0}", "main/@{0}"])
+def test_reflog_revisions_stay_inside_the_repository(world: dict[str, Any], rev: str) -> None:
+    for path in ("/api/v1/repos/proj/log?rev=", "/api/v1/repos/proj/images?rev="):
+        rep = _get(world, path + quote(rev, safe=""))
+        assert rep.status in (200, 404, 422), (rev, rep.status, rep.body[:300])
+        if rep.status != 200:
+            assert rep.error()["type"] in ("not_found", "invalid_input")
+        assert b"root:" not in rep.body
+
+
 def test_long_branch_names_and_huge_coordinates_are_4xx(world: dict[str, Any]) -> None:
     for n in (255, 256, 300):
         rep = _edit(world, {"branch": "b" * n, "create": [{"label": "cell", "geometry": square(1, 1)}]})
