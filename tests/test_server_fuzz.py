@@ -202,7 +202,8 @@ def _length(data: bytes) -> int:
 
 WEIRD = ["", " ", "HEAD", "HEAD~999999", "HEAD^^^^", "main", "v1", "heads/main", "refs/heads/main", "tags/v1",
          "..", "../..", "%00", "\x00", "１２", " 12 ", "1_0", "-1", "0", "1", "4096", "99999999999999999999", "nan",
-         "inf", "1e308", "-0", "r" * 300, "é" * 100, "a/b", "proj", "priv", "nope", "slide-1", "cmu"]
+         "inf", "1e308", "-0", "r" * 300, "é" * 100, "a/b", "proj", "priv", "nope", "slide-1", "cmu", "main@{1}",
+         "..@{0}", "HEAD@{99}", "r" * 300 + "@{0}"]
 
 
 def _ops() -> list[tuple[str, str, dict[str, Any]]]:
