@@ -142,6 +142,9 @@ def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = Fal
         repo.commit(f"Whole-slide run of cellnet v2: {res.features:,} cell detections", author=MODEL_V2,
                     run_hooks=False)
         say(f"imported {res.features:,} annotations in {time.monotonic() - t:.1f} s")
+        t = time.monotonic()
+        repo.query(rec.name, (0.0, 0.0, 1.0, 1.0))  # builds the cached spatial index the viewer's queries use
+        say(f"spatial index built in {time.monotonic() - t:.1f} s")
     return repo_dir
 
 
