@@ -336,7 +336,11 @@ class AccessStore:
 
     # --- roles ---
     def grant(self, repo: str, who: str, role: str, team: bool = False) -> None:
-        if role not in ROLES and role != "none":
+        if not isinstance(who, str) or not who:
+            raise InvalidInput("who must be a user or team name")
+        if not isinstance(team, bool):
+            raise InvalidInput(f"team must be true or false, not {team!r}")
+        if not isinstance(role, str) or role not in ROLES and role != "none":
             raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)}, or none)")
         kind = "team" if team else "user"
         with self._db() as db:
@@ -385,6 +389,20 @@ class AccessStore:
         return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p]}
 
     def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None) -> None:
+        """Change a repository's settings; values of the wrong type, or branch names that are not plain
+        branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes."""
+        from .refs import check_short_name
+
+        if anonymous_read is not None and not isinstance(anonymous_read, bool):
+            raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
+        if protected is not None:
+            if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
+                raise InvalidInput("protected must be a list of branch names")
+            for p in protected:
+                check_short_name(p, "protected branch")
+                if "," in p:
+                    raise InvalidInput(f"invalid protected branch name {p!r}")
+            protected = list(dict.fromkeys(protected))
         cur = self.settings(repo)
         anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
         prot = cur["protected"] if protected is None else protected

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from exactvc.access import AccessStore
-from exactvc.errors import ExactError
+from exactvc.errors import ExactError, UsageError
 
 from .api import api
 from .context import Repos, access, error_response
@@ -18,6 +19,8 @@ from .session import cookie_authenticate, session
 from .sync import sync
 from .tiles import install_fast_path, tiles
 
+HTTP_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+              431: "too_large", 501: "not_implemented"}
 DEFAULTS: dict[str, Any] = {
     "max_request_bytes": 512 * 1024 * 1024,
     "page_limit": 1000,
@@ -39,6 +42,14 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.extensions["exact_access"] = AccessStore(root)
 
     @app.before_request
+    def refuse_empty_segments() -> Response | None:
+        # e.g. "/%2Fetc/info/refs" (waitress strips the leading slashes): no route has an empty segment
+        raw = unquote(request.environ.get("REQUEST_URI", "").split("?", 1)[0])
+        if "//" in request.environ.get("PATH_INFO", "") or "//" in raw:
+            return error_response("not_found", "no such resource", 404)
+        return None
+
+    @app.before_request
     def authenticate() -> Response | None:
         """A Bearer token (scripts; no CSRF token needed) or else the session cookie (browsers)."""
         g.user = None
@@ -57,12 +68,23 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     @app.errorhandler(ExactError)
     def exact_error(exc: ExactError) -> Response:
+        if isinstance(exc, UsageError):  # a malformed request parameter, as every other: 422 invalid_input
+            return error_response("invalid_input", exc.message, 422)
         return error_response(exc.kind, exc.message, exc.http_status)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        kinds = {413: "too_large", 404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-        return error_response(kinds.get(exc.code or 500, "http_error"), exc.description or str(exc), exc.code or 500)
+        code = exc.code or 500
+        if code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            resp = error_response("too_large", f"request body over the limit of {limit} bytes", 413)
+        else:
+            resp = error_response(HTTP_KINDS.get(code, "bad_request" if code < 500 else "internal"),
+                                  exc.description or str(exc), code)
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            resp.headers["Allow"] = allow
+        return resp
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:
