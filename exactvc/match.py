@@ -75,7 +75,7 @@ def rule_text(rule: Mapping[str, Any]) -> str:
     """One line for a rule's JSON (``Rule.to_json``): "IoU >= 0.5", "centre distance <= 20 px (label size)"."""
     if rule["by"] == "iou":
         return f"IoU >= {rule['min']:g}"
-    what = rule["by"].replace("_", " ")
+    what = "Hausdorff distance" if rule["by"] == "hausdorff_distance" else "centre distance"
     src = " (label size)" if rule["from"] == "label size" else ""
     return f"{what} <= {rule['max_px']:g} px{src}"
 
