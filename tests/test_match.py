@@ -229,6 +229,28 @@ def test_the_most_pairs_are_made_where_best_first_is_not_enough() -> None:
     assert sorted((x, y) for x, y, *_ in res["pairs"]) == [(0, 0), (1, 1)]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29),
+                                                                  st.floats(0, 1)), max_size=120))
+def test_assign_makes_a_maximum_matching(na: int, nb: int, edges: list[tuple[int, int, float]]) -> None:
+    """On any candidate graph the pairing is one to one, uses only candidate pairs and pairs as many as a plain
+    maximum matching (Kuhn, a fresh search per vertex)."""
+    import numpy as np
+
+    from exactvc.match import assign
+
+    from .test_diff import max_matching_size
+
+    edges = [(x % na, y % nb, c) for x, y, c in edges]
+    ia = np.array([e[0] for e in edges], dtype=np.int64)
+    ib = np.array([e[1] for e in edges], dtype=np.int64)
+    cost = np.array([e[2] for e in edges], dtype=np.float64)
+    chosen = assign(na, nb, ia, ib, cost, np.zeros(len(edges)))
+    pairs = [(int(ia[e]), int(ib[e])) for e in chosen]
+    assert len({x for x, _ in pairs}) == len({y for _, y in pairs}) == len(pairs)
+    assert len(pairs) == max_matching_size(na, {(x, y) for x, y, _ in edges})
+
+
 @pytest.mark.parametrize("text, want", [
     ("iou=0.5", MatchSpec(iou=0.5)), ("dist=10", MatchSpec(dist=10.0)),
     ("iou=0.5,dist=10", MatchSpec(0.5, 10.0)), (" dist = 3 , iou=1 ,kinds=any", MatchSpec(1.0, 3.0, True)),
