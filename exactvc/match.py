@@ -39,6 +39,8 @@ AREAS = frozenset({"box", "ellipse", "polygon", "multipolygon"})
 POINTS = frozenset({"point", "multipoint"})
 LINES = frozenset({"line"})
 
+BY_NAME = {"iou": "iou", "centre": "centre_distance", "hausdorff": "hausdorff_distance"}  # as the JSON says
+
 Item = tuple[str, str, Any, Any]
 """One annotation to match: ``(label, kind, encoded geometry, plane or None)`` (the stored form)."""
 
@@ -66,8 +68,7 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         key = "min" if self.by == "iou" else "max_px"
-        name = {"iou": "iou", "centre": "centre_distance", "hausdorff": "hausdorff_distance"}[self.by]
-        return {"by": name, key: self.threshold, "from": self.source}
+        return {"by": BY_NAME[self.by], key: self.threshold, "from": self.source}
 
 
 
@@ -464,7 +465,7 @@ def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, sp
             gc.enable()
     out: dict[str, Any] = {"image": image, "match": spec.to_json(), "labels": res["labels"], "total": res["total"]}
     if details:
-        out["pairs"] = [{"label": lb, "a": ids_a[x], "b": ids_b[y], "by": by, "score": round(s, 4)}
+        out["pairs"] = [{"label": lb, "a": ids_a[x], "b": ids_b[y], "by": BY_NAME[by], "score": round(s, 4)}
                         for x, y, lb, by, s in res["pairs"]]
     return out
 

@@ -291,6 +291,7 @@ def test_qupath_variants_compared_with_themselves_score_100(tmp_path: Path, file
     assert res["labels"]["Line"]["rules"]["line"]["by"] == "hausdorff_distance"
     assert res["labels"]["Ellipse"]["rules"]["ellipse"] == {"by": "iou", "min": 0.5, "from": "--match"}
     assert all(p["a"] == p["b"] for p in res["pairs"])
+    assert {p["by"] for p in res["pairs"]} == {"iou", "centre_distance", "hausdorff_distance"}
     assert porcelain.match(repo, "HEAD", "HEAD", "dist=5", "img")["total"]["f1"] == 1.0
 
     # iou= alone: points without a default size are an error naming the way out, not silent misses
