@@ -10,7 +10,36 @@ export function storageKey(repo, image, user) {
   return `exact.edits.v${VERSION}:${user || "-"}:${repo}:${image}`;
 }
 
-export function createEditState({ key, base, onChange }) {
+// Each tab keeps its edits under its own key (a tab id in sessionStorage survives a reload), so two
+// tabs never overwrite each other's; a tab that finds the edits of a closed tab (no heartbeat for
+// ORPHAN_MS) takes them over, so closing a tab loses nothing either.
+const HEARTBEAT_MS = 2000;
+const ORPHAN_MS = 8000;
+
+function tabId() {
+  let id = sessionStorage.getItem("exact.tab");
+  if (!id) {
+    id = Math.random().toString(36).slice(2) + Date.now().toString(36);
+    sessionStorage.setItem("exact.tab", id);
+  }
+  return id;
+}
+
+function orphans(prefix, own) {
+  const out = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const k = localStorage.key(i);
+    if (!k || !k.startsWith(prefix + "#") || k === own) continue;
+    try {
+      const s = JSON.parse(localStorage.getItem(k));
+      if (!s.seen || Date.now() - s.seen > ORPHAN_MS) out.push([k, s]);
+    } catch { /* not ours */ }
+  }
+  return out;
+}
+
+export function createEditState({ key: slideKey, base, onChange }) {
+  const key = `${slideKey}#${tabId()}`;
   let changes = new Map();
   let undo = [];
   let redo = [];
@@ -25,8 +54,13 @@ export function createEditState({ key, base, onChange }) {
       undo = s.undo || [];
       redo = s.redo || [];
       baseCommit = s.base || base;
-      restored = changes.size > 0;
     }
+    for (const [k, s] of orphans(slideKey, key)) {
+      for (const [id, c] of s.changes) if (!changes.has(id)) changes.set(id, c);
+      if (!raw) baseCommit = s.base || baseCommit;
+      localStorage.removeItem(k);
+    }
+    restored = changes.size > 0;
   } catch (e) {
     console.error("cannot read the saved edits:", e);
   }
@@ -34,7 +68,7 @@ export function createEditState({ key, base, onChange }) {
   function persist() {
     try {
       if (!changes.size && !undo.length && !redo.length) localStorage.removeItem(key);
-      else localStorage.setItem(key, JSON.stringify({ base: baseCommit, changes: [...changes], undo, redo }));
+      else localStorage.setItem(key, JSON.stringify({ base: baseCommit, changes: [...changes], undo, redo, seen: Date.now() }));
     } catch (e) {
       console.error("cannot keep the edits in localStorage:", e);
     }
@@ -43,6 +77,9 @@ export function createEditState({ key, base, onChange }) {
   function put(id, entry) {
     if (entry) changes.set(id, entry); else changes.delete(id);
   }
+
+  if (restored) persist();
+  setInterval(() => { if (changes.size || undo.length) persist(); }, HEARTBEAT_MS);
 
   const state = {
     get base() { return baseCommit; },

@@ -102,6 +102,7 @@ export function validate(record, labels, image) {
   try { kind = kindOf(g, lb.shape); } catch (e) { return e.message; }
   if (lb.shape !== "any" && !(COMPATIBLE[lb.shape] || [kind]).includes(kind)) return `label ${lb.name} takes ${lb.shape} shapes, got a ${kind}`;
   if ((kind === "box" || kind === "ellipse")) {
+    if (!["Polygon", "LineString", "MultiPoint"].includes(g.type)) return `label ${lb.name} takes ${lb.shape} shapes: a ${kind} cannot be made from a ${g.type}`;
     const [x0, y0, x1, y1] = geometryBounds(g);
     if (x0 === x1 || y0 === y1) return `${kind} has zero width or height`;
     if (kind === "box" && g.type === "Polygon" && !isAxisRect(g.coordinates[0])) return "a box must be an axis-aligned rectangle";
