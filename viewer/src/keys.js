@@ -3,7 +3,9 @@
 export function bindKeys(ed, help, tools) {
   document.addEventListener("keydown", (ev) => {
     const k = ev.key;
-    const typing = ev.target instanceof HTMLElement && ev.target.matches("input, textarea, select");
+    // text fields keep their keys; checkboxes, sliders and buttons do not swallow the shortcuts
+    const typing = ev.target instanceof HTMLElement &&
+      ev.target.matches("textarea, select, input:not([type]), input[type=text], input[type=search], input[type=password], input[type=number]");
     const ctrl = ev.ctrlKey || ev.metaKey;
     if (ctrl && k.toLowerCase() === "s") { ev.preventDefault(); if (ed.ctx.canEdit) ed.save(); return; }
     if (typing) return;
