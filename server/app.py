@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from exactvc.access import AccessStore
 from exactvc.errors import ExactError
 
+from .annotiles import annotiles
 from .api import api
 from .context import Repos, access, error_response
 from .sync import sync
@@ -63,6 +64,7 @@ def create_app(config: dict[str, Any]) -> Flask:
         return error_response("internal", f"internal error: {type(exc).__name__}", 500)
 
     app.register_blueprint(api)
+    app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):
