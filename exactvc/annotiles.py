@@ -232,7 +232,13 @@ def _geometry_tile(np: Any, flat: Flat, a: Any, x0: float, y0: float, unit: floa
     vert_start = np.zeros(len(r) + 1, dtype="<u4")
     np.cumsum(vlen, out=vert_start[1:])
     q = np.rint((flat.xy[v] - (x0, y0)) / unit)
-    q = np.clip(q, 0, 65535).astype("<u2")
+    q = np.clip(q, 0, 65535).astype(np.int64)
+    # each ring's first vertex, then differences to the previous vertex, modulo 2**16 (small: gzip likes them)
+    dq = q.copy()
+    dq[1:] -= q[:-1]
+    first = vert_start[:-1][vlen > 0].astype(np.int64)
+    dq[first] = q[first]
+    q = (dq % 65536).astype("<u2")
     head = b"EXG1" + struct.pack("<III3d", len(a), len(r), len(v), x0, y0, unit)
     return b"".join([head, _pad4(flat.label[a].astype("<u2").tobytes()), _pad4(flat.kind[a].tobytes()),
                      ring_start.tobytes(), _pad4(flat.ring_flag[r].tobytes()), vert_start.tobytes(), q.tobytes()])
@@ -335,7 +341,13 @@ def decode_geometry(data: bytes) -> dict[str, Any]:
 
     label, kind = take("<u2", n), take("u1", n)
     ring_start, ring_flag, vert_start = take("<u4", n + 1), take("u1", r), take("<u4", r + 1)
-    q = take("<u2", 2 * v).reshape(-1, 2)
+    dq = take("<u2", 2 * v).reshape(-1, 2).astype(np.int64)
+    c = np.cumsum(dq, axis=0)
+    lens = np.diff(vert_start.astype(np.int64))
+    before = np.zeros((r, 2), dtype=np.int64)
+    if r > 1:
+        before[1:] = c[vert_start[1:-1].astype(np.int64) - 1]
+    q = (c - np.repeat(before, lens, axis=0)) % 65536
     xy = q * unit + (x0, y0)
     return {"n": n, "label": label, "kind": kind, "ring_start": ring_start, "ring_flag": ring_flag,
             "vert_start": vert_start, "xy": xy, "unit": unit, "x0": x0, "y0": y0}
