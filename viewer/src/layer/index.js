@@ -139,7 +139,8 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
     if (p <= GEOMETRY_PX) return { density: [], geometry: geometryKeys(v.box, all) };
     let zd = 0;
     for (let z = 0; z < m.levels; z++) if (m.extent / 2 ** z / m.grid >= DENSITY_CELL_PX * p) zd = z;
-    const big = all.filter((z) => m.extent / 2 ** z / 2 / p >= BIG_PX);
+    // coarse loose-quadtree levels hold annotations of more than half their tile side: big on screen
+    const big = all.filter((z) => z < m.levels - 1 && m.extent / 2 ** z / 2 / p >= BIG_PX);
     return { density: tilesIn("d", zd, v.box, 0), geometry: geometryKeys(v.box, big) };
   }
 
