@@ -1,4 +1,5 @@
 // Benchmark page: the exactvc WebGL2 annotation layer over a pixel-less slide.
+import OpenSeadragon from "openseadragon";
 import { createAnnotationLayer } from "../../viewer/src/layer/index.js";
 import { annotileBytes, frames2, heap, openViewer, panZoom, params } from "./common.js";
 
@@ -13,7 +14,7 @@ async function main() {
   await frames2();
   const ready = performance.now();
   window.bench = {
-    viewer, layer, ready, stats: () => layer._stats(), heap, annotileBytes,
+    viewer, layer, ready, Point: OpenSeadragon.Point, stats: () => layer._stats(), heap, annotileBytes,
     async idle() { await layer.whenIdle(); return layer._stats(); },
     panZoom: (ms, deep) => panZoom(viewer, ms, deep),
     async zoomTo(zoomFactor) {
