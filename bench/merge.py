@@ -16,10 +16,10 @@ GeoJSON file, one feature per line, sorted by id. Then, in this one run:
    "B")`` must be clean; git: ``git merge B`` on the GeoJSON file (both
    branches append at the end of the file: git conflicts). Bytes the merge
    commit adds to each repository.
-3. geometric match of 100,000 "truth" polygons against 100,000 perturbed
-   "predictions" (new ids) on another image: ``porcelain.match(repo, truth,
-   pred, "iou=0.5", image)`` against shapely STRtree + a Python loop over the
-   parsed GeoJSON.
+3. geometric match of 100,000 "truth" annotations (two thirds polygons, a
+   third mitosis points) against 100,000 perturbed "predictions" (new ids) on
+   another image: ``porcelain.match(repo, truth, pred, "iou=0.5,dist=8",
+   image)`` against shapely STRtree + a Python loop over the parsed GeoJSON.
 
 Prints a table, writes JSON (``--out``), profiles the steps that miss their
 targets (``--profile auto``). See bench/README.md.
@@ -61,6 +61,9 @@ from _common import (  # noqa: E402
 )
 
 MATCH_IMAGE = "match-slide"
+MATCH_SPEC = "iou=0.5,dist=8"  # areas by IoU, points (mitoses) by centre distance
+MITOSIS = ("Mitosis", (255, 160, 0))  # the point label of the match: every third truth annotation
+POINT_PX = 8.0
 MATCH_FINGERPRINT = hashlib.sha256(b"exactvc-bench-match-slide").hexdigest()
 BATCH = 50_000
 TARGETS = {"diff_ms": 50.0, "merge_ms": 500.0, "match_s": 10.0}
@@ -457,15 +460,19 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     log(f"3. match: {args.match_n:,} truth polygons vs perturbed predictions")
     porcelain.switch(repo, "main")
     porcelain.switch(repo, "match", create=True)
-    truth = C.generate(args.match_n, args.seed + 1, tmp / "src" / "truth.geojson")
+    truth = C.generate(args.match_n, args.seed + 1, tmp / "src" / "truth-polygons.geojson")
     preds = make_predictions(truth, rng)
-    write_geojson(tmp / "src" / "pred.geojson", feature_lines(preds["ids"], preds["coords"], preds["labels"]))
+    truth_pt = np.arange(truth.n) % 3 == 0  # a third are mitoses, clicked as points at the cell's centre
+    pred_pt = truth_pt[preds["src"]]
+    write_geojson(tmp / "src" / "truth.geojson", mixed_lines(truth.ids, truth.coords, truth.labels, truth_pt))
+    write_geojson(tmp / "src" / "pred.geojson", mixed_lines(preds["ids"], preds["coords"], preds["labels"], pred_pt))
     t0 = now()
     repo.add_image_record(ImageRecord(MATCH_IMAGE, MATCH_FINGERPRINT, C.WIDTH, C.HEIGHT, levels=C.LEVELS, mpp=C.MPP))
+    repo.add_label(MITOSIS[0], "point", "#{:02x}{:02x}{:02x}".format(*MITOSIS[1]))
     ed = Editor(repo, MATCH_IMAGE, validate=False)
     for s in range(0, truth.n, BATCH):
         e = min(truth.n, s + BATCH)
-        ed.add_many(items_for(truth.ids[s:e], truth.coords[s:e], truth.labels[s:e]))
+        ed.add_many(mixed_items(truth.ids[s:e], truth.coords[s:e], truth.labels[s:e], truth_pt[s:e]))
         ed.flush()
     repo.commit(f"{MATCH_IMAGE}: ground truth")
     ed = Editor(repo, MATCH_IMAGE, validate=False)
@@ -473,34 +480,36 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     npred = len(preds["ids"])
     for s in range(0, npred, BATCH):
         e = min(npred, s + BATCH)
-        ed.add_many(items_for(preds["ids"][s:e], preds["coords"][s:e], preds["labels"][s:e]))
+        ed.add_many(mixed_items(preds["ids"][s:e], preds["coords"][s:e], preds["labels"][s:e], pred_pt[s:e]))
     ed.flush()
     repo.commit(f"{MATCH_IMAGE}: model predictions")
     setup["match_load_s"] = now() - t0
     assert repo.count(MATCH_IMAGE) == npred
     log(f"  loaded truth + predictions in {setup['match_load_s']:.1f} s ({npred:,} predictions: "
-        f"{preds['kept']:,} kept, {preds['fp']:,} false positives)")
+        f"{preds['kept']:,} kept, {preds['fp']:,} false positives; {int(truth_pt.sum()):,} truth and "
+        f"{int(pred_pt.sum()):,} predicted points)")
     match_s = []
     quiet_match = wait_quiet()
     load_match = load1()
     with OthersCpu() as oc_match:
         for _ in range(args.match_trials):
             r = Repository.open(ex_root)
-            mt, secs = timed(lambda r=r: porcelain.match(r, "match~1", "match", "iou=0.5", MATCH_IMAGE))
+            mt, secs = timed(lambda r=r: porcelain.match(r, "match~1", "match", MATCH_SPEC, MATCH_IMAGE))
             match_s.append(secs)
     tot = mt["total"]
     log(f"  exactvc {[round(x, 2) for x in match_s]} s: matched {tot['matched']:,}, precision {tot['precision']}, "
         f"recall {tot['recall']}")
     wait_quiet()
     with OthersCpu() as oc_peer:
-        peer = peer_match(tmp / "src" / "truth.geojson", tmp / "src" / "pred.geojson", 0.5)
+        peer = peer_match(tmp / "src" / "truth.geojson", tmp / "src" / "pred.geojson", 0.5, POINT_PX)
     log(f"  peer {peer['total_s']:.1f} s (parse {peer['parse_s']:.1f}, build {peer['build_s']:.1f}, "
         f"match {peer['match_s']:.1f}): matched {peer['matched']:,}")
     if peer["matched"] != tot["matched"]:
         notes.append(f"match: exactvc matched {tot['matched']} pairs, the shapely peer {peer['matched']}.")
     ms_ = median(match_s)
     rows.append(row(
-        "match_s", f"3. match {truth.n // 1000}k truth vs {npred // 1000}k predictions (iou=0.5)", "s", ms_,
+        "match_s", f"3. match {truth.n // 1000}k truth vs {npred // 1000}k predictions, 1/3 points ({MATCH_SPEC})",
+        "s", ms_,
         peer["total_s"], f"<= {TARGETS['match_s']:.0f} s", ms_ <= TARGETS["match_s"],
         exactvc={"trials_s": match_s, "total": tot, "labels": mt["labels"], "load_1min": load_match,
                  "others_cpu_share": oc_match.share, **quiet_match},
@@ -511,6 +520,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         f"{tot['precision']:.3f} / {tot['recall']:.3f}",
         f"{peer['precision']:.3f} / {peer['recall']:.3f}", None, None,
         data={"truth": truth.n, "predictions": npred, "kept": preds["kept"], "false_positives": preds["fp"],
+              "truth_points": int(truth_pt.sum()), "predicted_points": int(pred_pt.sum()), "spec": MATCH_SPEC,
               "jitter_px": preds["jitter_px"], "scale": preds["scale"]},
     ))
 
@@ -563,7 +573,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         profiles["merge"] = f"{pre}-merge.txt"
     if "match" in steps:
         r = Repository.open(ex_root)
-        profile_call(lambda: porcelain.match(r, "match~1", "match", "iou=0.5", MATCH_IMAGE), f"{pre}-match")
+        profile_call(lambda: porcelain.match(r, "match~1", "match", MATCH_SPEC, MATCH_IMAGE), f"{pre}-match")
         profiles["match"] = f"{pre}-match.txt"
     if profiles:
         for name, p in profiles.items():
@@ -602,14 +612,39 @@ def make_predictions(truth: C.Data, rng: np.random.Generator, drop: float = 0.05
     tile = (ctr[:, 1] // C.TILE) * 1000 + ctr[:, 0] // C.TILE
     order = np.lexsort((ctr[:, 1], tile))
     coords, labels = coords[order], labels[order]
+    source = np.concatenate([keep, src])[order]  # the truth annotation each prediction was made from
     seq = np.arange(len(order), dtype=np.uint64)
     ids = uuid7_texts(np.uint64(C.BASE_MS + 24 * HOUR_MS) + seq // np.uint64(4), seq % np.uint64(4), rng)
-    return {"ids": ids, "coords": coords, "labels": labels, "kept": len(keep), "fp": nfp,
+    return {"ids": ids, "coords": coords, "labels": labels, "src": source, "kept": len(keep), "fp": nfp,
             "jitter_px": jitter_px, "scale": scale}
 
 
-def peer_match(truth_path: Path, pred_path: Path, thr: float) -> dict[str, Any]:
-    """Straightforward Python: parse both files, shapely geometries, an STRtree per label, loop over truth."""
+def mixed_items(ids: list[str], coords: np.ndarray, labels: np.ndarray,
+                points: np.ndarray) -> list[tuple[str, Any, None, None, str]]:
+    """``Editor.add_many`` items: polygons, and ``MITOSIS`` points at the centre of the ring where ``points``."""
+    items = items_for(ids, coords, labels)
+    centres = (coords.mean(axis=1) / 100.0).round(2).tolist()
+    for i in np.flatnonzero(points).tolist():
+        items[i] = (MITOSIS[0], {"type": "Point", "coordinates": centres[i]}, None, None, ids[i])
+    return items
+
+
+def mixed_lines(ids: list[str], coords: np.ndarray, labels: np.ndarray, points: np.ndarray) -> list[bytes]:
+    """GeoJSON feature lines of :func:`mixed_items` (QuPath's layout)."""
+    lines = feature_lines(ids, coords, labels)
+    centres = (coords.mean(axis=1) / 100.0).round(2).tolist()
+    name, color = MITOSIS
+    for i in np.flatnonzero(points).tolist():
+        lines[i] = orjson.dumps({
+            "type": "Feature", "id": ids[i], "geometry": {"type": "Point", "coordinates": centres[i]},
+            "properties": {"objectType": "annotation", "classification": {"name": name, "color": list(color)}},
+        })
+    return lines
+
+
+def peer_match(truth_path: Path, pred_path: Path, thr: float, point_px: float) -> dict[str, Any]:
+    """Straightforward Python: parse both files, shapely geometries, an STRtree per label, loop over truth
+    (polygons by IoU >= ``thr``, points by distance <= ``point_px``), greedy best first."""
     import shapely
     from shapely.geometry import shape
 
@@ -643,6 +678,11 @@ def peer_match(truth_path: Path, pred_path: Path, thr: float) -> dict[str, Any]:
         st = trees[lb]
         cand: list[tuple[float, int, int]] = []
         for i, g in enumerate(truths):
+            if g.geom_type == "Point":
+                for j in st.query(g, predicate="dwithin", distance=point_px).tolist():
+                    if preds[j].geom_type == "Point":
+                        cand.append((1.0 - g.distance(preds[j]) / point_px, i, j))
+                continue
             for j in st.query(g).tolist():
                 p = preds[j]
                 inter = g.intersection(p).area

@@ -8,7 +8,10 @@ Roles, each including the ones before it:
 * ``maintain``  push to protected branches (``main`` by default), force-push, delete branches;
 * ``admin``     grant roles and change the repository's settings.
 
-Tokens are random, shown once, and stored as their blake3 hash.
+Tokens are random, shown once, and stored as their blake3 hash. Passwords (for signing in from a
+browser) are stored as argon2id hashes; browser sessions, like tokens, as the blake3 hash of their
+random secret, with an idle and an absolute lifetime. A removed user's password and sessions go with
+their tokens.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ CREATE TABLE IF NOT EXISTS teams (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS team_members (team TEXT NOT NULL, user_id INTEGER NOT NULL, PRIMARY KEY (team, user_id));
 CREATE TABLE IF NOT EXISTS roles (repo TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL,
     PRIMARY KEY (repo, kind, who));
+CREATE TABLE IF NOT EXISTS passwords (user_id INTEGER PRIMARY KEY, hash TEXT NOT NULL, updated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL,
+    created INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS login_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, first INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS repo_settings (repo TEXT PRIMARY KEY, anonymous_read INTEGER NOT NULL DEFAULT 0,
     protected TEXT NOT NULL DEFAULT 'main');
 """
@@ -52,8 +60,48 @@ class User:
     site_admin: bool = False
 
 
+@dataclass(frozen=True)
+class Session:
+    user: User
+    csrf: str
+    expires: int  # unix seconds: the earlier of the idle and the absolute limit
+
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+TOUCH_EVERY = 60  # seconds: a session's last use is written at most this often (writes invalidate caches)
+
+
 def hash_token(token: str) -> str:
     return blake3.blake3(b"exactvc:token\0" + token.encode()).hexdigest()
+
+
+def hash_session(secret: str) -> str:
+    return blake3.blake3(b"exactvc:session\0" + secret.encode()).hexdigest()
+
+
+def _hasher() -> Any:
+    from argon2 import PasswordHasher  # imported when needed: the CLI's start-up stays fast
+
+    return PasswordHasher()
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown users, so that they take as long as known ones."""
+    if not _DUMMY:
+        _DUMMY.append(_hasher().hash(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
+
+
+def check_password_text(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password too short (at least {MIN_PASSWORD} characters)")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"password too long (at most {MAX_PASSWORD} characters)")
+    return password
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -123,6 +171,8 @@ class AccessStore:
                 raise NotFound(f"no active user {name!r}")
             uid = row[0]
             db.execute("DELETE FROM tokens WHERE user_id = ?", (uid,))
+            db.execute("DELETE FROM passwords WHERE user_id = ?", (uid,))
+            db.execute("DELETE FROM sessions WHERE user_id = ?", (uid,))
             db.execute("DELETE FROM roles WHERE kind = 'user' AND who = ?", (name,))
             db.execute("DELETE FROM team_members WHERE user_id = ?", (uid,))
             db.execute("UPDATE users SET active = 0, site_admin = 0, name = ? WHERE id = ?", (f"deleted-{uid}", uid))
@@ -163,6 +213,107 @@ class AccessStore:
                 "WHERE t.hash = ? AND u.active = 1", (key,)).fetchone()
         return User(row[0], row[1], bool(row[2])) if row else None
 
+    # --- passwords ---
+    def set_password(self, name: str, password: str) -> None:
+        """Set (or replace) ``name``'s password; the user's existing browser sessions end."""
+        check_password_text(password)
+        hashed = _hasher().hash(password)
+        with self._db() as db:
+            row = db.execute("SELECT id FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no active user {name!r}")
+            db.execute("INSERT OR REPLACE INTO passwords (user_id, hash, updated) VALUES (?, ?, ?)",
+                       (row[0], hashed, int(time.time())))
+            db.execute("DELETE FROM sessions WHERE user_id = ?", (row[0],))
+
+    def check_password(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is theirs, else None. Unknown users, users without a password and
+        wrong passwords cost the same hash verification (no user-name enumeration by timing)."""
+        from argon2.exceptions import InvalidHashError, VerificationError
+
+        with self._db() as db:
+            row = db.execute(
+                "SELECT u.id, u.name, u.site_admin, p.hash FROM users u JOIN passwords p ON p.user_id = u.id "
+                "WHERE u.name = ? AND u.active = 1", (name,)).fetchone()
+        stored = row[3] if row else _dummy_hash()
+        ph = _hasher()
+        try:
+            ph.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if ph.check_needs_rehash(stored):
+            with self._db() as db:
+                db.execute("UPDATE passwords SET hash = ? WHERE user_id = ?", (ph.hash(password), row[0]))
+        return User(row[0], row[1], bool(row[2]))
+
+    def has_password(self, name: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM passwords p JOIN users u ON u.id = p.user_id "
+                              "WHERE u.name = ? AND u.active = 1", (name,)).fetchone() is not None
+
+    # --- browser sessions ---
+    def create_session(self, user: User, idle: int, absolute: int) -> tuple[str, Session]:
+        """A new session for ``user``: its secret (for the cookie; stored only as a hash) and its state."""
+        secret = "exs_" + secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = int(time.time())
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE created <= ? OR last_seen <= ?", (now - absolute, now - idle))
+            db.execute("INSERT INTO sessions (hash, user_id, csrf, created, last_seen) VALUES (?, ?, ?, ?, ?)",
+                       (hash_session(secret), user.id, csrf, now, now))
+        return secret, Session(user, csrf, min(now + idle, now + absolute))
+
+    def session(self, secret: str, idle: int, absolute: int) -> Session | None:
+        """The live session of this secret (its last use recorded), or None (unknown, ended or expired)."""
+        key = hash_session(secret)
+        now = int(time.time())
+        with self._db() as db:
+            row = db.execute(
+                "SELECT u.id, u.name, u.site_admin, s.csrf, s.created, s.last_seen FROM sessions s "
+                "JOIN users u ON u.id = s.user_id WHERE s.hash = ? AND u.active = 1", (key,)).fetchone()
+        if row is None:
+            return None
+        uid, name, admin, csrf, created, last_seen = row
+        if now >= created + absolute or now >= last_seen + idle:
+            self.end_session(secret)
+            return None
+        if now - last_seen >= min(TOUCH_EVERY, max(1, idle // 10)):
+            with self._db() as db:
+                db.execute("UPDATE sessions SET last_seen = ? WHERE hash = ?", (now, key))
+            last_seen = now
+        return Session(User(uid, name, bool(admin)), csrf, min(last_seen + idle, created + absolute))
+
+    def end_session(self, secret: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE hash = ?", (hash_session(secret),))
+
+    # --- sign-in rate limits ---
+    def login_blocked(self, keys: dict[str, int], window: int) -> int:
+        """Seconds until another attempt is allowed (0: now) for the most limited of ``keys`` (key -> the
+        number of failures allowed per ``window`` seconds)."""
+        now = int(time.time())
+        wait = 0
+        with self._db() as db:
+            for key, limit in keys.items():
+                row = db.execute("SELECT count, first FROM login_failures WHERE key = ?", (key,)).fetchone()
+                if row and row[1] + window > now and row[0] >= limit:
+                    wait = max(wait, row[1] + window - now)
+        return wait
+
+    def login_failed(self, keys: list[str], window: int) -> None:
+        now = int(time.time())
+        with self._db() as db:
+            db.execute("DELETE FROM login_failures WHERE first <= ?", (now - window,))
+            for key in keys:
+                db.execute("INSERT INTO login_failures (key, count, first) VALUES (?, 1, ?) "
+                           "ON CONFLICT (key) DO UPDATE SET count = count + 1", (key, now))
+
+    def login_succeeded(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+
     # --- teams ---
     def add_team(self, team: str) -> None:
         check_name(team, "team name")
@@ -185,7 +336,11 @@ class AccessStore:
 
     # --- roles ---
     def grant(self, repo: str, who: str, role: str, team: bool = False) -> None:
-        if role not in ROLES and role != "none":
+        if not isinstance(who, str) or not who:
+            raise InvalidInput("who must be a user or team name")
+        if not isinstance(team, bool):
+            raise InvalidInput(f"team must be true or false, not {team!r}")
+        if not isinstance(role, str) or role not in ROLES and role != "none":
             raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)}, or none)")
         kind = "team" if team else "user"
         with self._db() as db:
@@ -234,6 +389,20 @@ class AccessStore:
         return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p]}
 
     def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None) -> None:
+        """Change a repository's settings; values of the wrong type, or branch names that are not plain
+        branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes."""
+        from .refs import check_short_name
+
+        if anonymous_read is not None and not isinstance(anonymous_read, bool):
+            raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
+        if protected is not None:
+            if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
+                raise InvalidInput("protected must be a list of branch names")
+            for p in protected:
+                check_short_name(p, "protected branch")
+                if "," in p:
+                    raise InvalidInput(f"invalid protected branch name {p!r}")
+            protected = list(dict.fromkeys(protected))
         cur = self.settings(repo)
         anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
         prot = cur["protected"] if protected is None else protected

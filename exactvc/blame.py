@@ -140,6 +140,10 @@ def revert(repo: Repository, rev: str, author: str | None = None, message: str |
         raise Conflict(f"cannot revert {rev}: {n_conf} annotation(s) were changed again since; edit them by hand")
     who = author or str(repo.config().get("user") or default_author())
     sid = repo.put("snapshot", Snapshot(images, labels_id).to_body())
+    if sid == repo.commit_object(head).root:
+        from .history import NothingToCommit
+
+        raise NothingToCommit(f"nothing to revert: HEAD has none of the changes of {rev} ({target.hex()[:12]})")
     msg = message or f'Revert "{c.message.splitlines()[0]}"\n\nThis reverts commit {target.hex()}.'
     with repo.lock():
         cid = write_commit(repo, sid, [head], msg, who)

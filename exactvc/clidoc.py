@@ -40,8 +40,11 @@ def render() -> str:
 
     def walk(cmd: click.Command, path: list[str]) -> None:
         if isinstance(cmd, click.Group):
-            for name in sorted(cmd.commands):
-                walk(cmd.commands[name], [*path, name])
+            gctx = click.Context(cmd, info_name=" ".join(["exact", *path]))
+            for name in sorted(cmd.list_commands(gctx)):
+                sub = cmd.get_command(gctx, name)
+                assert sub is not None
+                walk(sub, [*path, name])
             return
         ctx = click.Context(cmd, info_name=" ".join(["exact", *path]), terminal_width=88, max_content_width=88)
         parts.append(f"\n## exact {' '.join(path)}\n\n```\n{cmd.get_help(ctx)}\n```\n")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import geometry, tree
 from .annotation import Annotation, make_record, normalize_plane
-from .errors import InvalidGeometry, NotFound, UnknownLabel
+from .errors import InvalidGeometry, InvalidInput, NotFound, UnknownLabel
 from .ids import format_id, new_annotation_id, parse_id
 from .objects import LabelSet, Snapshot
 from .store import Pending, pending
@@ -111,6 +111,20 @@ class Editor:
         rec = tree.get(self.repo.store, self._root, key)
         return tree.join_record(self.repo.store, rec) if rec is not None else None
 
+    def has(self, key: bytes) -> bool:
+        """Whether an annotation with id ``key`` exists (counting this editor's pending edits)."""
+        return self._current(key) is not None
+
+    def _plane(self, plane: Any) -> tuple[int, int] | None:
+        """The plane normalised, refused if the image has no such plane (z and t below its frame count)."""
+        pl = normalize_plane(plane)
+        if pl is not None:
+            frames = max(1, int(self.record.frames or 1))
+            if pl[0] >= frames or pl[1] >= frames:
+                raise InvalidInput(f"image {self.image!r} has {frames} plane{'s' if frames != 1 else ''} "
+                                   f"(0..{frames - 1}): no plane {plane!r}")
+        return pl
+
     # --- edits ---
     def add(
         self,
@@ -133,7 +147,7 @@ class Editor:
         else:
             key = parse_id(id)
         self._check(k, enc, key)
-        self._changes[key] = make_record(k, enc, label, properties, normalize_plane(plane))
+        self._changes[key] = make_record(k, enc, label, properties, self._plane(plane))
         return format_id(key)
 
     def add_many(
@@ -222,7 +236,7 @@ class Editor:
             self._check(k, enc, key)  # an unchanged shape was checked when it was stored
         props = properties if properties is not None else cur.get("p")
         z = cur.get("z")
-        pl = normalize_plane(plane) if plane is not None else ((z[0], z[1]) if z else None)
+        pl = self._plane(plane) if plane is not None else ((z[0], z[1]) if z else None)
         self._changes[key] = make_record(k, enc, new_label, props, pl)
 
     def delete(self, aid: str) -> None:

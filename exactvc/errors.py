@@ -69,6 +69,12 @@ class Conflict(ExactError):
     kind = "conflict"
 
 
+class AlreadyExists(Conflict):
+    """Something to be created (an annotation id, a branch, a tag, a user) exists already."""
+
+    kind = "already_exists"
+
+
 class DirtyWorkingState(Conflict):
     kind = "dirty_working_state"
 
@@ -77,6 +83,12 @@ class RefConflict(Conflict):
     """A compare-and-swap on a ref failed: somebody else moved it first."""
 
     kind = "ref_conflict"
+
+
+class RefNameConflict(Conflict):
+    """A ref name that cannot live beside existing ones (a branch named like a tag, ``a`` beside ``a/b``)."""
+
+    kind = "ref_name_conflict"
 
 
 class LockError(Conflict):

@@ -32,6 +32,7 @@ from .errors import InvalidGeometry
 KINDS = ("point", "multipoint", "box", "ellipse", "line", "polygon", "multipolygon")
 QUANTUM = 1000  # coordinates are kept to 1/1000 px
 ELLIPSE_VERTICES = 96
+MAX_Q = 2**53  # quantised coordinates stay exact in a float64 (about 9e12 px)
 
 Coord = tuple[int, int]  # in 1/1000 px
 
@@ -41,7 +42,10 @@ def _q(c: Any) -> int:
         raise InvalidGeometry(f"coordinate {c!r} is not a number")
     if isinstance(c, float) and not math.isfinite(c):
         raise InvalidGeometry(f"coordinate {c!r} is not finite")
-    return round(c * QUANTUM)
+    q = c * QUANTUM
+    if not -MAX_Q < q < MAX_Q:  # also catches c * QUANTUM overflowing to infinity
+        raise InvalidGeometry(f"coordinate {c!r} is out of range (|c| < {MAX_Q // QUANTUM})")
+    return round(q)
 
 
 def _pt(p: Any) -> Coord:

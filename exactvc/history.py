@@ -6,8 +6,9 @@ import heapq
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import ExactError, NotFound, UsageError
+from .errors import AlreadyExists, ExactError, InvalidInput, NotFound, UsageError
 from .hooks import run_hook
+from .ids import format_id, parse_id
 from .objects import Commit
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def advance_head(repo: Repository, old: bytes | None, new: bytes, who: str, mess
     """Move the current branch (or a detached HEAD) from ``old`` to ``new`` by compare-and-swap."""
     branch_ref, _ = repo.refs.head()
     if branch_ref is None:
-        repo.refs.write_head(new.hex())
+        repo.refs.write_head(new.hex(), who, message)
     else:
         repo.refs.cas(branch_ref, old, new, who, message)
 
@@ -117,10 +118,12 @@ def commit_changes(
     """
     from .edit import Editor
     from .errors import RefConflict
-    from .refs import check_ref_name
+    from .refs import check_new_branch, check_short_name
 
-    ref = "heads/" + check_ref_name(branch)
+    ref = "heads/" + check_short_name(branch)
     cur = repo.refs.read(ref)
+    if cur is None:
+        check_new_branch(repo.refs, branch)
     if cur != expected_parent:
         raise RefConflict(f"branch {branch} is at {cur.hex()[:12] if cur else 'nothing'}, "
                           f"not {expected_parent.hex()[:12] if expected_parent else 'nothing'}: reload and retry")
@@ -130,9 +133,16 @@ def commit_changes(
     snap = repo.snapshot_object(repo.commit_object(parent).root) if parent else None
     if snap is None:
         raise NotFound("nothing to start the branch from")
+    if not (create or update or delete):
+        raise InvalidInput("an edit needs at least one of create, update, delete")
     ed = Editor(repo, image, snapshot=snap)
     created = []
     for c in create or []:
+        if c.get("id") is not None:  # a given id must be new: changing an annotation goes through update
+            key = parse_id(c["id"])
+            if ed.has(key):
+                raise AlreadyExists(f"annotation {format_id(key)} already exists on image {ed.image!r} "
+                                    "(create takes new ids; use update to change it)")
         created.append(ed.add(c["label"], c["geometry"], c.get("properties"), c.get("plane"), c.get("id")))
     for u in update or []:
         ed.update(u["id"], label=u.get("label"), geometry=u.get("geometry"), properties=u.get("properties"),
@@ -140,6 +150,8 @@ def commit_changes(
     for d in delete or []:
         ed.delete(d)
     sid = ed.apply_to(snap)
+    if parent is not None and sid == repo.commit_object(parent).root:
+        raise NothingToCommit("the edit changes nothing (every update equals the annotation as it is)")
     cid = write_commit(repo, sid, [parent] if parent else [], message.strip(), author)
     repo.refs.cas(ref, cur, cid, author, "edit: " + message.strip().splitlines()[0])
     return cid, created

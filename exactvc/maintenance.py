@@ -59,6 +59,7 @@ from .tree import MAX_NODE, decode_node, entry_size, is_boundary, split_geometri
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: objects handled so far out of an upper bound (the objects stored)."""
 
+REFLOG_GRACE = 30 * 86400.0  # seconds: commits named by the HEAD reflog this recently survive gc
 STATE_FILES = ("MERGE_STATE", "MERGE_HEAD", "ORIG_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "REBASE_STATE")
 TMP_GRACE = 600.0  # seconds: temporary files and index-less packs younger than this may belong to a live writer
 _HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
@@ -271,6 +272,8 @@ class _Walker:
                     continue
                 for m in _HEX64.finditer(text.lower()):
                     out.append((bytes.fromhex(m.group(0)), None, f".exact/{name}", True))
+            # commits HEAD pointed at recently (a detached HEAD's work): kept for REFLOG_GRACE
+            out.extend((oid, "commit", "logs/HEAD", True) for oid in _recent_reflog(d / "logs" / "HEAD"))
         return out
 
     def ref_list(self) -> dict[str, bytes]:
@@ -302,6 +305,16 @@ class _Walker:
                     continue
                 out[name] = oid
         return out
+
+    # -- objects checked before (see exactvc/received.py): not walked below, only matched to their parent --
+    def is_trusted(self, oid: bytes) -> bool:
+        return False
+
+    def trusted_visit(self, oid: bytes, expected: str | None, ref: str | None) -> None:
+        raise NotImplementedError
+
+    def trusted_node(self, oid: bytes, exp: _NodeExp | None, ref: str | None) -> None:
+        raise NotImplementedError
 
     def has(self, oid: bytes) -> bool:
         try:
@@ -344,6 +357,9 @@ class _Walker:
             yield from self.tree(oid, ref, None, 0)
             return
         if not self.first_visit(oid, expected, ref):
+            return
+        if self.is_trusted(oid):
+            self.trusted_visit(oid, expected, ref)
             return
         got = self.read(oid, expected, ref)
         if got is None:
@@ -427,6 +443,9 @@ class _Walker:
             return
         if depth > _MAX_TREE_DEPTH:
             self.problem(oid, "node", f"tree node {oid.hex()} is nested more than {_MAX_TREE_DEPTH} deep", ref)
+            return
+        if self.is_trusted(oid):
+            self.trusted_node(oid, exp, ref)
             return
         got = self.read(oid, "node", ref)
         if got is None:
@@ -578,6 +597,24 @@ def _where(repo: Any, oid: bytes) -> str:
 
 
 # --- reachability -----------------------------------------------------------------------------
+
+
+def _recent_reflog(path: Path) -> list[bytes]:
+    """Commits the reflog at ``path`` names in entries younger than REFLOG_GRACE."""
+    try:
+        lines = path.read_text("utf-8", "replace").splitlines()
+    except (FileNotFoundError, IsADirectoryError):
+        return []
+    cutoff = time.time() - REFLOG_GRACE
+    out: dict[bytes, None] = {}
+    for line in lines:
+        parts = line.split(" ", 3)
+        if len(parts) < 3 or not parts[2].isdigit() or int(parts[2]) < cutoff:
+            continue
+        for h in parts[:2]:
+            if _HEX64.fullmatch(h) and h != "0" * 64:
+                out[bytes.fromhex(h)] = None
+    return list(out)
 
 
 def reachable(repo: Any) -> Iterator[tuple[bytes, str]]:

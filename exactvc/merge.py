@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 STATE = "MERGE_STATE"
 POLICIES = ("field", "annotation")
+DUPLICATE_PX = 10.0  # points and lines of a label without a default size: duplicates within this distance
 
 
 class MergeInProgress(ExactError):
@@ -230,32 +231,30 @@ def find_duplicates(
     repo: Repository, image: str, ours_added: list[tuple[bytes, dict[str, Any]]],
     theirs_added: list[tuple[bytes, dict[str, Any]]], labels: LabelSet, iou: float = 0.5,
 ) -> list[Duplicate]:
-    """Annotations both sides added with the same label that overlap strongly (or points close together)."""
+    """Annotations both sides added with the same label that are the same object (docs/matching.md).
+
+    The rules of ``exact diff --match`` with ``iou`` for areas and, for points and
+    lines, half the label's default size (``DUPLICATE_PX`` without one).
+    """
     if not ours_added or not theirs_added:
         return []
-    import numpy as np
+    from .ids import format_id
+    from .match import MatchSpec, label_radius, match_items
 
-    from .annotation import Annotation
-    from .match import pair
-
-    out: list[Duplicate] = []
-    by_label: dict[str, tuple[list[Any], list[Any]]] = {}
-    for side, items in ((0, ours_added), (1, theirs_added)):
-        for k, rec in items:
-            a = Annotation.from_record(k, tree.join_record(repo.store, rec))
-            by_label.setdefault(a.label, ([], []))[side].append(a)
-    for label, (mine, theirs) in sorted(by_label.items()):
-        if not mine or not theirs:
-            continue
-        lb = labels.get(label)
-        ga = np.array([a.geometry for a in mine], dtype=object)
-        gb = np.array([a.geometry for a in theirs], dtype=object)
-        if all(a.kind in ("point", "multipoint") for a in mine + theirs):
-            radius = (max(lb.size) / 2.0) if lb is not None and lb.size else 10.0
-            pairs = pair(ga, gb, "dist", radius)
-        else:
-            pairs = pair(ga, gb, "iou", iou)
-        out.extend(Duplicate(image, mine[x].id, theirs[y].id, label, round(abs(s), 4)) for x, y, s in pairs)
+    sides: list[list[tuple[str, str, Any, Any]]] = [[], []]
+    keys: list[list[bytes]] = [[], []]
+    for side, added in ((0, ours_added), (1, theirs_added)):
+        for k, rec in added:
+            rec = tree.join_record(repo.store, rec)
+            sides[side].append((rec["l"], rec["k"], rec["g"], rec.get("z")))
+            keys[side].append(k)
+    radii = {lb.name: label_radius(lb.size) or DUPLICATE_PX for lb in labels.labels}
+    for label, _kind, _g, _z in (*sides[0], *sides[1]):
+        radii.setdefault(label, DUPLICATE_PX)
+    res = match_items(sides[0], sides[1], MatchSpec(iou=iou), radii)
+    out = [Duplicate(image, format_id(keys[0][x]), format_id(keys[1][y]), label, round(s, 4))
+           for x, y, label, _by, s in res["pairs"]]
+    out.sort(key=lambda d: (d.label, d.ours, d.theirs))
     return out
 
 
@@ -372,6 +371,8 @@ def merge(
                 images[name] = keep
             continue
         root, cf, stats, add_o, add_t = merge_tree(repo, name, b.tree if b else None, o.tree, t.tree, policy, out)
+        repo.store.write(out)  # the merged tree first: duplicate conflicts read their side from it
+        out.clear()
         dups = find_duplicates(repo, name, add_o, add_t, merged_labels)
         res.duplicates.extend(dups)
         if duplicates == "conflict":
@@ -503,6 +504,11 @@ def _resolution(c: MergeConflict, side: str | None, fields: dict[str, str] | Non
         return sides[side]
     if c.image is None:
         raise UsageError("label conflicts resolve with --ours, --theirs, --base or --delete")
+    undecided = [f for f in c.fields if f not in (fields or {})]
+    if side is None and undecided:  # resolved only when every conflicting field is decided
+        raise UsageError(f"{c.address}: the conflicting field{'s' if len(undecided) > 1 else ''} "
+                         f"{', '.join(undecided)} {'are' if len(undecided) > 1 else 'is'} not decided: add "
+                         + " ".join(f"--field {f}=SIDE" for f in undecided) + " (or --ours/--theirs for the rest)")
     start = sides[side] if side in sides else (c.ours if c.ours is not None else c.theirs)
     if start is None:
         raise UsageError(f"{c.address}: that side deleted the annotation; use --ours/--theirs/--delete")

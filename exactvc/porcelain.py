@@ -14,7 +14,7 @@ from . import tree
 from .errors import Conflict, DirtyWorkingState, InvalidInput, NotFound, UsageError
 from .history import NothingToCommit  # noqa: F401 - re-exported for callers
 from .objects import Snapshot, Tag
-from .refs import check_ref_name
+from .refs import check_new_branch, check_new_tag, check_ref_name
 from .repo import Repository
 
 Progress = Callable[[int, int], None] | None
@@ -34,6 +34,8 @@ def image_add(repo: Repository, file: str, name: str | None = None, progress: Pr
     rec = repo.add_image(file, name=name, progress=progress, origin=origin)
     out = rec.to_dict()
     out["linked"] = rec.fingerprint in before
+    if out["linked"] and name is not None and name != rec.name:
+        out["name_not_used"] = name  # the recorded image keeps its name
     return out
 
 
@@ -47,9 +49,55 @@ def image_ls(repo: Repository, rev: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def label_add(repo: Repository, name: str, shape: str, color: str = "#ffcc00", key: str | None = None,
-              size: tuple[int, int] | None = None, order: int | None = None) -> dict[str, Any]:
-    return repo.add_label(name, shape=shape, color=color, key=key, size=size, order=order).to_body()
+def label_add(repo: Repository, name: str, shape: str | None = None, color: str | None = None,
+              key: str | None = None, size: tuple[int, int] | None = None, order: int | None = None,
+              force: bool = False, must_exist: bool = False) -> dict[str, Any]:
+    """Add a label, or change one: what is not given keeps its value (``must_exist``: change only).
+
+    A new shape kind that annotations of the label (in the working state) do not have is refused,
+    naming them, unless ``force``; the result then lists them under ``misfits``.
+    """
+    old = repo.labels(None).get(name)
+    misfits: list[dict[str, Any]] = []
+    if old is None:
+        if must_exist:
+            raise NotFound(f"no label named {name!r} (exact label add {name} --shape KIND)")
+        if shape is None:
+            raise UsageError(f"a new label needs a shape: exact label add {name!r} --shape KIND")
+        lb = repo.add_label(name, shape=shape, color=color or "#ffcc00", key=key, size=size, order=order)
+    else:
+        shape = shape if shape is not None else old.shape
+        if shape != old.shape:
+            misfits = label_misfits(repo, name, shape)
+            if misfits and not force:
+                first = misfits[0]
+                raise Conflict(f"{len(misfits)} annotation(s) of label {name!r} are not {shape} shapes (first: "
+                               f"{first['image']}:{first['id']}, a {first['kind']}); relabel or delete them, "
+                               "or use --force")
+        lb = repo.add_label(name, shape=shape, color=color if color is not None else old.color,
+                            key=key if key is not None else old.key, size=size if size is not None else old.size,
+                            order=order if order is not None else old.order, example=old.example)
+    out = lb.to_body()
+    if misfits:
+        out["misfits"] = misfits
+    return out
+
+
+def label_misfits(repo: Repository, name: str, shape: str) -> list[dict[str, Any]]:
+    """Annotations of label ``name`` in the working state whose kind a ``shape`` label does not take."""
+    from .edit import COMPATIBLE
+    from .ids import format_id
+
+    if shape == "any":
+        return []
+    takes = COMPATIBLE.get(shape, {shape})
+    snap = repo.snapshot_object(repo.working()[1])
+    out = []
+    for image, entry in sorted(snap.images.items()):
+        for k, rec in tree.items(repo.store, entry.tree):
+            if rec.get("l") == name and rec.get("k") not in takes:
+                out.append({"image": image, "id": format_id(k), "kind": rec.get("k")})
+    return out
 
 
 def label_ls(repo: Repository, rev: str | None = None) -> dict[str, Any]:
@@ -64,9 +112,24 @@ def import_(repo: Repository, image: str, file: str, create_labels: bool = False
             progress: Progress = None) -> dict[str, Any]:
     from .formats.qupath import import_file
 
+    _refuse_csv(file)
     res = import_file(repo, image, file, create_labels=create_labels, progress=progress)
     return {"image": repo.image(image, None).name, "features": res.features, "added": res.added,
             "replaced": res.replaced, "labels_created": res.labels_created}
+
+
+def _refuse_csv(file: str) -> None:
+    """CSV (what `export --format csv` writes) is not an import format: say so, rather than "bad JSON"."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return  # the importer reports it
+    first_line = head.split(b"\n", 1)[0]
+    if file.lower().endswith((".csv", ".tsv")) or (head[:1] not in (b"{", b"[", b"") and
+                                                   (b"," in first_line or b"\t" in first_line)):
+        raise InvalidInput(f"{file}: CSV import is not supported; import QuPath GeoJSON "
+                           "(QuPath: File > Export objects as GeoJSON)")
 
 
 def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO) -> int:
@@ -133,7 +196,17 @@ def merge_state(repo: Repository) -> dict[str, Any] | None:
             "conflicts": len(st["conflicts"])}
 
 
+def refuse_while_merging(repo: Repository, what: str) -> None:
+    """Commands that would record or carry away a half-done merge wait until it is continued or aborted."""
+    from .merge import MergeInProgress, load_state
+
+    if load_state(repo) is not None:
+        raise MergeInProgress(f"cannot {what} while a merge is in progress: resolve it and "
+                              "`exact merge --continue`, or `exact merge --abort`")
+
+
 def commit(repo: Repository, message: str, author: str | None = None, allow_empty: bool = False) -> dict[str, Any]:
+    refuse_while_merging(repo, "commit")
     cid = repo.commit(message, author=author, allow_empty=allow_empty)
     c = repo.commit_object(bytes.fromhex(cid))
     return {"id": cid, "branch": repo.current_branch(), "message": c.message, "root": c.root.hex()}
@@ -172,6 +245,23 @@ def show(repo: Repository, rev: str = "HEAD") -> dict[str, Any]:
     return out
 
 
+def reflog(repo: Repository, ref: str = "HEAD", n: int | None = None) -> list[dict[str, Any]]:
+    """Moves of HEAD (or a branch), newest first, each named ``REF@{N}``."""
+    if n is not None and n < 0:
+        raise UsageError("-n must not be negative")
+    name = "HEAD" if ref == "HEAD" else f"heads/{ref}"
+    if name != "HEAD" and repo.refs.read(name) is None and not repo.refs.reflog(name):
+        raise NotFound(f"no branch named {ref!r}")
+    zero = "0" * 64
+    out = []
+    for i, e in enumerate(reversed(repo.refs.reflog(name))):
+        if n is not None and i >= n:
+            break
+        out.append({"name": f"{ref}@{{{i}}}", "old": None if e.old == zero else e.old,
+                    "new": None if e.new == zero else e.new, "time": e.time, "who": e.who, "message": e.message})
+    return out
+
+
 def _peel_safe(repo: Repository, oid: bytes) -> bytes | None:
     try:
         return repo._peel(oid)
@@ -189,7 +279,7 @@ def branches(repo: Repository) -> list[dict[str, Any]]:
 
 
 def branch_create(repo: Repository, name: str, rev: str = "HEAD", force: bool = False) -> dict[str, Any]:
-    check_ref_name(name)
+    check_new_branch(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"heads/{name}"
     old = repo.refs.read(ref)
@@ -229,25 +319,44 @@ def _who(repo: Repository) -> str:
 
 def switch(repo: Repository, branch: str, create: bool = False, force: bool = False,
            start: str = "HEAD") -> dict[str, Any]:
-    check_ref_name(branch)
+    """Make ``branch`` current. Uncommitted edits stay when ``create`` makes it at HEAD's commit;
+    otherwise they are refused unless ``force`` discards them."""
+    if create:
+        check_new_branch(repo.refs, branch)
+    else:
+        check_ref_name(branch)
     ref = f"heads/{branch}"
     exists = repo.refs.read(ref) is not None
     if create and exists:
         raise Conflict(f"branch {branch!r} already exists")
     if not create and not exists:
         raise NotFound(f"no branch named {branch!r} (use -c to create it)")
+    refuse_while_merging(repo, "switch branches")
     with repo.lock():
-        _refuse_dirty(repo, force)
+        before = _head_name(repo)
+        head = repo.head_commit()
         if create:
-            target = repo.resolve(start) if repo.head_commit() is not None or start != "HEAD" else None
-            if target is not None:
-                repo.refs.cas(ref, None, target, _who(repo), f"branch: created from {start}")
-        repo.refs.write_head(f"ref: {ref}")
-        _reset_working(repo)
-    return {"branch": branch, "commit": (repo.head_commit() or b"").hex() or None}
+            target = repo.resolve(start) if head is not None or start != "HEAD" else None
+        else:
+            target = repo.refs.read(ref)
+        keep = create and target == head and not force  # a new branch at HEAD: the edits come along
+        if not keep:
+            _refuse_dirty(repo, force)
+        left = _left_behind(repo, target)
+        if create and target is not None:
+            repo.refs.cas(ref, None, target, _who(repo), f"branch: created from {start}")
+        repo.refs.write_head(f"ref: {ref}", _who(repo), f"switch: moving from {before} to {branch}")
+        if not keep:
+            _reset_working(repo)
+    out: dict[str, Any] = {"branch": branch, "commit": (repo.head_commit() or b"").hex() or None}
+    if left:
+        out["left_behind"] = left
+    return out
 
 
 def checkout(repo: Repository, rev: str, force: bool = False) -> dict[str, Any]:
+    if rev == "HEAD" and repo.current_branch() is not None:  # stays on the branch (-f: discards edits)
+        return switch(repo, str(repo.current_branch()), force=force)
     try:
         is_branch = repo.refs.read(f"heads/{rev}") is not None
     except InvalidInput:  # not a valid branch name: a revision expression
@@ -255,11 +364,42 @@ def checkout(repo: Repository, rev: str, force: bool = False) -> dict[str, Any]:
     if is_branch:
         return switch(repo, rev, force=force)
     target = repo.resolve(rev)
+    refuse_while_merging(repo, "check out another commit")
     with repo.lock():
-        _refuse_dirty(repo, force)
-        repo.refs.write_head(target.hex())
-        _reset_working(repo)
-    return {"branch": None, "commit": target.hex(), "detached": True}
+        before = _head_name(repo)
+        keep = target == repo.head_commit() and not force
+        if not keep:
+            _refuse_dirty(repo, force)
+        left = _left_behind(repo, target)
+        repo.refs.write_head(target.hex(), _who(repo), f"checkout: moving from {before} to {rev}")
+        if not keep:
+            _reset_working(repo)
+    out: dict[str, Any] = {"branch": None, "commit": target.hex(), "detached": True}
+    if left:
+        out["left_behind"] = left
+    return out
+
+
+def _head_name(repo: Repository) -> str:
+    branch = repo.current_branch()
+    if branch is not None:
+        return branch
+    head = repo.head_commit()
+    return head.hex()[:12] if head else "nothing"
+
+
+def _left_behind(repo: Repository, new: bytes | None) -> list[str]:
+    """Commits of a detached HEAD that no branch, tag or remote-tracking branch (nor ``new``) reaches:
+    leaving them, they are found only through the HEAD reflog (``exact reflog``)."""
+    from .graph import only_in
+
+    branch_ref, old = repo.refs.head()
+    if branch_ref is not None or old is None or old == new:
+        return []
+    tips = [t for t in (_peel_safe(repo, oid) for oid in repo.refs.list().values()) if t is not None]
+    if new is not None:
+        tips.append(new)
+    return [c.hex() for c in only_in(repo, [old], tips)]
 
 
 def _refuse_dirty(repo: Repository, force: bool) -> None:
@@ -294,7 +434,7 @@ def tag_create(repo: Repository, name: str, rev: str = "HEAD", message: str | No
                force: bool = False) -> dict[str, Any]:
     import time
 
-    check_ref_name(name)
+    check_new_tag(repo.refs, name)
     target = repo.resolve(rev)
     ref = f"tags/{name}"
     old = repo.refs.read(ref)
@@ -369,15 +509,15 @@ def diff(repo: Repository, old: str | None, new: str | None, image: str | None =
 def match(repo: Repository, old: str | None, new: str | None, spec: str, image: str | None = None,
           details: bool = False) -> dict[str, Any]:
     from .match import match as run_match
-    from .match import parse_match
+    from .match import parse_spec
 
-    how, threshold = parse_match(spec)
+    parsed = parse_spec(spec)
     snap = _snap_for(repo, new)
     if image is None:
         if len(snap.images) != 1:
             raise UsageError("--match compares one image: add --image NAME")
         image = next(iter(snap.images))
-    return run_match(repo, image, old, new, how, threshold, details=details)
+    return run_match(repo, image, old, new, parsed, details=details)
 
 
 def merge(repo: Repository, rev: str, no_ff: bool = False, message: str | None = None,
@@ -461,7 +601,9 @@ def annotation_log(repo: Repository, aid: str, image: str | None = None, rev: st
 def revert(repo: Repository, rev: str, author: str | None = None) -> dict[str, Any]:
     from .blame import revert as run
 
-    return {"commit": run(repo, rev, author=author), "reverted": repo.resolve(rev).hex()}
+    refuse_while_merging(repo, "revert")
+    target = repo.resolve(rev).hex()  # before the revert moves HEAD (HEAD~1 names another commit after)
+    return {"commit": run(repo, rev, author=author), "reverted": target}
 
 
 def config_set(repo: Repository, key: str, value: str) -> dict[str, Any]:

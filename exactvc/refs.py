@@ -5,7 +5,9 @@ ref under ``.exact/refs/`` (``heads/<branch>``, ``tags/<tag>``,
 ``remotes/<remote>/<branch>``). A ref moves by: take ``<ref>.lock`` with
 O_EXCL, check the current value is the expected one, write the new value to
 the lock file, fsync, rename over the ref. Every move is appended to the
-ref's reflog under ``.exact/logs/``.
+ref's reflog under ``.exact/logs/``. ``.exact/logs/HEAD`` records every commit HEAD
+pointed at (commits on the current branch, switches, detached commits), so commits made on
+a detached HEAD stay findable (``HEAD@{N}``, short ids) and ``gc`` keeps them for a while.
 """
 
 from __future__ import annotations
@@ -19,23 +21,68 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput, LockError, RefConflict
+from .errors import InvalidInput, LockError, RefConflict, RefNameConflict
 from .fsutil import append_line, fsync_dir
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]*$")
+MAX_REF_NAME = 200  # a ref is a file: its name stays well inside the file system's 255 bytes per component
+# a branch or tag named like a ref path would shadow (or be shadowed by) another ref in rev resolution
+RESERVED_PREFIXES = ("heads/", "tags/", "remotes/", "refs/")
+RESERVED_NAMES = ("HEAD", "heads", "tags", "remotes", "refs")
 
 
 def check_ref_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput(f"invalid ref name {name!r}")
     parts = name.split("/")
     if (
-        not _NAME_RE.match(name)
+        len(name) > MAX_REF_NAME
+        or not _NAME_RE.match(name)
         or ".." in name
         or name.endswith((".lock", "/", "."))
         or "//" in name
         or any(p.startswith(".") or not p for p in parts)
     ):
-        raise InvalidInput(f"invalid ref name {name!r}")
+        raise InvalidInput(f"invalid ref name {name[:80]!r}" + ("..." if len(name) > 80 else ""))
     return name
+
+
+def check_short_name(name: str, what: str = "branch") -> str:
+    """A branch or tag name as users give it (``main``, ``users/ada/x``): a valid ref name that does not
+    look like a ref path (``heads/...``, ``tags/...``, ``refs/...``, ``remotes/...``) nor like ``HEAD``."""
+    check_ref_name(name)
+    if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
+        raise InvalidInput(f"invalid {what} name {name!r}: names starting with heads/, tags/, remotes/ or refs/ "
+                           "(or equal to HEAD) would be mistaken for ref paths")
+    return name
+
+
+def check_new_branch(refs: RefStore, name: str) -> str:
+    """Refuse a new branch ``name`` that is not a valid short name or that a tag already holds."""
+    check_short_name(name, "branch")
+    if refs.read(f"tags/{name}") is not None:
+        raise RefNameConflict(f"a tag named {name!r} exists: a branch of the same name would make {name!r} ambiguous")
+    return name
+
+
+def check_new_tag(refs: RefStore, name: str) -> str:
+    """Refuse a new tag ``name`` that is not a valid short name or that a branch already holds."""
+    check_short_name(name, "tag")
+    if refs.read(f"heads/{name}") is not None:
+        raise RefNameConflict(f"a branch named {name!r} exists: a tag of the same name would make {name!r} ambiguous")
+    return name
+
+
+def check_pushed_ref(refs: RefStore, ref: str) -> str:
+    """A ref a push may create or move: ``heads/NAME`` or ``tags/NAME`` with a valid short name that
+    another kind of ref does not already hold."""
+    check_ref_name(ref)
+    kind, _, name = ref.partition("/")
+    if kind not in ("heads", "tags") or not name:
+        raise InvalidInput(f"cannot push to {ref} (only heads/NAME and tags/NAME)")
+    if refs.read(ref) is None:  # a new ref; existing ones may be updated or deleted as they are
+        (check_new_branch if kind == "heads" else check_new_tag)(refs, name)
+    return ref
 
 
 @dataclass(frozen=True)
@@ -63,10 +110,22 @@ class RefStore(ABC):
         """``ref: heads/NAME`` or a commit id in hex."""
 
     @abstractmethod
-    def write_head(self, value: str) -> None: ...
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
+        """Point HEAD at ``ref: heads/NAME`` or a commit id; the move is logged in the HEAD reflog."""
 
     @abstractmethod
     def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
+
+    def _head_target(self, value: str) -> bytes | None:
+        if value.startswith("ref: "):
+            try:
+                return self.read(value[5:])
+            except InvalidInput:
+                return None
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
 
     def head(self) -> tuple[str | None, bytes | None]:
         """(branch ref name or None when detached, commit id or None when unborn)."""
@@ -95,7 +154,10 @@ class MemoryRefs(RefStore):
             self._refs.pop(name, None)
         else:
             self._refs[name] = new
-        self._logs.setdefault(name, []).append(ReflogEntry(_h(old), _h(new), int(time.time()), who, message))
+        entry = ReflogEntry(_h(old), _h(new), int(time.time()), who, message)
+        self._logs.setdefault(name, []).append(entry)
+        if self._head == f"ref: {name}":
+            self._logs.setdefault("HEAD", []).append(entry)
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
         return {k: v for k, v in sorted(self._refs.items()) if k.startswith(prefix)}
@@ -103,8 +165,11 @@ class MemoryRefs(RefStore):
     def read_head(self) -> str:
         return self._head
 
-    def write_head(self, value: str) -> None:
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
+        old = self._head_target(self._head)
         self._head = value
+        entry = ReflogEntry(_h(old), _h(self._head_target(value)), int(time.time()), who, message)
+        self._logs.setdefault("HEAD", []).append(entry)
 
     def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(name, []))
@@ -206,7 +271,13 @@ class DiskRefs(RefStore):
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
             raise
+        self._log(name, old, new, who, message)
+        if self.read_head() == f"ref: {name}":
+            self._log("HEAD", old, new, who, message)
+
+    def _log(self, name: str, old: bytes | None, new: bytes | None, who: str, message: str) -> None:
         msg = message.replace("\n", " ").replace("\t", " ")
+        who = who.replace("\n", " ").replace("\t", " ")
         append_line(self.logs_dir / name, f"{_h(old)} {_h(new)} {int(time.time())} {who}\t{msg}")
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
@@ -228,10 +299,12 @@ class DiskRefs(RefStore):
         except FileNotFoundError:
             return "ref: heads/main"
 
-    def write_head(self, value: str) -> None:
+    def write_head(self, value: str, who: str = "", message: str = "") -> None:
         from .fsutil import atomic_write
 
+        old = self._head_target(self.read_head())
         atomic_write(self.dir / "HEAD", (value + "\n").encode())
+        self._log("HEAD", old, self._head_target(value), who, message)
 
     def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         try:

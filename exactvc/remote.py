@@ -9,6 +9,7 @@ import struct
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +217,17 @@ def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -
         if progress:
             progress(len(data), len(data))
     updated = {}
+    kept = {}
     for ref, oid in theirs.items():
         if ref.startswith("heads/"):
             local = f"remotes/{remote}/{ref[6:]}"
         elif ref.startswith("tags/"):
             local = ref
-            if repo.refs.read(local) is not None:
-                continue  # tags are not moved by fetch
+            mine = _read_ref(repo, local)
+            if mine is not None:
+                if mine != oid:
+                    kept[local] = oid.hex()  # tags are not moved by fetch
+                continue
         else:
             continue
         cur = repo.refs.read(local)
@@ -233,8 +238,11 @@ def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -
     for local, oid in repo.refs.list(f"remotes/{remote}/").items():
         if "heads/" + local[len(f"remotes/{remote}/"):] not in theirs:
             repo.refs.cas(local, oid, None, "exact", f"fetch {remote}: gone")
-    return {"remote": remote, "objects": received, "updated": updated, "bytes": cl.bytes_received,
-            "head": adv.get("head")}
+    out = {"remote": remote, "objects": received, "updated": updated, "bytes": cl.bytes_received,
+           "head": adv.get("head")}
+    if kept:
+        out["tags_kept"] = kept
+    return out
 
 
 def _is_commit(repo: Repository, oid: bytes) -> bool:
@@ -246,47 +254,163 @@ def _is_commit(repo: Repository, oid: bytes) -> bool:
 
 def push(repo: Repository, remote: str = "origin", branch: str | None = None, force: bool = False,
          set_upstream: bool = False, delete: bool = False, progress: Progress = None) -> dict[str, Any]:
-    branch = branch or repo.current_branch()
-    if branch is None:
-        raise UsageError("HEAD is detached: name the branch to push")
+    """Send one branch, tag or ``SRC:DST`` refspec (default: the current branch); see :func:`push_refs`."""
+    return push_refs(repo, remote, [branch] if branch else [], force=force, set_upstream=set_upstream,
+                     delete=delete, progress=progress)
+
+
+@dataclass
+class PushSpec:
+    ref: str  # on the remote: heads/NAME or tags/NAME
+    new: bytes | None  # what it is to point at (a commit, or an annotated tag object); None deletes
+    force: bool
+    branch: str | None  # the local branch pushed, for remote-tracking refs and -u
+
+
+def _remote_ref(name: str, is_tag: bool) -> str:
+    from .refs import check_ref_name
+
+    name = name.removeprefix("refs/")
+    if not name.startswith(("heads/", "tags/")):
+        name = ("tags/" if is_tag else "heads/") + name
+    check_ref_name(name)
+    return name
+
+
+def parse_push_spec(repo: Repository, spec: str, force: bool = False, delete: bool = False) -> PushSpec:
+    """``NAME`` (a local branch, else a local tag), ``SRC:DST`` (any revision to a remote name; DST is a tag
+    when SRC is one or DST says ``tags/``), ``:DST`` (delete), ``+`` in front to force that one."""
+    if spec.startswith("+"):
+        force, spec = True, spec[1:]
+    src, sep, dst = spec.partition(":")
+    if delete:
+        if sep:
+            raise UsageError("--delete takes remote names, not SRC:DST")
+        is_tag = repo.refs.read(f"heads/{src}") is None and _read_ref(repo, f"tags/{src}") is not None
+        return PushSpec(_remote_ref(src, is_tag), None, True, None)
+    if sep and not src:
+        return PushSpec(_remote_ref(dst, False), None, True, None)
+    if not src:
+        raise UsageError(f"empty refspec {spec!r}")
+    if src == "HEAD":
+        cur = repo.current_branch()
+        head = repo.head_commit()
+        if head is None:
+            raise NotFound("HEAD has no commits to push")
+        if not sep:
+            if cur is None:
+                raise UsageError("HEAD is detached: push HEAD:NAME to name the remote branch")
+            return PushSpec(f"heads/{cur}", head, force, cur)
+        return PushSpec(_remote_ref(dst, False), head, force, cur)
+    name = src.removeprefix("refs/")
+    branch_oid = _read_ref(repo, name if name.startswith("heads/") else f"heads/{name}")
+    tag_oid = None if branch_oid is not None else _read_ref(repo, name if name.startswith("tags/") else f"tags/{name}")
+    if branch_oid is not None:
+        local = name.removeprefix("heads/")
+        return PushSpec(_remote_ref(dst or local, False), branch_oid, force, local)
+    if tag_oid is not None:
+        return PushSpec(_remote_ref(dst or name.removeprefix("tags/"), True), tag_oid, force, None)
+    if not sep:
+        raise NotFound(f"no local branch or tag {src!r} (push SRC:DST to send another revision)")
+    return PushSpec(_remote_ref(dst, False), repo.resolve(src), force, None)
+
+
+def _read_ref(repo: Repository, name: str) -> bytes | None:
+    try:
+        return repo.refs.read(name)
+    except InvalidInput:
+        return None
+
+
+def push_refs(repo: Repository, remote: str = "origin", specs: list[str] | None = None, tags: bool = False,
+              force: bool = False, set_upstream: bool = False, delete: bool = False,
+              progress: Progress = None) -> dict[str, Any]:
+    """Send branches and tags in one request (all or nothing on the server).
+
+    ``specs`` as :func:`parse_push_spec`; none: the current branch (unless ``tags``). ``tags``: every
+    local tag too. A tag that exists on the remote with another value moves only with ``force``.
+    """
+    todo = [parse_push_spec(repo, s, force, delete) for s in specs or []]
+    if not todo and not tags:
+        branch = repo.current_branch()
+        if branch is None:
+            raise UsageError("HEAD is detached: name the branch to push")
+        if repo.refs.read(f"heads/{branch}") is None:
+            raise NotFound(f"no local branch {branch!r}")
+        todo.append(parse_push_spec(repo, branch, force, delete))
     cl = _client(repo, remote)
     adv = cl.refs()
-    ref = f"heads/{branch}"
-    remote_tip = bytes.fromhex(adv["refs"][ref]) if ref in adv["refs"] else None
-    if delete:
-        body = _push_body([transfer.RefUpdate(ref, remote_tip, None, force=True)], b"")
-        cl._req("POST", "/push", body, "application/x-exactvc-push")
-        return {"remote": remote, "branch": branch, "deleted": True}
-    local_tip = repo.refs.read(ref)
-    if local_tip is None:
-        raise NotFound(f"no local branch {branch!r}")
-    if remote_tip == local_tip:
-        return {"remote": remote, "branch": branch, "status": "up-to-date", "objects": 0, "bytes": 0}
-    if remote_tip is not None and not repo.store.has(remote_tip) and not force:
-        raise Conflict(f"{remote}/{branch} has commits you do not have: exact pull {remote} {branch} first "
-                       "(non-fast-forward)")
-    known = [bytes.fromhex(v) for v in adv["refs"].values() if repo.store.has(bytes.fromhex(v))]
-    haves = [k for k in known if _is_commit(repo, k)]
-    if not haves:
-        haves = cl.negotiate(repo, [local_tip])
-    oids = list(transfer.objects_with_bases(repo, [local_tip], haves))
-    buf = io.BytesIO()
-    transfer.write_stream(repo, oids, buf)
-    body = _push_body([transfer.RefUpdate(ref, remote_tip, local_tip, force=force)], buf.getvalue())
-    if progress:
-        progress(0, len(body))
-    res = json.loads(cl._req("POST", "/push", body, "application/x-exactvc-push"))
-    if progress:
-        progress(len(body), len(body))
-    tracking = f"remotes/{remote}/{branch}"
-    cur = repo.refs.read(tracking)
-    repo.refs.cas(tracking, cur, local_tip, "exact", f"push {remote}")
-    if set_upstream:
-        ups = dict(repo.config().get("upstream", {}))
-        ups[branch] = {"remote": remote, "branch": branch}
-        repo.set_config("upstream", ups)
-    return {"remote": remote, "branch": branch, "status": "pushed", "objects": len(oids), "bytes": len(body),
-            "old": remote_tip.hex() if remote_tip else None, "new": local_tip.hex(), "server": res}
+    theirs = {k: bytes.fromhex(v) for k, v in adv["refs"].items()}
+    if tags:
+        named = {t.ref for t in todo}
+        for ref, oid in repo.refs.list("tags/").items():
+            if ref not in named and theirs.get(ref) != oid:
+                todo.append(PushSpec(ref, oid, force, None))
+    updates: list[transfer.RefUpdate] = []
+    report: list[dict[str, Any]] = []
+    wants: list[bytes] = []
+    for t in todo:
+        old = theirs.get(t.ref)
+        entry: dict[str, Any] = {"ref": t.ref, "old": old.hex() if old else None,
+                                 "new": t.new.hex() if t.new else None}
+        report.append(entry)
+        if t.new is None:
+            if old is None:
+                raise NotFound(f"{remote} has no {t.ref.replace('heads/', 'branch ').replace('tags/', 'tag ')}")
+            updates.append(transfer.RefUpdate(t.ref, old, None, force=True))
+            entry["status"] = "deleted"
+            continue
+        if old == t.new:
+            entry["status"] = "up-to-date"
+            continue
+        if t.ref.startswith("tags/") and old is not None and not t.force:
+            raise Conflict(f"tag {t.ref[5:]} already exists on {remote} (at {old.hex()[:12]}): "
+                           "use --force to move it")
+        if t.ref.startswith("heads/") and old is not None and not repo.store.has(old) and not t.force:
+            raise Conflict(f"{remote}/{t.ref[6:]} has commits you do not have: exact pull {remote} {t.ref[6:]} "
+                           "first (non-fast-forward)")
+        updates.append(transfer.RefUpdate(t.ref, old, t.new, force=t.force))
+        wants.append(t.new)
+        entry["status"] = "pushed"
+    oids: list[Any] = []
+    body = b""
+    res: Any = None
+    if updates:
+        if wants:
+            haves = [k for k in theirs.values() if repo.store.has(k) and _is_commit(repo, k)]
+            if not haves:
+                haves = cl.negotiate(repo, [w for w in wants if _is_commit(repo, w)])
+            oids = list(transfer.objects_with_bases(repo, wants, haves))
+        buf = io.BytesIO()
+        if oids:
+            transfer.write_stream(repo, oids, buf)
+        body = _push_body(updates, buf.getvalue())
+        if progress:
+            progress(0, len(body))
+        res = json.loads(cl._req("POST", "/push", body, "application/x-exactvc-push"))
+        if progress:
+            progress(len(body), len(body))
+    for t, entry in zip(todo, report, strict=True):
+        if t.ref.startswith("heads/") and entry["status"] != "up-to-date":
+            tracking = f"remotes/{remote}/{t.ref[6:]}"
+            cur = repo.refs.read(tracking)
+            if cur != t.new:
+                repo.refs.cas(tracking, cur, t.new, "exact", f"push {remote}")
+        if set_upstream and t.branch is not None and t.new is not None and t.ref.startswith("heads/"):
+            ups = dict(repo.config().get("upstream", {}))
+            ups[t.branch] = {"remote": remote, "branch": t.ref[6:]}
+            repo.set_config("upstream", ups)
+    out: dict[str, Any] = {"remote": remote, "updates": report, "objects": len(oids), "bytes": len(body),
+                           "status": "pushed" if updates else "up-to-date"}
+    if res is not None:
+        out["server"] = res
+    if len(report) == 1:  # one ref: its fields at the top too (branch, old, new)
+        e = report[0]
+        name = e["ref"].split("/", 1)[1]
+        out.update({"branch" if e["ref"].startswith("heads/") else "tag": name, "old": e["old"], "new": e["new"]})
+        if e["status"] == "deleted":
+            out["deleted"] = True
+    return out
 
 
 def _push_body(updates: list[transfer.RefUpdate], stream: bytes) -> bytes:
@@ -318,7 +442,7 @@ def clone(url: str, dest: str | os.PathLike[str], progress: Progress = None) -> 
         tip = repo.refs.read(f"remotes/origin/{branch}")
         if tip is not None:
             repo.refs.cas(f"heads/{branch}", None, tip, "exact", f"clone {url}")
-            repo.refs.write_head(f"ref: heads/{branch}")
+            repo.refs.write_head(f"ref: heads/{branch}", "exact", f"clone: from {url}")
             repo.set_config("upstream", {branch: {"remote": "origin", "branch": branch}})
     except BaseException:
         import shutil

@@ -213,12 +213,18 @@ class Repository:
         return oid
 
     def _resolve_base(self, rev: str) -> bytes:
+        if rev.endswith("}") and "@{" in rev:
+            return self._resolve_reflog(rev)
         if rev == "HEAD":
             oid = self.head_commit()
             if oid is None:
                 raise NotFound("HEAD has no commits yet")
             return oid
-        for name in (f"heads/{rev}", f"tags/{rev}", f"remotes/{rev}", rev):
+        # explicit ref paths first, then tags (annotators cannot make tags, so no branch shadows one),
+        # branches, remote-tracking branches (docs/cli.md, docs/api.md)
+        path = rev[5:] if rev.startswith("refs/") else rev
+        explicit = [path] if path.startswith(("heads/", "tags/", "remotes/")) else []
+        for name in (*explicit, f"tags/{rev}", f"heads/{rev}", f"remotes/{rev}"):
             try:
                 oid = self.refs.read(name)
             except InvalidInput:
@@ -236,17 +242,48 @@ class Repository:
                 if len(matches) == 1:
                     return self._peel(matches[0])
                 if len(matches) > 1:
-                    raise UsageError(f"revision {rev!r} is ambiguous ({len(matches)} commits match)")
-        raise NotFound(f"unknown revision {rev!r}")
+                    some = ", ".join(sorted(m.hex()[:12] for m in matches)[:5])
+                    raise UsageError(f"short id {rev!r} is ambiguous: {len(matches)} commits start with it "
+                                     f"({some}{', ...' if len(matches) > 5 else ''}); give more digits")
+        raise NotFound(f"unknown revision {rev[:100]!r}" + ("..." if len(rev) > 100 else ""))
+
+    def _resolve_reflog(self, rev: str) -> bytes:
+        """``NAME@{N}``: what HEAD (or branch NAME) pointed at N moves ago, from its reflog."""
+        name, _, n = rev[:-1].partition("@{")
+        if not n.isdigit():
+            raise NotFound(f"unknown revision {rev!r} (NAME@{{N}} counts moves back)")
+        ref = "HEAD" if name in ("", "HEAD") else f"heads/{name}"
+        log = self.refs.reflog(ref)
+        if int(n) >= len(log):
+            raise NotFound(f"{rev}: the reflog of {name or 'HEAD'} has only {len(log)} entries")
+        new = log[-1 - int(n)].new
+        if new == "0" * 64:
+            raise NotFound(f"{rev}: {name or 'HEAD'} pointed at nothing then")
+        oid = bytes.fromhex(new)
+        if not self.store.has(oid):
+            raise NotFound(f"{rev}: commit {new[:12]} is no longer stored (removed by gc)")
+        return oid
+
+    def reflog_commits(self) -> list[bytes]:
+        """Commits the HEAD reflog names that are still stored (newest first, once each)."""
+        out: dict[bytes, None] = {}
+        for e in reversed(self.refs.reflog("HEAD")):
+            for h in (e.new, e.old):
+                if h != "0" * 64:
+                    oid = bytes.fromhex(h)
+                    if oid not in out and self.store.has(oid):
+                        out[oid] = None
+        return list(out)
 
     def _prefix_matches(self, prefix: str) -> list[bytes]:
         seen: set[bytes] = set()
         out = []
-        # walk commits reachable from refs: prefixes name commits, not arbitrary objects
+        # walk commits reachable from refs and the HEAD reflog: prefixes name commits, not arbitrary objects
         starts = list(self.refs.list().values())
         head = self.head_commit()
         if head:
             starts.append(head)
+        starts.extend(self.reflog_commits())
         stack = [self._peel(s) for s in starts]
         while stack:
             c = stack.pop()

@@ -11,14 +11,13 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8
     import os
     import socket
 
-    from waitress import create_server
-
     from server.app import create_app
+    from server.waitress_server import make_server
 
     config = {"root": root, "slide_folders": slide_folders or []}
     if processes <= 1:
         app = create_app(config)
-        srv = create_server(app, host=host, port=port, threads=threads, max_request_body_size=1 << 31)
+        srv = make_server(app, host=host, port=port, threads=threads)
         actual = srv.effective_port  # type: ignore[union-attr]
         print(f"exactvc server listening on http://{host}:{actual}/ (repositories under {root})", flush=True)
         try:
@@ -39,7 +38,7 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8
         if pid == 0:  # a worker: its own app, slides and database connections
             try:
                 app = create_app({**config, "slide_folders": []})
-                create_server(app, sockets=[sock], threads=threads, max_request_body_size=1 << 31).run()
+                make_server(app, sockets=[sock], threads=threads).run()
             finally:
                 os._exit(0)
         children.append(pid)

@@ -179,5 +179,7 @@ class SlideStore:
         except Exception:
             with contextlib.suppress(FileNotFoundError):
                 dest.unlink()
-            raise
+            # the reader's own message names the server's files: say what happened without it
+            raise InvalidInput(f"the uploaded file ({fp[:12]}, {suffix.lower()}) is not an image this server can "
+                               "read: discarded") from None
         return fp

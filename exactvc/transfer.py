@@ -42,7 +42,7 @@ class BadStream(InvalidInput):
 class MissingReference(BadStream):
     """A received object references one that is neither in the stream nor stored."""
 
-    kind = "missing_object"
+    kind = "missing_reference"
 
 
 # --- what to send -------------------------------------------------------------------------------------
@@ -392,30 +392,59 @@ def _opt_hex(v: Any) -> bytes | None:
         raise InvalidInput(f"not an object id: {v!r}") from None
 
 
-def check_update(repo: Repository, u: RefUpdate) -> str | None:
-    """Why ``u`` cannot be applied (None if it can): missing objects, or not a fast-forward."""
+@dataclass(frozen=True)
+class Refusal:
+    """Why one ref update of a push is refused: an error type of docs/api.md, its status, a message."""
+
+    kind: str
+    status: int
+    message: str
+
+
+def check_update(repo: Repository, u: RefUpdate) -> Refusal | None:
+    """Why ``u`` cannot be applied (None if it can): a missing or wrong-type target, a ref name that
+    collides with existing refs, or not a fast-forward."""
     from .graph import is_ancestor
 
     if u.new is not None:
         if not repo.store.has(u.new):
-            return f"{u.new.hex()[:12]} is not in the repository"
+            return Refusal("missing_reference", 422, f"{u.new.hex()[:12]} is neither sent nor stored")
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":
-            return f"{u.ref} must point at a commit"
+            return Refusal("invalid_object", 422, f"{u.ref} must point at a commit, not a {t}")
         if t not in ("commit", "tag"):
-            return f"{u.ref} must point at a commit or a tag"
-    try:
-        cur = repo.refs.read(u.ref)
-    except (OSError, InvalidInput):
-        return f"{u.ref} conflicts with an existing ref name"
+            return Refusal("invalid_object", 422, f"{u.ref} must point at a commit or a tag, not a {t}")
+    clash = _name_clash(repo, u.ref)
+    if clash is not None:
+        return Refusal("ref_name_conflict", 409, f"{u.ref} conflicts with the existing ref {clash}")
+    cur = repo.refs.read(u.ref)
     if cur == u.new:
         return None  # already there: a re-sent push is harmless
     if cur != u.old and not u.force:
-        return (f"{u.ref} is at {cur.hex()[:12] if cur else 'nothing'}, not {u.old.hex()[:12] if u.old else 'nothing'}: "
-                "fetch and merge first (non-fast-forward)")
+        return Refusal("non_fast_forward", 409,
+                       f"{u.ref} is at {cur.hex()[:12] if cur else 'nothing'}, not "
+                       f"{u.old.hex()[:12] if u.old else 'nothing'}: fetch and merge first (non-fast-forward)")
     if u.new is not None and cur is not None and not u.force and u.ref.startswith("heads/"):
         if not is_ancestor(repo, cur, u.new):
-            return f"{u.ref}: {u.new.hex()[:12]} does not contain {cur.hex()[:12]} (non-fast-forward)"
+            return Refusal("non_fast_forward", 409,
+                           f"{u.ref}: {u.new.hex()[:12]} does not contain {cur.hex()[:12]} (non-fast-forward)")
+    return None
+
+
+def _name_clash(repo: Repository, ref: str) -> str | None:
+    """An existing ref that ``ref`` cannot live beside (``heads/a`` and ``heads/a/b`` are one file and one
+    folder of the same name)."""
+    existing = repo.refs.list()
+    if ref in existing:
+        return None
+    parts = ref.split("/")
+    for i in range(1, len(parts)):
+        if "/".join(parts[:i]) in existing:
+            return "/".join(parts[:i])
+    prefix = ref + "/"
+    for name in existing:
+        if name.startswith(prefix):
+            return name
     return None
 
 

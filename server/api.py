@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -10,12 +11,12 @@ from flask import Blueprint, Response, jsonify, request
 from exactvc import porcelain, tree
 from exactvc.access import may_push
 from exactvc.annotation import Annotation
-from exactvc.errors import InvalidInput, UsageError
+from exactvc.errors import InvalidInput
 from exactvc.history import commit_changes
 from exactvc.ids import format_id, parse_id
-from exactvc.refs import check_ref_name
+from exactvc.refs import check_short_name
 
-from .context import access, current_user, repos, require
+from .context import access, current_user, int_param, repos, require
 from .errors import Forbidden, Unauthorized
 from .openapi import OPENAPI
 
@@ -23,16 +24,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def _int(name: str, default: int, lo: int, hi: int) -> int:
-    v = request.args.get(name)
-    if v is None:
-        return default
-    try:
-        n = int(v)
-    except ValueError:
-        raise UsageError(f"{name} must be an integer") from None
-    if not lo <= n <= hi:
-        raise UsageError(f"{name} must be between {lo} and {hi}")
-    return n
+    return int_param(name, default, lo, hi)
 
 
 def _json_body() -> Any:
@@ -92,7 +84,7 @@ def diff(name: str) -> Response:
     require(name, "read")
     old, new = request.args.get("old"), request.args.get("new")
     if not old or not new:
-        raise UsageError("diff needs old and new revisions")
+        raise InvalidInput("diff needs old and new revisions")
     stat = request.args.get("stat") in ("1", "true")
     return jsonify({"exactvc.diff/v1": porcelain.diff(repos().get(name), old, new, request.args.get("image"),
                                                        stat=stat)})
@@ -111,13 +103,16 @@ def labels(name: str) -> Response:
 
 
 def _bbox(text: str) -> tuple[float, float, float, float]:
+    parts = text.split(",")
     try:
-        parts = [float(x) for x in text.split(",")]
+        x0, y0, x1, y1 = (float(x) for x in parts)
     except ValueError:
-        raise UsageError("bbox must be x0,y0,x1,y1") from None
-    if len(parts) != 4:
-        raise UsageError("bbox must be x0,y0,x1,y1")
-    return parts[0], parts[1], parts[2], parts[3]
+        raise InvalidInput("bbox must be four numbers x0,y0,x1,y1") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise InvalidInput("bbox must be four finite numbers x0,y0,x1,y1")
+    if x0 > x1 or y0 > y1:
+        raise InvalidInput(f"bbox {text!r} is inverted: x0 <= x1 and y0 <= y1 are required")
+    return x0, y0, x1, y1
 
 
 @api.get("/repos/<name>/images/<image>/annotations")
@@ -157,6 +152,9 @@ def list_annotations(name: str, image: str) -> Response:
                     "next_cursor": format_id(last) if more and last is not None else None})
 
 
+EDIT_FIELDS = {"branch", "expected_parent", "from", "image", "message", "create", "update", "delete"}
+
+
 @api.post("/repos/<name>/edits")
 def edits(name: str) -> Response:
     """Create / update / delete annotations on a branch and commit them, if the branch is still at
@@ -165,12 +163,11 @@ def edits(name: str) -> Response:
     user = current_user()
     if user is None:
         raise Unauthorized("authentication required to edit")
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("edit body must be a JSON object")
+    body = _only_keys(_json_body(), EDIT_FIELDS, "an edit")
     branch = body.get("branch") or f"users/{user.name}/edits"
     if not isinstance(branch, str):
         raise InvalidInput("branch must be a string")
+    check_short_name(branch, "branch")
     why = may_push(role, user, "heads/" + branch, list(access().settings(name)["protected"]),  # type: ignore[arg-type]
                    False, False)
     if why is not None:
@@ -178,7 +175,17 @@ def edits(name: str) -> Response:
     for key in ("create", "update", "delete"):
         if body.get(key) is not None and not isinstance(body[key], list):
             raise InvalidInput(f"{key} must be a list")
+    for key, item in (("create", dict), ("update", dict), ("delete", str)):
+        if not all(isinstance(x, item) for x in body.get(key) or []):
+            raise InvalidInput(f"every item of {key} must be " + ("an object" if item is dict else "an id string"))
+    for key in ("image", "message", "from"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise InvalidInput(f"{key} must be a string")
     exp = body.get("expected_parent")
+    if exp is not None and not (isinstance(exp, str) and len(exp) == 64 and all(c in "0123456789abcdef" for c in exp)):
+        raise InvalidInput("expected_parent must be a commit id in hex (64 digits) or null")
+    if not any(body.get(k) for k in ("create", "update", "delete")):
+        raise InvalidInput("an edit needs at least one of create, update, delete")
     repo = repos().get(name)
     try:
         cid, created = commit_changes(
@@ -186,22 +193,34 @@ def edits(name: str) -> Response:
             str(body.get("message") or "Edit in the viewer"), f"{user.name} <{user.name}@exactvc>",
             create=body.get("create"), update=body.get("update"), delete=body.get("delete"),
             start=body.get("from"))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed edit: missing or wrong field {exc}") from None
-    except ValueError:
-        raise InvalidInput("expected_parent must be a commit id in hex") from None
     resp = jsonify({"commit": cid.hex(), "branch": branch, "created": created})
     resp.status_code = 201
     return resp
 
 
+def _only_keys(body: Any, allowed: set[str], what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput(f"{what} must be a JSON object")
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise InvalidInput(f"{what}: unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    return body
+
+
 @api.post("/repos/<name>/roles")
 def grant(name: str) -> Response:
     require(name, "admin")
-    body = _json_body()
-    if not isinstance(body, dict) or not isinstance(body.get("who"), str) or not isinstance(body.get("role"), str):
-        raise InvalidInput("body must be {who, role, team?}")
-    access().grant(name, body["who"], body["role"], team=bool(body.get("team")))
+    body = _only_keys(_json_body(), {"who", "role", "team"}, "a role grant {who, role, team?}")
+    who, role, team = body.get("who"), body.get("role"), body.get("team", False)
+    if not isinstance(who, str) or not who:
+        raise InvalidInput("who must be a user or team name (a string)")
+    if not isinstance(role, str):
+        raise InvalidInput("role must be a string (read, annotate, maintain, admin or none)")
+    if not isinstance(team, bool):
+        raise InvalidInput(f"team must be true or false, not {team!r}")
+    access().grant(name, who, role, team=team)
     return jsonify({"roles": access().roles(name)})
 
 
@@ -214,16 +233,12 @@ def roles(name: str) -> Response:
 @api.put("/repos/<name>/settings")
 def settings(name: str) -> Response:
     require(name, "admin")
-    body = _json_body()
-    if not isinstance(body, dict):
-        raise InvalidInput("body must be an object")
-    prot = body.get("protected")
-    if prot is not None and (not isinstance(prot, list) or not all(isinstance(p, str) for p in prot)):
-        raise InvalidInput("protected must be a list of branch names")
-    for p in prot or []:
-        check_ref_name(p)
-        if "," in p:
-            raise InvalidInput(f"invalid branch name {p!r}")
+    body = _only_keys(_json_body(), {"anonymous_read", "protected"}, "settings")
     anon = body.get("anonymous_read")
-    access().set_settings(name, anonymous_read=None if anon is None else bool(anon), protected=prot)
+    if "anonymous_read" in body and not isinstance(anon, bool):
+        raise InvalidInput(f"anonymous_read must be true or false, not {anon!r}")
+    prot = body.get("protected")
+    if "protected" in body and (not isinstance(prot, list) or not all(isinstance(p, str) for p in prot)):
+        raise InvalidInput("protected must be a list of branch names")
+    access().set_settings(name, anonymous_read=anon, protected=prot)
     return jsonify(access().settings(name))

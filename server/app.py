@@ -4,27 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from exactvc.access import AccessStore
-from exactvc.errors import ExactError
+from exactvc.errors import ExactError, UsageError
 
 from .annotiles import annotiles
 from .api import api
 from .context import Repos, access, error_response
+from .session import DEFAULTS as SESSION_DEFAULTS
+from .session import cookie_authenticate, session
 from .sync import sync
 from .tiles import install_fast_path, tiles
 
+HTTP_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+              431: "too_large", 501: "not_implemented"}
 DEFAULTS: dict[str, Any] = {
     "max_request_bytes": 512 * 1024 * 1024,
     "page_limit": 1000,
+    **SESSION_DEFAULTS,
 }
 
 
 def create_app(config: dict[str, Any]) -> Flask:
-    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``."""
+    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``, and the
+    sign-in settings of server/session.py (``session_idle_s``, ``session_max_s``, ``login_limit``, ...)."""
     app = Flask("exactvc-server")
     app.url_map.merge_slashes = False  # "//" must not redirect: such names simply do not exist
     cfg = {**DEFAULTS, **config}
@@ -36,33 +43,56 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.extensions["exact_access"] = AccessStore(root)
 
     @app.before_request
+    def refuse_empty_segments() -> Response | None:
+        # e.g. "/%2Fetc/info/refs" (waitress strips the leading slashes): no route has an empty segment
+        raw = unquote(request.environ.get("REQUEST_URI", "").split("?", 1)[0])
+        if "//" in request.environ.get("PATH_INFO", "") or "//" in raw:
+            return error_response("not_found", "no such resource", 404)
+        return None
+
+    @app.before_request
     def authenticate() -> Response | None:
+        """A Bearer token (scripts; no CSRF token needed) or else the session cookie (browsers)."""
         g.user = None
+        g.session = None
         auth = request.headers.get("Authorization", "")
-        if auth:
-            scheme, _, token = auth.partition(" ")
-            if scheme.lower() != "bearer" or not token:
-                return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
-            user = access().authenticate(token.strip())
-            if user is None:
-                return error_response("unauthorized", "invalid or revoked token", 401)
-            g.user = user
+        if not auth:
+            return cookie_authenticate()
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
+        user = access().authenticate(token.strip())
+        if user is None:
+            return error_response("unauthorized", "invalid or revoked token", 401)
+        g.user = user
         return None
 
     @app.errorhandler(ExactError)
     def exact_error(exc: ExactError) -> Response:
+        if isinstance(exc, UsageError):  # a malformed request parameter, as every other: 422 invalid_input
+            return error_response("invalid_input", exc.message, 422)
         return error_response(exc.kind, exc.message, exc.http_status)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        kinds = {413: "too_large", 404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-        return error_response(kinds.get(exc.code or 500, "http_error"), exc.description or str(exc), exc.code or 500)
+        code = exc.code or 500
+        if code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            resp = error_response("too_large", f"request body over the limit of {limit} bytes", 413)
+        else:
+            resp = error_response(HTTP_KINDS.get(code, "bad_request" if code < 500 else "internal"),
+                                  exc.description or str(exc), code)
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            resp.headers["Allow"] = allow
+        return resp
 
     @app.errorhandler(Exception)
     def internal(exc: Exception) -> Response:
         app.logger.exception("internal error")
         return error_response("internal", f"internal error: {type(exc).__name__}", 500)
 
+    app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository

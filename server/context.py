@@ -3,11 +3,12 @@ one JSON error shape. Blueprints import this module, never ``server.app`` (the a
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, g, jsonify
+from flask import Response, current_app, g, jsonify, request
 
 from exactvc.access import RANK, AccessStore, User, check_name
 from exactvc.errors import InvalidInput, NotFound
@@ -48,8 +49,24 @@ class Repos:
         return sorted(p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file())
 
 
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name, "repository name")
+    except InvalidInput:
+        return False
+    return True
+
+
+_LOCAL_PATH = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"]+/)+[^\s/'\",;:)]*")
+
+
+def redact(message: str) -> str:
+    """``message`` without local file paths (no response tells where the server keeps its files)."""
+    return _LOCAL_PATH.sub("<path>", message)
+
+
 def error_response(kind: str, message: str, status: int, **extra: Any) -> Response:
-    resp = jsonify({"error": {"type": kind, "message": message}, **extra})
+    resp = jsonify({"error": {"type": kind, "message": redact(message)}, **extra})
     resp.status_code = status
     return resp
 
@@ -70,11 +87,38 @@ def current_user() -> User | None:
 
 
 def require(repo_name: str, role: str) -> str:
-    """The caller's role on ``repo_name`` if it is at least ``role``; else 401 (anonymous) or 403."""
-    repos().path(repo_name)  # 404 for unknown repositories first
+    """The caller's role on ``repo_name`` if it is at least ``role``.
+
+    A caller who may not read the repository learns nothing about whether it exists: anonymous callers
+    get 401 and signed-in ones 404 for an existing private repository and a missing one alike. Callers
+    who may read it get 404 only if it is gone, and 403 when their role is too weak.
+    """
+    if not _valid_name(repo_name):  # a name no repository can have: nothing to hide
+        raise NotFound(f"no repository {repo_name[:80]!r}")
     have = access().role(repo_name, current_user())
-    if have is None or RANK[have] < RANK[role]:
+    if have is None:
+        if current_user() is None:
+            raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
+        raise NotFound(f"no repository {repo_name[:80]!r} that you can read")
+    repos().path(repo_name)  # 404 for a repository that is gone
+    if RANK[have] < RANK[role]:
         if current_user() is None:
             raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
         raise Forbidden(f"{role} access to {repo_name} required (you have {have or 'none'})")
     return have
+
+
+def int_param(name: str, default: int | None, lo: int, hi: int) -> int:
+    """An integer query parameter: ASCII digits only (no sign, spaces, underscores or other scripts'
+    digits), within [lo, hi]; 422 ``invalid_input`` otherwise. ``default`` None: required."""
+    v = request.args.get(name)
+    if v is None:
+        if default is None:
+            raise InvalidInput(f"missing parameter {name}")
+        return default
+    if not (v.isascii() and v.isdigit()) or len(v) > 12:
+        raise InvalidInput(f"{name} must be a whole number from {lo} to {hi}, not {v[:40]!r}")
+    n = int(v)
+    if not lo <= n <= hi:
+        raise InvalidInput(f"{name} must be between {lo} and {hi}")
+    return n

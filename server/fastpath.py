@@ -4,7 +4,8 @@ Viewers ask for tiles by the hundred; most are stored JPEG tiles sent as they
 are. Once the Flask route has served a caller a tile of a slide (after the full
 token and access checks), the same caller's further requests for interior
 stored tiles of that slide are answered here for ``GRANT_TTL`` seconds without
-Flask, the database or the file system beyond one ``pread``. Anything else —
+Flask, the database or the file system beyond one ``pread``. A caller is its Authorization header and
+its session cookie (server/session.py) together. Anything else —
 first requests, query strings, edge or built tiles, errors — goes to Flask.
 """
 
@@ -16,8 +17,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+SESSION_COOKIE = re.compile(r"(?:^|;)\s*exact_session=([^;]*)")
 TILE = re.compile(r"^/slides/([0-9a-f]{64})_files/(\d{1,3})/(\d{1,9})_(\d{1,9})\.jpeg$")
 GRANT_TTL = 2.0
+
+
+def grant_key(authorization: str, session_cookie: str) -> str:
+    return f"{authorization}\n{session_cookie}"
+
+
+def environ_key(environ: dict[str, Any]) -> str:
+    m = SESSION_COOKIE.search(environ.get("HTTP_COOKIE", ""))
+    return grant_key(environ.get("HTTP_AUTHORIZATION", ""), m.group(1).strip('" ') if m else "")
 
 
 class Grants:
@@ -55,8 +66,7 @@ class TileFastPath:
         if m is None or environ.get("QUERY_STRING") or environ.get("REQUEST_METHOD") != "GET":
             return self.next(environ, start_response)
         fp = m.group(1)
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        if not self.grants.allowed(auth, fp):
+        if not self.grants.allowed(environ_key(environ), fp):
             return self.next(environ, start_response)
         slide = self.slides.peek(f"{fp}:0")
         if slide is None:

@@ -8,11 +8,13 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, jsonify, request
 
-from exactvc import transfer
+from exactvc import received, transfer
 from exactvc.access import RANK, may_push
 from exactvc.errors import ExactError, InvalidInput, RefConflict
 from exactvc.hooks import run_hook
+from exactvc.refs import check_pushed_ref
 
+from . import pixels
 from .context import access, current_user, error_response, repos, require
 from .errors import Forbidden
 
@@ -114,13 +116,20 @@ def push(name: str) -> Response:
     settings = access().settings(name)
     protected = list(settings["protected"])  # type: ignore[arg-type]
     for u in updates:
-        why = may_push(role, user, u.ref, protected, u.force, u.new is None)
-        if why is not None:
-            raise Forbidden(why)
-    # read and verify everything before any ref moves
+        check_pushed_ref(repo.refs, u.ref)
+        refused = may_push(role, user, u.ref, protected, u.force, u.new is None)
+        if refused is not None:
+            raise Forbidden(refused)
+    # read and verify everything (as fsck would) before anything is stored or any ref moves
     max_bytes = int(request.max_content_length or 1 << 34)
     items = transfer.read_stream(repo, stream, max_bytes)
     transfer.verify_closure(repo, items)
+    tips = [(u.new, u.ref) for u in updates if u.new is not None]
+    received.refuse_invalid(repo, items, tips)
+    fps: set[str] = set()
+    for oid, _ref in tips:
+        fps |= received.tip_fingerprints(repo, items, oid)
+    pixels.check_pushed_images(name, user, fps)
     new = [p for p in items if not repo.store.has(p.oid)]
     if new:
         repo.store.write(new)
@@ -128,21 +137,24 @@ def push(name: str) -> Response:
     run_hook(repo.exact_dir, "pre-receive", env_extra={"EXACT_PUSHER": user.name},
              stdin=orjson.dumps({"user": user.name, "updates": [x.to_json() for x in updates]}))
     results = []
-    failed = []
+    failed: list[transfer.Refusal] = []
     for u in updates:
         why = transfer.check_update(repo, u)
         if why is None and repo.refs.read(u.ref) != u.new:
             try:
                 transfer.apply_update(repo, u, user.name, f"push by {user.name}")
             except RefConflict:  # a concurrent push won the compare-and-swap
-                why = f"{u.ref} moved during the push; fetch and merge first (non-fast-forward)"
+                why = transfer.Refusal("non_fast_forward", 409,
+                                       f"{u.ref} moved during the push; fetch and merge first (non-fast-forward)")
             except (OSError, ExactError):
-                why = f"{u.ref} could not be updated (it conflicts with an existing ref name)"
+                why = transfer.Refusal("ref_name_conflict", 409,
+                                       f"{u.ref} could not be updated (it conflicts with an existing ref name)")
         if why is None:
             results.append({"ref": u.ref, "status": "ok"})
         else:
             failed.append(why)
-            results.append({"ref": u.ref, "status": "rejected", "reason": why})
+            results.append({"ref": u.ref, "status": "rejected", "type": why.kind, "reason": why.message})
     if failed:
-        return error_response("non_fast_forward", failed[0], 409, results=results, objects=len(items))
+        return error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,
+                              objects=len(items))
     return jsonify({"results": results, "objects": len(items), "new": len(new)})

@@ -13,13 +13,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from exactvc.access import RANK
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.slidestore import SlideStore
 from exactvc.tiles import MAX_REGION_PIXELS, Slide, SlideCache, _encode
 
-from .context import access, current_user, repos
+from . import pixels
+from .context import current_user, int_param, repos
 from .errors import Forbidden, Unauthorized
+from .fastpath import grant_key
+from .session import COOKIE
 
 tiles = Blueprint("tiles", __name__)
 ONE_YEAR = 365 * 24 * 3600
@@ -52,47 +54,12 @@ class TileCache:
                 self._size -= len(old)
 
 
-class ImageIndex:
-    """Which repositories reference which fingerprints (recomputed when a repository's refs change)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
-        self._lock = threading.Lock()
-
-    def fingerprints(self, name: str) -> frozenset[str]:
-        repo = repos().get(name)
-        refs = repo.refs.list()
-        state = tuple(sorted((k, v) for k, v in refs.items()))
-        with self._lock:
-            hit = self._cache.get(name)
-            if hit is not None and hit[0] == state:
-                return hit[1]
-        fps: set[str] = set()
-        seen: set[bytes] = set()
-        for oid in refs.values():
-            try:
-                cid = repo._peel(oid)
-            except Exception:  # noqa: BLE001 - a ref that does not peel to a commit references no image
-                continue
-            root = repo.commit_object(cid).root
-            if root in seen:
-                continue
-            seen.add(root)
-            for e in repo.snapshot_object(root).images.values():
-                fps.add(repo.image_record(e).fingerprint)
-        out = frozenset(fps)
-        with self._lock:
-            self._cache[name] = (state, out)
-        return out
-
-
 def _ext() -> dict[str, Any]:
     ext: dict[str, Any] = current_app.extensions
     if "exact_slides" not in ext:
         ext["exact_slides"] = SlideStore(repos().root)
         ext["exact_slide_cache"] = SlideCache(int(current_app.config["EXACT"].get("open_slides", 32)))
         ext["exact_tile_cache"] = TileCache(int(current_app.config["EXACT"].get("tile_cache_bytes", 256 << 20)))
-        ext["exact_image_index"] = ImageIndex()
     return ext
 
 
@@ -108,32 +75,11 @@ def install_fast_path(app: Any) -> None:
                                 app.config["EXACT"].get("cors_origins", "*"))
 
 
-_allowed_local = threading.local()  # per thread: access versions belong to one database connection
-ALLOW_TTL = 2.0  # a grant seen a moment ago, while roles are unchanged: the tile hot path skips the checks
-
-
 def _may_read(fp: str) -> None:
-    import time
-
-    user = current_user()
-    key = (user.id if user else None, fp)
-    ver = access()._version()
-    _allowed: dict[tuple[int | None, str], tuple[int, float]] = _allowed_local.__dict__.setdefault("cache", {})
-    hit = _allowed.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[0] == ver and hit[1] > now:
-        return
-    index: ImageIndex = _ext()["exact_image_index"]
-    for name in repos().names():
-        role = access().role(name, user)
-        if role is not None and RANK[role] >= RANK["read"] and fp in index.fingerprints(name):
-            if len(_allowed) > 100000:
-                _allowed.clear()
-            _allowed[key] = (ver, now + ALLOW_TTL)
-            return
-    if user is None:
-        raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
-    raise Forbidden("no repository you can read references this image")
+    if not pixels.may_read(fp, current_user()):
+        if current_user() is None:
+            raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
+        raise Forbidden("no repository you can read references this image")
 
 
 def _slide(fp: str, frame: int = 0) -> Slide:
@@ -156,18 +102,7 @@ def _slide(fp: str, frame: int = 0) -> Slide:
 
 
 def _int(name: str, default: int | None = None, lo: int = 0, hi: int = 1 << 31) -> int:
-    v = request.args.get(name)
-    if v is None:
-        if default is None:
-            raise InvalidInput(f"missing parameter {name}")
-        return default
-    try:
-        n = int(v)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer") from None
-    if not lo <= n <= hi:
-        raise InvalidInput(f"{name} must be between {lo} and {hi}")
-    return n
+    return int_param(name, default, lo, hi)
 
 
 def _jpeg(data: bytes, etag: str) -> Response:
@@ -203,7 +138,8 @@ def tile(fp: str, level: int, col: int, row: int) -> Response:
     s = _slide(fp, frame)
     s.check_tile(level, col, row)
     if frame == 0:  # this caller may read this slide: the WSGI fast path serves its next tiles for a while
-        current_app.extensions["exact_grants"].allow(request.headers.get("Authorization", ""), fp)
+        current_app.extensions["exact_grants"].allow(grant_key(request.headers.get("Authorization", ""),
+                                                               request.cookies.get(COOKIE, "")), fp)
     etag = f'"{fp[:16]}-{frame}-{level}-{col}-{row}"'
     if request.headers.get("If-None-Match") == etag:
         return _jpeg(b"", etag)
@@ -258,12 +194,8 @@ def _may_upload(fp: str) -> None:
     user = current_user()
     if user is None:
         raise Unauthorized("authentication required to upload")
-    index: ImageIndex = _ext()["exact_image_index"]
-    for name in repos().names():
-        role = access().role(name, user)
-        if role is not None and RANK[role] >= RANK["annotate"] and fp in index.fingerprints(name):
-            return
-    raise Forbidden("upload needs annotate access to a repository that references this image")
+    if not pixels.may_upload(fp, user):
+        raise Forbidden("upload needs annotate access to a repository that references this image")
 
 
 @tiles.get("/slides/<fp>/upload")

@@ -11,7 +11,9 @@ from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_SLIDE = ROOT.parent / "shared" / "data" / "cmu_small_region.svs"
+# ../shared beside the repository; from a worktree (ROOT/../../wt/NAME) the one two levels up
+SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared")
+REAL_SLIDE = SHARED / "data" / "cmu_small_region.svs"
 
 
 def square(x: float, y: float, s: float = 10) -> dict[str, object]:

@@ -128,13 +128,12 @@ class ThreadServer:
     """``create_app(config)`` served by waitress in a daemon thread of this process."""
 
     def __init__(self, root: Path, **config: Any) -> None:
-        from waitress import create_server
-
         from server.app import create_app
+        from server.waitress_server import make_server
 
         self.root = root
         self.app = create_app({"root": str(root), **config})
-        self.srv = create_server(self.app, host="127.0.0.1", port=0, threads=8)
+        self.srv = make_server(self.app, host="127.0.0.1", port=0, threads=8)
         self.url = f"http://127.0.0.1:{self.srv.effective_port}"  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self.srv.run, daemon=True)
         self.thread.start()

@@ -115,11 +115,12 @@ def test_match_precision_recall(tmp_path: Path) -> None:
 
 
 def test_iou_pairs_equal_a_brute_force_over_all_pairs() -> None:
-    """The IoU bound that skips exact intersections never drops a pair the plain computation keeps."""
+    """The IoU bound that skips exact intersections never drops a pair the plain computation keeps, and the
+    assignment pairs as many as a plain maximum matching over all those pairs."""
     import numpy as np
     import shapely
 
-    from exactvc.match import pair
+    from exactvc.match import _iou_edges, assign
 
     rng = np.random.default_rng(5)
     for trial in range(5):
@@ -130,17 +131,34 @@ def test_iou_pairs_equal_a_brute_force_over_all_pairs() -> None:
         moved = centres + rng.normal(0, 0.5 + trial, (n, 2))
         gb = shapely.buffer(shapely.points(moved), radii * rng.uniform(0.9, 1.1, n), quad_segs=2)
         for thr in (0.1, 0.5, 0.8):
-            got = pair(ga, gb, "iou", thr)
+            ia, ib, cost, tie, iou_got = _iou_edges(ga, gb, thr)
             inter = shapely.area(shapely.intersection(ga[:, None], gb[None, :]))
             union = shapely.area(ga)[:, None] + shapely.area(gb)[None, :] - inter
             iou = inter / union
-            cand = [(float(iou[i, j]), i, j) for i, j in zip(*np.nonzero(iou >= thr), strict=True)]
-            cand.sort(key=lambda c: -c[0])
-            used_a, used_b, want = set(), set(), []
-            for _s, i, j in cand:
-                if i not in used_a and j not in used_b:
-                    used_a.add(i)
-                    used_b.add(j)
-                    want.append((int(i), int(j)))
-            assert sorted((x, y) for x, y, _s in got) == sorted(want)
-            assert got  # the data makes pairs at every threshold
+            want = {(int(i), int(j)) for i, j in zip(*np.nonzero(iou >= thr), strict=True)}
+            assert set(zip(ia.tolist(), ib.tolist(), strict=True)) == want
+            assert np.allclose(iou_got, iou[ia, ib]) and np.allclose(cost, 1 - iou_got)
+            chosen = assign(n, n, ia, ib, cost, tie)
+            pairs = [(int(ia[e]), int(ib[e])) for e in chosen]
+            assert len({x for x, _ in pairs}) == len({y for _, y in pairs}) == len(pairs)
+            assert len(pairs) == max_matching_size(n, want)
+            assert pairs  # the data makes pairs at every threshold
+
+
+def max_matching_size(n: int, edges: set[tuple[int, int]]) -> int:
+    """A plain maximum bipartite matching (Kuhn, one fresh search per vertex), for reference."""
+    adj: dict[int, list[int]] = {}
+    for x, y in sorted(edges):
+        adj.setdefault(x, []).append(y)
+    mate: dict[int, int] = {}
+
+    def grow(x: int, seen: set[int]) -> bool:
+        for y in adj.get(x, []):
+            if y not in seen:
+                seen.add(y)
+                if y not in mate or grow(mate[y], seen):
+                    mate[y] = x
+                    return True
+        return False
+
+    return sum(grow(x, set()) for x in range(n))

@@ -422,9 +422,14 @@ def test_sorted_then_unsorted_ids_and_duplicates(tmp_path: Path) -> None:
     results = []
     for k, batch in enumerate((16, 50_000)):
         repo = new_repo(tmp_path / f"r{k}")
-        res = import_file(repo, "img", write_collection(tmp_path / "f.geojson", feats), create_labels=True, batch=batch)
-        assert (res.features, res.added, res.replaced) == (301, 300, 1)
-        assert repo.annotation("img", dup["id"], None).properties == {"name": "later"}
+        before = repo.working()
+        # two features with one id: refused, naming both (whether the first went straight into the tree or not)
+        with pytest.raises(InvalidInput, match=f"features 10 and 300 have the same id {dup['id']}"):
+            import_file(repo, "img", write_collection(tmp_path / "f.geojson", feats), create_labels=True, batch=batch)
+        assert repo.working() == before
+        res = import_file(repo, "img", write_collection(tmp_path / "f.geojson", feats[:300]), create_labels=True,
+                          batch=batch)
+        assert (res.features, res.added, res.replaced) == (300, 300, 0)
         results.append(repo.working()[1])
     assert results[0] == results[1]
     # features without ids get new (time-ordered) ids, straight into the tree
@@ -482,17 +487,20 @@ def test_worker_blocks_give_what_one_process_gives(tmp_path: Path, monkeypatch: 
     # the import starts again feature by feature
     for f in feats[280:300]:
         f["properties"]["links"] = [{"a": 1}, {"type": "Feature", "b": [1, {"c": "]}"}]}]
-    feats.append(dict(feats[7], properties={"classification": {"name": "Tumor"}, "name": "later"}))  # same id
+    dup = dict(feats[7], properties={"classification": {"name": "Tumor"}, "name": "later"})  # same id
+    dup_src = write_collection(tmp_path / "dup.geojson", [*feats, dup], pretty=pretty)
     src = write_collection(tmp_path / "mix.geojson", feats, pretty=pretty)
     with_ids = {f["id"] for f in feats if len(str(f.get("id"))) == 36}
     got = []
     for workers in (1, 2):
         repo = new_repo(tmp_path / f"w{workers}")
+        with pytest.raises(InvalidInput, match=f"features 7 and {len(feats)} have the same id {dup['id']}"):
+            import_file(repo, "img", dup_src, create_labels=True, workers=workers, batch=100)
         res = import_file(repo, "img", src, create_labels=True, workers=workers, batch=100)
         anns = snapshot(repo, rev=None)
         got.append((res.features, res.added, res.replaced, res.labels_created, len(anns),
                     {k: v for k, v in anns.items() if k in with_ids}))
-    assert got[0][0] == len(feats) and got[0][2] == 1 and len(got[0][5]) == len(with_ids)
+    assert got[0][0] == len(feats) and got[0][2] == 0 and len(got[0][5]) == len(with_ids)
     assert got[0] == got[1]
     # the file without the look-alike and without id-less features: the very same snapshot either way
     for f in feats[280:300]:

@@ -15,7 +15,9 @@ from exactvc.errors import InvalidInput, NotFound
 from exactvc.images import ImageInfo, fingerprint_file, pseudonym, read_image_info
 from exactvc.testing.slides import make_plain_image, make_pyramidal_tiff
 
-REAL_SVS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cmu_small_region.svs"
+from .conftest import REAL_SLIDE
+
+REAL_SVS = REAL_SLIDE
 
 needs_real_svs = pytest.mark.skipif(not REAL_SVS.exists(), reason=f"test slide missing: {REAL_SVS}")
 

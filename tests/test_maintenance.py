@@ -262,6 +262,7 @@ def test_gc_drops_unreachable_keeps_reachable(small: Path) -> None:
     with_side = {o for o, _ in reachable(repo)}
     porcelain.switch(repo, "main")
     porcelain.branch_delete(repo, "side", force=True)
+    (small / ".exact" / "logs" / "HEAD").unlink()  # as if the HEAD reflog had expired (it keeps side 30 days)
     repo.query("img", (0, 0, 1000, 1000), rev="HEAD")
     # uncommitted work: annotations and a label
     add(repo, 7, 20_000)
@@ -313,7 +314,6 @@ def test_gc_keeps_merge_state_and_stale_working(small: Path) -> None:
     side = bytes.fromhex(repo.commit("side", author=AUTHOR))
     porcelain.switch(repo, "main")
     porcelain.branch_delete(repo, "side", force=True)
-    (small / ".exact" / "MERGE_STATE").write_bytes(orjson.dumps({"theirs": side.hex(), "fingerprint": "ab" * 32}))
     # a WORKING file whose base is not HEAD (HEAD moved under it): its snapshot is kept too
     add(repo, 3, 40_000)
     stale = repo.working()[1]
@@ -321,6 +321,8 @@ def test_gc_keeps_merge_state_and_stale_working(small: Path) -> None:
     add(repo, 1, 50_000)
     repo.commit("moves HEAD", author=AUTHOR)
     (small / ".exact" / "WORKING").write_bytes(orjson.dumps({"base": repo.log()[1].id, "snapshot": stale.hex()}))
+    (small / ".exact" / "MERGE_STATE").write_bytes(orjson.dumps({"theirs": side.hex(), "fingerprint": "ab" * 32}))
+    (small / ".exact" / "logs" / "HEAD").unlink()  # only MERGE_STATE names side now
     time.sleep(0.02)
     gc(repo)
     fresh = Repository.open(small)

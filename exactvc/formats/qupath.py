@@ -130,7 +130,7 @@ class Feature:
 class ImportResult:
     features: int  # features read
     added: int  # annotations that did not exist before
-    replaced: int  # features that replaced an annotation with the same id (or an earlier feature)
+    replaced: int  # features that replaced an annotation with the same id
     labels_created: list[str] = field(default_factory=list)
 
 
@@ -736,6 +736,10 @@ class _TreeBuilder:
         self.raws: list[bytes] = []
         self.sorted = True  # the current batch is in increasing key order
         self.blobs: list[Pending] = []
+        # keys applied straight (increasing) and their feature numbers, compactly: a later run that
+        # repeats one of them is a duplicate id in the file
+        self.direct_keys: list[np.ndarray] = []
+        self.direct_index: list[np.ndarray] = []
 
     def add(self, key: bytes, index: int, raw: bytes) -> None:
         keys = self.keys
@@ -757,6 +761,8 @@ class _TreeBuilder:
         if not self.runs and self.sorted and (self.last is None or self.keys[0] > self.last):
             self._apply(dict(zip(self.keys, self.raws, strict=True)))
             self.last = self.keys[-1]
+            self.direct_keys.append(np.array(self.keys, dtype="S16"))
+            self.direct_index.append(np.array(self.index, dtype=np.int64))
         else:
             self._spill()
         self.keys, self.index, self.raws = [], [], []
@@ -790,8 +796,17 @@ class _TreeBuilder:
         try:
             streams = [self._read_run(f) for f in files]
             edits: dict[bytes, bytes | None] = {}
-            for key, _index, raw in heapq.merge(*streams):
-                # equal keys come in file order: the later feature wins, as it would in one Editor
+            direct = np.concatenate(self.direct_keys) if self.direct_keys else None
+            direct_index = np.concatenate(self.direct_index) if self.direct_index else None
+            prev: tuple[bytes, int] | None = None
+            for key, index, raw in heapq.merge(*streams):
+                if prev is not None and prev[0] == key:  # equal keys come in file order
+                    raise _duplicate(key, prev[1], index)
+                prev = (key, index)
+                if direct is not None and direct_index is not None:
+                    at = int(np.searchsorted(direct, key))
+                    if at < len(direct) and direct[at] == key:
+                        raise _duplicate(key, min(int(direct_index[at]), index), max(int(direct_index[at]), index))
                 if len(edits) >= batch and key not in edits:
                     self._apply(edits)
                     edits = {}
@@ -808,6 +823,11 @@ class _TreeBuilder:
         if self.tmp is not None:
             self.tmp.cleanup()
             self.tmp = None
+
+
+def _duplicate(key: bytes, first: int, second: int) -> InvalidInput:
+    return InvalidInput(f"features {first} and {second} have the same id {format_id(key)}: "
+                        "ids must be unique in one file")
 
 
 class _Converter:
@@ -977,7 +997,8 @@ def import_file(
     """Import a QuPath GeoJSON file into the working state of ``image``; all or nothing.
 
     Features with a UUID id replace the annotation with that id (re-importing an
-    export changes nothing); others get new ids. Every feature is checked as the
+    export changes nothing); others get new ids. Two features with the same id are
+    refused, naming the id and both features. Every feature is checked as the
     Editor checks it (label known and of a matching shape, canonical geometry
     inside the image, polygons valid); an error names the first bad feature and
     leaves the working state (annotations and labels) exactly as it was.

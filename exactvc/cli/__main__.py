@@ -1,0 +1,5 @@
+"""`python -m exactvc.cli` runs the `exact` command."""
+
+from . import main
+
+main()

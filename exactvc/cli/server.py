@@ -1,0 +1,179 @@
+"""Running and administering a server: serve, server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .output import emit_json, json_option
+
+
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int, help="0 picks a free port.")
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--processes", default=1, show_default=True, type=int,
+              help="Worker processes sharing the port (tile serving scales with cores).")
+@click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
+              help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
+def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...]) -> None:
+    """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
+    from ..serving import serve as run
+
+    run(root, host, port, threads, list(slide_folders), processes)
+
+
+@click.group()
+def server() -> None:
+    """Administer a server's users, teams, repositories and roles (run where ROOT is)."""
+
+
+def _access(root: str) -> Any:
+    from pathlib import Path
+
+    from ..access import AccessStore
+
+    p = Path(root)
+    if not p.is_dir():
+        from ..errors import NotFound
+
+        raise NotFound(f"no server root folder {root}")
+    return AccessStore(p)
+
+
+root_option = click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")
+
+
+@server.group("user")
+def server_user() -> None:
+    """Users and their tokens."""
+
+
+@server_user.command("add")
+@click.argument("name")
+@click.option("--site-admin", is_flag=True, help="Administrator of every repository.")
+@root_option
+def server_user_add(name: str, site_admin: bool, root: str) -> None:
+    """Create a user and print its token (shown once)."""
+    click.echo(_access(root).add_user(name, site_admin=site_admin))
+
+
+@server_user.command("token")
+@click.argument("name")
+@root_option
+def server_user_token(name: str, root: str) -> None:
+    """Print a new token for an existing user."""
+    click.echo(_access(root).new_token(name))
+
+
+@server_user.command("passwd")
+@click.argument("name")
+@root_option
+def server_user_passwd(name: str, root: str) -> None:
+    """Set NAME's password for signing in from a browser (read from stdin: asked twice, not echoed, on a
+    terminal; else the first line). The user's browser sessions end."""
+    import sys
+
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt="Repeat it", err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    _access(root).set_password(name, password)
+    click.echo(f"Password set for {name}")
+
+
+@server_user.command("rm")
+@click.argument("name")
+@root_option
+def server_user_rm(name: str, root: str) -> None:
+    """Deactivate and anonymise a user (their commits and annotations stay)."""
+    _access(root).remove_user(name)
+    click.echo(f"Deactivated {name}")
+
+
+@server_user.command("ls")
+@root_option
+@json_option
+def server_user_ls(root: str, as_json: bool) -> None:
+    res = _access(root).users()
+    if as_json:
+        emit_json("users", res)
+    else:
+        for u in res:
+            click.echo(f"{u['name']}\t{'active' if u['active'] else 'inactive'}{' site-admin' if u['site_admin'] else ''}")
+
+
+@server.group("repo")
+def server_repo() -> None:
+    """Repositories served from ROOT."""
+
+
+@server_repo.command("add")
+@click.argument("name")
+@root_option
+@click.option("--anonymous-read", is_flag=True, help="Let anyone read it (off by default).")
+def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
+    """Create an empty repository ROOT/NAME."""
+    from pathlib import Path
+
+    from ..access import check_name
+
+    check_name(name, "repository name")
+    if name in ("api", "slides"):
+        from ..errors import InvalidInput
+
+        raise InvalidInput(f"{name!r} is reserved for the server's own routes")
+    acc = _access(root)
+    from ..repo import Repository
+
+    Repository.init(Path(root) / name)
+    if anonymous_read:
+        acc.set_settings(name, anonymous_read=True)
+    click.echo(f"Created repository {name}")
+
+
+@server.command("grant")
+@click.argument("who")
+@click.argument("role")
+@click.argument("repo_name", metavar="REPO")
+@click.option("--team", is_flag=True, help="WHO is a team.")
+@root_option
+def server_grant(who: str, role: str, repo_name: str, team: bool, root: str) -> None:
+    """Give USER (or --team) ROLE (read, annotate, maintain, admin, none) on REPO."""
+    from pathlib import Path
+
+    if not (Path(root) / repo_name / ".exact" / "HEAD").is_file():
+        from ..errors import NotFound
+
+        raise NotFound(f"no repository {repo_name!r} under {root}")
+    _access(root).grant(repo_name, who, role, team=team)
+    click.echo(f"{'Team' if team else 'User'} {who} has {role} on {repo_name}")
+
+
+@server.group("team")
+def server_team() -> None:
+    """Teams: grant roles to many users at once."""
+
+
+@server_team.command("add")
+@click.argument("team")
+@root_option
+def server_team_add(team: str, root: str) -> None:
+    _access(root).add_team(team)
+    click.echo(f"Team {team}")
+
+
+@server_team.command("member")
+@click.argument("team")
+@click.argument("user")
+@click.option("--remove", is_flag=True)
+@root_option
+def server_team_member(team: str, user: str, remove: bool, root: str) -> None:
+    acc = _access(root)
+    if remove:
+        acc.team_remove(team, user)
+    else:
+        acc.team_add(team, user)
+    click.echo(f"{user} {'left' if remove else 'joined'} {team}")
