@@ -499,12 +499,33 @@ def pyramid(store: ObjectStore, root: bytes | None, label_names: Sequence[str], 
         return p
 
 
+_by_commit: OrderedDict[tuple[str, bytes, str], tuple[Pyramid, str, bytes | None]] = OrderedDict()
+MAX_COMMITS = 256
+
+
 def for_commit(repo: Any, image: str, commit: bytes) -> tuple[Pyramid, str, bytes | None]:
     """The pyramid of ``image`` at commit ``commit`` of ``repo`` (an ``exactvc.repo.Repository``), the
-    image's name and its tree id."""
+    image's name and its tree id. A commit never changes, so the answer is remembered per commit: a tile
+    request for a known commit reads no object."""
+    from .errors import NotFound
+
+    key = (str(repo.exact_dir), commit, image)
+    with _open_lock:
+        hit = _by_commit.get(key)
+        if hit is not None:
+            _by_commit.move_to_end(key)
+            return hit
+    if not repo.store.has(commit) or repo.store.get(commit)[0] != "commit":
+        raise NotFound(f"no commit {commit.hex()}")
     rev = commit.hex()
     entry, root = repo.tree_of(image, rev)
     rec = repo.image_record(entry)
     names = [lb.name for lb in repo.labels(rev).ordered()]
     cache = repo.exact_dir / "cache" / "annotiles" if repo.exact_dir else None
-    return pyramid(repo.store, root, names, rec.width, rec.height, cache), rec.name, root
+    out = pyramid(repo.store, root, names, rec.width, rec.height, cache), rec.name, root
+    if repo.exact_dir is not None:
+        with _open_lock:
+            _by_commit[key] = out
+            while len(_by_commit) > MAX_COMMITS:
+                _by_commit.popitem(last=False)
+    return out

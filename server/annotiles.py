@@ -32,10 +32,7 @@ def _commit(repo: Repository, commit: str) -> bytes:
     if not _COMMIT.match(commit):
         raise UsageError(f"{commit!r} is not a full commit id (64 hex digits): resolve it first with "
                          f"/resolve?rev=")
-    oid = bytes.fromhex(commit)
-    if not repo.store.has(oid) or repo.store.get(oid)[0] != "commit":
-        raise NotFound(f"no commit {commit}")
-    return oid
+    return bytes.fromhex(commit)  # whether it is a commit of this repository: at.for_commit
 
 
 def _immutable(body: bytes, etag: str, mimetype: str, gzipped: bool = False) -> Response:
@@ -77,6 +74,8 @@ def record(name: str, image: str, commit: str, aid: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
     cid = _commit(repo, commit)
+    if not repo.store.has(cid) or repo.store.get(cid)[0] != "commit":
+        raise NotFound(f"no commit {commit}")
     try:
         a = repo.annotation(image, aid, cid.hex())
     except ValueError:
