@@ -213,14 +213,16 @@ def zoom_survey(page: Any) -> dict[str, Any]:
 # --- the server under load ------------------------------------------------------------------------------
 
 
-def pan_tiles(manifest: dict[str, Any], client: int, steps: int) -> list[str]:
-    """The tiles a client panning at geometry zoom (2 image px per screen px) asks for, in order, each once."""
+def pan_tiles(manifest: dict[str, Any], client: int, steps: int) -> tuple[list[str], list[int]]:
+    """The tiles a client panning at geometry zoom (2 image px per screen px) asks for, in order, each once,
+    and the step of the pan at which each comes into view."""
     extent, levels = manifest["extent"], manifest["levels"]
     have = {(lv["z"], x, y) for lv in manifest["geometry"] for x, y, _ in lv["tiles"]}
     w, h = VIEW_W * 2.0, VIEW_H * 2.0
     y0 = core.HEIGHT * (0.2 + 0.6 * client / CLIENTS)
     seen: set[tuple[int, int, int]] = set()
-    out = []
+    out: list[str] = []
+    step_of: list[int] = []
     for i in range(steps):
         x0 = 5000 + i * (core.WIDTH - 10000 - w) / steps
         box = (x0, y0, x0 + w, y0 + h)
@@ -233,48 +235,62 @@ def pan_tiles(manifest: dict[str, Any], client: int, steps: int) -> list[str]:
                     if k in have and k not in seen:
                         seen.add(k)
                         out.append(f"g/{z}/{tx}/{ty}.bin")
-    return out
+                        step_of.append(i)
+    return out, step_of
 
 
-def load_test(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:
+STEP_MS = 50.0  # a client moves its view every 50 ms (20 steps/s: 4,000 image px/s at 2 px a screen px)
+STEPS = 300
+
+
+def _client(args: tuple[str, str, list[str] , list[int], float]) -> tuple[list[float], list[int], list[str]]:
+    """One panning client (its own process): at each step, the tiles newly in view, one after another."""
     import http.client
     from urllib.parse import urlsplit
 
+    url, base, paths, step_of, t_start = args
     u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
     lat: list[float] = []
     sizes: list[int] = []
-    lock = threading.Lock()
     errors: list[str] = []
-    barrier = threading.Barrier(CLIENTS)
-
-    def client(c: int) -> None:
-        paths = pan_tiles(manifest, c, 300)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-        mine, msz = [], []
-        barrier.wait()
-        for p in paths:
-            t0 = time.perf_counter()
-            conn.request("GET", f"{base}/{p}", headers={"Accept-Encoding": "gzip"})
-            r = conn.getresponse()
-            body = r.read()
-            mine.append((time.perf_counter() - t0) * 1000)
-            msz.append(len(body))
-            if r.status != 200:
-                errors.append(f"{p}: {r.status}")
-        conn.close()
-        with lock:
-            lat.extend(mine)
-            sizes.extend(msz)
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    while time.time() < t_start:
+        time.sleep(0.001)
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    for p, step in zip(paths, step_of, strict=True):
+        due = t0 + step * STEP_MS / 1000
+        if time.perf_counter() < due:
+            time.sleep(due - time.perf_counter())
+        a = time.perf_counter()
+        conn.request("GET", f"{base}/{p}", headers={"Accept-Encoding": "gzip"})
+        r = conn.getresponse()
+        body = r.read()
+        lat.append((time.perf_counter() - a) * 1000)
+        sizes.append(len(body))
+        if r.status != 200:
+            errors.append(f"{p}: {r.status}")
+    conn.close()
+    return lat, sizes, errors
+
+
+def load_test(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """CLIENTS processes, each panning along its own row of the slide (pan_tiles), all at once."""
+    import multiprocessing
+
+    jobs = []
+    t_start = time.time() + 1.0
+    for c in range(CLIENTS):
+        paths, steps = pan_tiles(manifest, c, STEPS)
+        jobs.append((url, base, paths, steps, t_start))
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
+        out = pool.map(_client, jobs)
+    wall = time.perf_counter() - t0 - 1.0
+    lat = [x for o in out for x in o[0]]
+    sizes = [x for o in out for x in o[1]]
+    errors = [x for o in out for x in o[2]]
     return {"requests": len(lat), "p50_ms": median(lat), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
-            "wall_s": wall, "bytes": sum(sizes), "errors": errors[:10]}
+            "wall_s": wall, "bytes": sum(sizes), "errors": errors[:10], "step_ms": STEP_MS, "steps": STEPS}
 
 
 def wire_bytes(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from exactvc.access import AccessStore
 from exactvc.errors import ExactError, UsageError
 
 from .annotiles import annotiles
+from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
 from .session import DEFAULTS as SESSION_DEFAULTS
@@ -102,6 +103,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
         SlideStore(root).index_folder(folder)
     install_fast_path(app)
+    install_annotile_fast_path(app)
     return app
 
 

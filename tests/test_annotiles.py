@@ -312,3 +312,35 @@ def test_server_access_and_bad_parameters(srv: tuple[ThreadServer, dict[str, str
     # a tree id of the commit, not a commit
     tree_id = repo.commit_object(bytes.fromhex(head)).root.hex()
     assert _get(s, f"proj/images/{IMAGE}/annotiles/{tree_id}/manifest.json", tok["rita"]).status == 404
+
+
+def test_fast_path_serves_only_the_checked_caller_and_forgets_it(
+        srv: tuple[ThreadServer, dict[str, str], Repository]) -> None:
+    import time
+
+    from exactvc.access import AccessStore
+    from server.annotiles import GRANT_TTL
+
+    s, tok, repo = srv
+    acc = AccessStore(s.root)
+    brief = acc.add_user("brief")
+    acc.grant("proj", "brief", "read")
+    head = (repo.head_commit() or b"").hex()
+    man = _get(s, f"proj/images/{IMAGE}/annotiles/{head}/manifest.json", brief).json()
+    lv = man["geometry"][-1]
+    x, y, _n = lv["tiles"][0]
+    path = f"proj/images/{IMAGE}/annotiles/{head}/g/{lv['z']}/{x}/{y}.bin"
+    first = _get(s, path, brief, **{"Accept-Encoding": "gzip"})
+    assert first.status == 200
+    again = _get(s, path, brief, **{"Accept-Encoding": "gzip"})  # the fast path: same answer
+    assert again.status == 200 and again.body == first.body
+    for h in ("etag", "cache-control", "content-encoding", "content-type"):
+        assert again.headers[h] == first.headers[h], h
+    assert _get(s, path, brief, **{"If-None-Match": first.headers["etag"]}).status == 304
+    assert _get(s, path).status == 401  # the grant is the caller's, not the tile's
+    assert _get(s, path, tok["olga"]).status == 404
+    bad = _get(s, path.replace(f"/{x}/{y}.bin", "/99999/0.bin"), brief)
+    assert bad.status == 422 and bad.error()["type"] == "invalid_input"
+    acc.remove_user("brief")
+    time.sleep(GRANT_TTL + 0.3)
+    assert _get(s, path, brief).status == 401  # a removed user's grant runs out
