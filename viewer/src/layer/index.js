@@ -316,7 +316,7 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
     return hits.map((h) => h.id);
   }
 
-  return {
+  const layer = {
     setCommit(c) {
       setCommit(c);
     },
@@ -390,4 +390,6 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
       for (const w of idleWaiters.splice(0)) w();
     },
   };
+  canvas.exactLayer = layer; // for tests and scripts: document.querySelector("canvas.annotation-layer")
+  return layer;
 }
