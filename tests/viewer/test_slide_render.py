@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from .conftest import LABELS, Site, Tab, hex_rgb, near_color
 
 COLORS = {name: color for name, _s, color, *_ in LABELS}
