@@ -84,6 +84,21 @@ def _ranges(np: Any, starts: Any, ends: Any) -> Any:
     return np.repeat(starts - before, lens) + np.arange(total, dtype=np.int64)
 
 
+def _leaves(store: ObjectStore, root: bytes | None) -> Any:
+    """The leaves of tree ``root`` in key order. Leaves are decoded without entering the node cache: a
+    million records' keys and bytes would otherwise stay on the heap for every garbage collection."""
+    if root is None:
+        return
+    stack: list[tuple[bytes, bool]] = [(root, False)]
+    while stack:
+        oid, leaf = stack.pop()
+        node = tree.decode_node(store.get_typed(oid, "node"), oid) if leaf else tree.load(store, oid)
+        if node.level == 0:
+            yield node
+        else:
+            stack.extend((v[0], node.level == 1) for v in reversed(node.values))
+
+
 def flatten(store: ObjectStore, root: bytes | None, label_names: Sequence[str]) -> tuple[Flat, list[str]]:
     """The annotations of tree ``root`` as arrays, and the label names by index (``label_names`` first, then
     labels the annotations use that are not among them, in name order)."""
@@ -102,8 +117,8 @@ def flatten(store: ObjectStore, root: bytes | None, label_names: Sequence[str]) 
     gc_on = gc.isenabled()
     gc.disable()  # a million short-lived records, no cycles: collections would only walk them
     try:
-        for _oid, node in tree.iter_nodes(store, root):
-            if node.level != 0 or not node.raw:
+        for node in _leaves(store, root):
+            if not node.raw:
                 continue
             n = len(node.raw)
             recs = msgpack.unpackb(b"\xdd" + n.to_bytes(4, "big") + b"".join(node.raw), raw=False)
