@@ -11,8 +11,19 @@ HEADER = """# `exact` command reference
 Generated from the commands themselves (`python -m exactvc.clidoc > docs/cli.md`);
 a test keeps it in step with the code.
 
-Global option: `-C PATH` runs as if started in PATH. Every reading command takes
-`--json` and prints `{"exactvc.<what>/v1": ...}`.
+Global option: `-C PATH` runs as if started in PATH (relative files such as `-o`,
+import files and server roots resolve there; a missing PATH is an error). Every reading
+command takes `--json` and prints `{"exactvc.<what>/v1": ...}`.
+
+Revisions: `HEAD`, a branch, a tag, `REMOTE/BRANCH`, a commit id or a prefix of one
+(4 or more hex digits; commits named by the HEAD reflog count too, so commits made on a
+detached HEAD stay findable), `NAME@{N}` (where HEAD, or branch NAME, pointed N moves
+ago: `exact reflog`), each with `~N` / `^` suffixes.
+
+While a merge is in progress (`exact merge` stopped on conflicts), `commit`, `switch`,
+`checkout` and `revert` are refused (exit 6): finish with `exact merge --continue` or
+give up with `exact merge --abort`. Leaving a detached HEAD whose commits no branch or
+tag holds prints a warning naming them.
 
 ## Exit codes
 
@@ -31,7 +42,8 @@ Global option: `-C PATH` runs as if started in PATH. Every reading command takes
 | 10 | a server could not be reached |
 | 70 | internal error (a bug: rerun with `EXACT_DEBUG=1` and report it) |
 
-Errors are one line on stderr starting with `error: `.
+Errors, usage errors included (unknown option, missing argument), are one line on stderr
+starting with `error: `.
 """
 
 

@@ -1,7 +1,9 @@
-"""`make demo`: build a demo repository with history on a real and a generated slide, then show it.
+"""`make demo`: build a demo repository with history on a real and two generated slides, then serve it.
 
-Writes ``demo-data/`` in the project folder: ``slides/`` (the generated
-slide is cached between runs) and ``repo/`` (rebuilt every run).
+Writes ``demo-data/`` in the project folder: ``slides/`` (the generated slides
+and the million-cell QuPath GeoJSON are cached between runs) and ``server/``
+(the server ROOT with the repository ``demo``, rebuilt every run; the DeepZoom
+levels built for the slides under ``server/.slides`` are kept).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from .repo import Repository
 
@@ -20,6 +23,9 @@ DEMO = PROJECT / "demo-data"
 AUTHOR_A = "Dr. Ada Path <ada@inst-a.example>"
 AUTHOR_B = "Ben Annot <ben@inst-b.example>"
 MODEL = "cellnet v1 <ml@inst-a.example>"
+MODEL_V2 = "cellnet v2 <ml@inst-a.example>"
+MILLION = 1_000_000
+WSI_SIZE = (24000, 18000)  # the third slide: a million cells fit its tissue ellipse without overlapping
 
 
 def _cell(rng: random.Random, cx: float, cy: float, r: float, n: int = 16) -> dict[str, object]:
@@ -32,20 +38,41 @@ def _cell(rng: random.Random, cx: float, cy: float, r: float, n: int = 16) -> di
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = False) -> Path:
+def _cached_slide(slides: Path, width: int, height: int, seed: int, say: Any) -> Path:
     from .testing.slides import make_pyramidal_tiff
 
+    path = slides / f"generated-{width}x{height}.svs"
+    if not path.exists():
+        say(f"generating a {width}x{height} pyramidal slide (once) ...")
+        t = time.monotonic()
+        tmp = slides / ".generating.svs"
+        make_pyramidal_tiff(tmp, width, height, tile=256, mpp=0.25, aperio=True, seed=seed)
+        tmp.rename(path)
+        say(f"  done in {time.monotonic() - t:.1f} s")
+    return path
+
+
+def _cached_cells(n: int, width: int, height: int, say: Any) -> Path:
+    from .testing.cells import write_cells_geojson
+
+    path = DEMO / f"cellnet-v2-{n}-cells-{width}x{height}.geojson"
+    if not path.exists():
+        say(f"generating {n:,} cell detections as QuPath GeoJSON (once) ...")
+        t = time.monotonic()
+        write_cells_geojson(path, n, width, height, [("tumor cell", 0.6), ("lymphocyte", 0.4)], seed=11)
+        say(f"  done in {time.monotonic() - t:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
+    return path
+
+
+def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = False, n_million: int = MILLION) -> Path:
+    """The demo repository: the real slide and two generated ones, labels, a model run, a review branch,
+    a tag, and a whole-slide model run of ``n_million`` cells on the third slide (0: none)."""
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     slides = DEMO / "slides"
     slides.mkdir(parents=True, exist_ok=True)
-    big = slides / "generated-20000x15000.svs"
-    if not big.exists():
-        say("generating a 20000x15000 pyramidal slide (once) ...")
-        t = time.monotonic()
-        tmp = slides / ".generating.svs"
-        make_pyramidal_tiff(tmp, 20000, 15000, tile=256, mpp=0.25, aperio=True, seed=7)
-        tmp.rename(big)
-        say(f"  done in {time.monotonic() - t:.1f} s")
+    big = _cached_slide(slides, 20000, 15000, 7, say)
+    wsi = _cached_slide(slides, *WSI_SIZE, 11, say) if n_million else None
+    cells = _cached_cells(n_million, *WSI_SIZE, say) if n_million else None
     if repo_dir.exists():
         shutil.rmtree(repo_dir)
     repo = Repository.init(repo_dir, hooks=True, product="H&E demo")
@@ -103,6 +130,21 @@ def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = Fal
                                                                          [5000, 7000], [5000, 5000]]]})
     repo.commit("Drop 60 false positives, mark a region of interest", author=AUTHOR_A)
     porcelain.tag_create(repo, "v1-ground-truth", "HEAD", message="Labels used to train cellnet v2")
+
+    if wsi is not None and cells is not None:
+        from .formats.qupath import import_file
+
+        t = time.monotonic()
+        rec = repo.add_image(wsi, name="generated-1m-cells")
+        res = import_file(repo, rec.name, cells)  # the bulk path: blocks of features, forked converters
+        # the importer checked every feature as the pre-commit hook would (label, shape, validity, bounds):
+        # the hook's second pass over a million annotations is skipped
+        repo.commit(f"Whole-slide run of cellnet v2: {res.features:,} cell detections", author=MODEL_V2,
+                    run_hooks=False)
+        say(f"imported {res.features:,} annotations in {time.monotonic() - t:.1f} s")
+        t = time.monotonic()
+        repo.query(rec.name, (0.0, 0.0, 1.0, 1.0))  # builds the cached spatial index the viewer's queries use
+        say(f"spatial index built in {time.monotonic() - t:.1f} s")
     return repo_dir
 
 
@@ -111,8 +153,10 @@ def main() -> None:
 
     t = time.monotonic()
     server_root = DEMO / "server"
-    if server_root.exists():
-        shutil.rmtree(server_root)
+    if server_root.exists():  # rebuilt every run, but the DeepZoom levels built for the slides stay
+        for p in server_root.iterdir():
+            if p.name != ".slides":
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
     repo_dir = build(server_root / "demo")
     print(f"demo repository built in {time.monotonic() - t:.1f} s: {repo_dir}\n")
     from .cli import main as cli_main
@@ -132,16 +176,25 @@ def main() -> None:
 
 
 def serve_demo(root: Path, port: int) -> None:
-    """Serve the demo repository and both slides (anonymous read on, plus an admin token printed)."""
+    """Serve the demo repository and its slides: anonymous read on, an annotator account ``demo`` (its
+    password printed, or ``EXACT_DEMO_PASSWORD``) and an admin token printed."""
+    import os
+    import secrets
+
     from .access import AccessStore
     from .serving import serve
 
     acc = AccessStore(root)
     token = acc.add_user("demo-admin", site_admin=True)
+    acc.add_user("demo")
+    password = os.environ.get("EXACT_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    acc.set_password("demo", password)
+    acc.grant("demo", "demo", "annotate")
     acc.set_settings("demo", anonymous_read=True)
     repo = Repository.open(root / "demo")
     print("\nStarting the server (indexing the slides and building their DeepZoom levels once) ...", flush=True)
     base = f"http://127.0.0.1:{port}" if port else "http://127.0.0.1:PORT"
+    print(f"  viewer:      {base}/  (anonymous read; sign in as demo / {password} to annotate)")
     print(f"  admin token: {token}")
     for rec in repo.images("HEAD"):
         print(f"  {rec.name}: {base}/slides/{rec.fingerprint}.dzi")

@@ -2,7 +2,8 @@
 
 Roots of reachability are every ref, HEAD (also when detached), the working
 snapshot of ``.exact/WORKING`` (with its base commit) and ids named by state
-files such as ``.exact/MERGE_STATE`` / ``.exact/MERGE_HEAD``. From the roots
+files such as ``.exact/MERGE_STATE`` / ``.exact/MERGE_HEAD``, and the commits
+of HEAD reflog entries younger than ``REFLOG_GRACE`` (30 days). From the roots
 the walk goes commit -> parents and root snapshot, tag -> target, snapshot ->
 label set, image records and tree roots, tree node -> children, leaf record
 -> split-out geometry blob (key ``"G"``), label -> example blob.

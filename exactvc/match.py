@@ -39,6 +39,8 @@ AREAS = frozenset({"box", "ellipse", "polygon", "multipolygon"})
 POINTS = frozenset({"point", "multipoint"})
 LINES = frozenset({"line"})
 
+BY_NAME = {"iou": "iou", "centre": "centre_distance", "hausdorff": "hausdorff_distance"}  # as the JSON says
+
 Item = tuple[str, str, Any, Any]
 """One annotation to match: ``(label, kind, encoded geometry, plane or None)`` (the stored form)."""
 
@@ -66,8 +68,7 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         key = "min" if self.by == "iou" else "max_px"
-        name = {"iou": "iou", "centre": "centre_distance", "hausdorff": "hausdorff_distance"}[self.by]
-        return {"by": name, key: self.threshold, "from": self.source}
+        return {"by": BY_NAME[self.by], key: self.threshold, "from": self.source}
 
 
 
@@ -75,7 +76,7 @@ def rule_text(rule: Mapping[str, Any]) -> str:
     """One line for a rule's JSON (``Rule.to_json``): "IoU >= 0.5", "centre distance <= 20 px (label size)"."""
     if rule["by"] == "iou":
         return f"IoU >= {rule['min']:g}"
-    what = rule["by"].replace("_", " ")
+    what = "Hausdorff distance" if rule["by"] == "hausdorff_distance" else "centre distance"
     src = " (label size)" if rule["from"] == "label size" else ""
     return f"{what} <= {rule['max_px']:g} px{src}"
 
@@ -367,48 +368,62 @@ def assign(na: int, nb: int, ia: Any, ib: Any, cost: Any, tie: Any) -> list[int]
 
 def _augment(na: int, nb: int, ia: Any, order: Any, mate_a: list[int], mate_b: list[int], free_a: list[int],
              ib_l: list[int]) -> None:
+    """Pair more along augmenting paths: a breadth-first search from each unpaired annotation of A (shortest
+    paths, cheapest edges first). What a failed search reached cannot lead anywhere until the pairing
+    changes: it is skipped for the rest of the phase; phases repeat until one pairs nobody more."""
     import numpy as np
 
-    # adjacency of each annotation of A, cheapest edge first
+    # adjacency of each annotation of A, cheapest edge first: edges adj_e[st[x]:st[x + 1]] to adj_b[...]
     by_a = order[np.argsort(ia[order], kind="stable")]
-    counts = np.bincount(ia, minlength=na)
     start = np.zeros(na + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    adj = by_a.tolist()
+    np.cumsum(np.bincount(ia, minlength=na), out=start[1:])
     st = start.tolist()
+    adj_e = by_a.tolist()
+    adj_b = np.asarray(ib_l)[by_a].tolist()
+    ia_l = ia.tolist()
+    stamp = [0] * nb  # the search that last reached each annotation of B
+    via = [0] * nb  # the edge it was reached along
+    search = 0
     for _phase in range(na + 1):  # each phase pairs one more or ends the search
-        seen = bytearray(nb)
+        dead = bytearray(nb)
         grown = False
         for a0 in free_a:
             if mate_a[a0] >= 0:
                 continue
-            stack_a, stack_p = [a0], [st[a0]]
-            via: list[int] = []
-            while stack_a:
-                x = stack_a[-1]
-                p = stack_p[-1]
-                if p == st[x + 1]:
-                    stack_a.pop()
-                    stack_p.pop()
-                    if via:
-                        via.pop()
-                    continue
-                stack_p[-1] = p + 1
-                e = adj[p]
-                y = ib_l[e]
-                if seen[y]:
-                    continue
-                seen[y] = 1
-                nxt = mate_b[y]
-                via.append(e)
-                if nxt < 0:  # an augmenting path: every A on it takes the edge it went along
-                    for xa, ea in zip(stack_a, via, strict=True):
-                        mate_a[xa] = ea
-                        mate_b[ib_l[ea]] = xa
-                    grown = True
+            search += 1
+            queue = [a0]
+            reached: list[int] = []
+            found = -1
+            for x in queue:  # grows while it is walked: breadth first
+                lo, hi = st[x], st[x + 1]
+                for y, e in zip(adj_b[lo:hi], adj_e[lo:hi], strict=True):
+                    if stamp[y] == search or dead[y]:
+                        continue
+                    stamp[y] = search
+                    via[y] = e
+                    nxt = mate_b[y]
+                    if nxt < 0:
+                        found = y
+                        break
+                    reached.append(y)
+                    queue.append(nxt)
+                if found >= 0:
                     break
-                stack_a.append(nxt)
-                stack_p.append(st[nxt])
+            if found < 0:
+                for y in reached:
+                    dead[y] = 1
+                continue
+            y = found  # an augmenting path: walk it back, every A on it takes the edge it was reached by
+            while True:
+                e = via[y]
+                x = ia_l[e]
+                before = mate_a[x]
+                mate_a[x] = e
+                mate_b[y] = x
+                if x == a0:
+                    break
+                y = ib_l[before]
+            grown = True
         free_a = [x for x in free_a if mate_a[x] < 0]
         if not grown or not free_a:
             return
@@ -450,7 +465,7 @@ def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, sp
             gc.enable()
     out: dict[str, Any] = {"image": image, "match": spec.to_json(), "labels": res["labels"], "total": res["total"]}
     if details:
-        out["pairs"] = [{"label": lb, "a": ids_a[x], "b": ids_b[y], "by": by, "score": round(s, 4)}
+        out["pairs"] = [{"label": lb, "a": ids_a[x], "b": ids_b[y], "by": BY_NAME[by], "score": round(s, 4)}
                         for x, y, lb, by, s in res["pairs"]]
     return out
 

@@ -133,7 +133,14 @@ def check_received(repo: Repository, items: list[Pending], tips: list[tuple[byte
 
 
 def refuse_invalid(repo: Repository, items: list[Pending], tips: list[tuple[bytes, str]]) -> None:
-    """Raise :class:`InvalidObject` naming the first problem :func:`check_received` finds."""
+    """Raise :class:`InvalidObject` naming the first problem :func:`check_received` finds
+    (:class:`~exactvc.transfer.MissingReference` for a tip neither sent nor stored)."""
+    from .transfer import MissingReference
+
+    have = {p.oid for p in items}
+    for oid, ref in tips:
+        if oid not in have and not repo.store.has(oid):
+            raise MissingReference(f"{ref}: {oid.hex()[:12]} is neither sent nor stored")
     problems = check_received(repo, items, tips)
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""

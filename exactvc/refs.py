@@ -307,14 +307,16 @@ class DiskRefs(RefStore):
         self._log("HEAD", old, self._head_target(value), who, message)
 
     def reflog(self, name: str) -> builtins.list[ReflogEntry]:
+        if name != "HEAD":
+            check_ref_name(name)  # a ref name, never a path out of .exact/logs
         try:
             lines = (self.logs_dir / name).read_text().splitlines()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return []
         out = []
         for line in lines:
             head, _, msg = line.partition("\t")
             parts = head.split(" ", 3)
-            if len(parts) >= 3:
+            if len(parts) >= 3 and parts[2].isdigit():
                 out.append(ReflogEntry(parts[0], parts[1], int(parts[2]), parts[3] if len(parts) > 3 else "", msg))
         return out

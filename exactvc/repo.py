@@ -253,7 +253,10 @@ class Repository:
         if not n.isdigit():
             raise NotFound(f"unknown revision {rev!r} (NAME@{{N}} counts moves back)")
         ref = "HEAD" if name in ("", "HEAD") else f"heads/{name}"
-        log = self.refs.reflog(ref)
+        try:
+            log = self.refs.reflog(ref)
+        except InvalidInput:
+            raise NotFound(f"unknown revision {rev[:100]!r}: {name[:80]!r} is not a branch name") from None
         if int(n) >= len(log):
             raise NotFound(f"{rev}: the reflog of {name or 'HEAD'} has only {len(log)} entries")
         new = log[-1 - int(n)].new

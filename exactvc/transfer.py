@@ -374,7 +374,10 @@ class RefUpdate:
         if not isinstance(d, dict) or not isinstance(d.get("ref"), str):
             raise InvalidInput("ref update must be an object with 'ref', 'old', 'new'")
         check_ref_name(d["ref"])
-        return cls(d["ref"], _opt_hex(d.get("old")), _opt_hex(d.get("new")), bool(d.get("force", False)))
+        force = d.get("force", False)
+        if not isinstance(force, bool):
+            raise InvalidInput(f"force must be true or false, not {force!r}")
+        return cls(d["ref"], _opt_hex(d.get("old")), _opt_hex(d.get("new")), force)
 
     def to_json(self) -> dict[str, Any]:
         return {"ref": self.ref, "old": self.old.hex() if self.old else None,

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
 def create_app(config: dict[str, Any]) -> Flask:
     """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``, and the
     sign-in settings of server/session.py (``session_idle_s``, ``session_max_s``, ``login_limit``, ...)."""
-    app = Flask("exactvc-server")
+    app = Flask("exactvc-server", static_folder=None)  # no /static route: every route is in server/openapi.py
     app.url_map.merge_slashes = False  # "//" must not redirect: such names simply do not exist
     cfg = {**DEFAULTS, **config}
     root = Path(cfg["root"]).resolve()

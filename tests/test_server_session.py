@@ -205,24 +205,34 @@ def test_rate_limit_per_user_and_client(tmp_path: Path) -> None:
 
 
 def test_session_expiry_idle_and_absolute(tmp_path: Path) -> None:
-    for w in _world(tmp_path, session_idle_s=2, session_max_s=4):
+    for w in _world(tmp_path, session_idle_s=3, session_max_s=6):
         idle = Browser(w)
         assert idle.sign_in("anna").status == 200
         busy = Browser(w)
         assert busy.sign_in("anna").status == 200
         cookie = idle.cookie
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 3.2:  # used every ~second: outlives the idle limit
+        while time.monotonic() - t0 < 4.5:  # used every ~second: outlives the idle limit
             assert busy.send("GET", "/api/v1/session").status == 200
-            time.sleep(0.8)
-        rep = idle.send("GET", "/api/v1/session")  # unused for > 2 s: gone, and the cookie is cleared
+            time.sleep(0.7)
+        rep = idle.send("GET", "/api/v1/session")  # unused for > 3 s: gone, and the cookie is cleared
         assert rep.status == 401 and idle.cookie is None
         idle.cookie = cookie
         assert idle.send("GET", "/api/v1/repos/proj").status == 401  # anonymous read is off
-        while time.monotonic() - t0 < 4.3:
+        while time.monotonic() - t0 < 6.5:
             time.sleep(0.2)
         assert busy.send("GET", "/api/v1/session").status == 401  # the absolute limit, however busy
         assert _sessions(w.root) == 0
+
+
+def test_secure_cookie_and_trusted_origins(tmp_path: Path) -> None:
+    """Behind a TLS proxy: the cookie can be forced Secure, and the proxy's public origin trusted."""
+    for w in _world(tmp_path, session_cookie_secure=True, trusted_origins=["https://slides.example.org"]):
+        b = Browser(w)
+        rep = b.sign_in("anna")
+        assert rep.status == 200 and "secure" in rep.headers["set-cookie"].lower()
+        assert b.edit(origin="https://slides.example.org").status == 201
+        assert b.edit("other", origin="https://evil.example.org").error()["type"] == "csrf"
 
 
 def test_forged_requests_are_refused_and_change_nothing(world: World) -> None:

@@ -46,7 +46,7 @@ def branch(c: Ctx, name: str | None, start: str, delete: bool, force: bool, as_j
 @json_option
 @pass_ctx
 def switch(c: Ctx, branch_name: str, create: bool, force: bool, as_json: bool) -> None:
-    """Switch to a branch."""
+    """Switch to a branch (`-c` makes it at HEAD and keeps uncommitted edits)."""
     res = porcelain.switch(c.repo, branch_name, create=create, force=force)
     if as_json:
         emit_json("switch", res)
@@ -61,7 +61,7 @@ def switch(c: Ctx, branch_name: str, create: bool, force: bool, as_json: bool) -
 @json_option
 @pass_ctx
 def checkout(c: Ctx, rev: str, force: bool, as_json: bool) -> None:
-    """Check out a branch, or a commit (detached HEAD)."""
+    """Check out a branch, or a commit (detached HEAD); `checkout -f HEAD` stays on the branch."""
     res = porcelain.checkout(c.repo, rev, force=force)
     if as_json:
         emit_json("checkout", res)

@@ -17,7 +17,12 @@ from .output import Ctx, Progress, emit_json, json_option, pass_ctx
 @json_option
 @pass_ctx
 def import_cmd(c: Ctx, file: str, image_name: str, create_labels: bool, as_json: bool) -> None:
-    """Import QuPath GeoJSON into the working state."""
+    """Import QuPath GeoJSON into the working state (all or nothing).
+
+    Features with a UUID id replace the annotation with that id; two features with one id in
+    the file are refused, naming both. CSV is an export format only. With --create-labels a
+    new label takes the shape kind its features use (any, when they mix kinds).
+    """
     res = porcelain.import_(c.repo, image_name, file, create_labels=create_labels, progress=Progress("import"))
     if as_json:
         emit_json("import", res)
@@ -34,7 +39,7 @@ def import_cmd(c: Ctx, file: str, image_name: str, create_labels: bool, as_json:
 @click.option("-o", "output", required=True, type=click.Path(dir_okay=False), help="Output file ('-' for stdout).")
 @pass_ctx
 def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> None:
-    """Export annotations at a revision (byte-identical every time)."""
+    """Export annotations at a revision (byte-identical every time; the file follows your umask)."""
     import os
     import tempfile
     from pathlib import Path

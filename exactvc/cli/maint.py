@@ -32,7 +32,11 @@ def fsck(c: Ctx, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def gc(c: Ctx, as_json: bool) -> None:
-    """Repack reachable objects into one pack and drop unreachable ones."""
+    """Repack reachable objects into one pack and drop unreachable ones.
+
+    Commits the HEAD reflog names from the last 30 days count as reachable (work done on a
+    detached HEAD and left behind).
+    """
     from ..maintenance import gc as run_gc
 
     rep = run_gc(c.repo, progress=Progress("gc"))

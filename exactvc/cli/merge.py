@@ -100,7 +100,11 @@ def conflicts(c: Ctx, geojson: bool, as_json: bool) -> None:
 @pass_ctx
 def resolve(c: Ctx, address: str | None, side: str | None, field_specs: tuple[str, ...], image_name: str | None,
             label_name: str | None, as_json: bool) -> None:
-    """Resolve merge conflicts, one by one or in bulk."""
+    """Resolve merge conflicts, one by one or in bulk.
+
+    With --field only, every conflicting field of the conflict must be given (`exact conflicts`
+    lists them); add --ours/--theirs to take the rest from one side.
+    """
     from ..errors import UsageError
 
     fields = {}

@@ -177,7 +177,7 @@ def blame(c: Ctx, image_name: str, aid: str | None, rev: str, as_json: bool) -> 
 @json_option
 @pass_ctx
 def revert(c: Ctx, rev: str, author: str | None, as_json: bool) -> None:
-    """Make a commit that undoes REV."""
+    """Make a commit that undoes REV (refused when HEAD has none of REV's changes)."""
     res = porcelain.revert(c.repo, rev, author)
     if as_json:
         emit_json("revert", res)
@@ -191,7 +191,10 @@ def revert(c: Ctx, rev: str, author: str | None, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def config_cmd(c: Ctx, key: str, value: str | None, as_json: bool) -> None:
-    """Read or set a repository setting (merge.policy = field|annotation, user, product)."""
+    """Read or set a repository setting (merge.policy = field|annotation, user, product).
+
+    Reading a setting that is not set exits 1 (`--json` gives null).
+    """
     if value is not None:
         res = porcelain.config_set(c.repo, key, value)
     else:
