@@ -52,6 +52,7 @@ LABELS = [
     ("nucleus", "ellipse", "#ff00ff", "n", (50, 30), 4),
     ("fiber", "line", "#00ffff", "f", None, 5),
     ("cell", "polygon", "#ffff00", "c", (40, 40), 6),
+    ("apoptosis", "point", "#ff8800", "a", (20, 20), 7),
 ]
 KNOWN = [  # label, geometry
     ("tumor", {"type": "Polygon", "coordinates": [[[300, 300], [700, 300], [700, 600], [300, 600], [300, 300]]]}),
@@ -196,6 +197,8 @@ class Tab:
     def open_slide(self, query: str = "", image: str = IMAGE) -> Any:
         self.page.goto(f"{self.site.url}/cells/slide/{image}{query}")
         self.page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60000)
+        err = self.page.locator("#page-error")
+        assert err.count() == 0, f"the slide page failed: {err.inner_text()} {self.errors}"
         self.idle()
         return self.page
 
@@ -210,6 +213,39 @@ class Tab:
                  const p = v.viewport.viewportToViewerElementCoordinates(v.viewport.imageToViewportCoordinates(x, y));
                  const r = v.element.getBoundingClientRect(); return [p.x + r.left, p.y + r.top]; }""", [x, y])
         return float(sx), float(sy)
+
+    def click(self, x: float, y: float, modifiers: str = "") -> None:
+        """Click image point (x, y) (``modifiers``: "Shift", "Alt")."""
+        sx, sy = self.to_screen(x, y)
+        if modifiers:
+            self.page.keyboard.down(modifiers)
+        self.page.mouse.click(sx, sy)
+        if modifiers:
+            self.page.keyboard.up(modifiers)
+        self.page.wait_for_timeout(60)
+
+    def drag(self, points: list[tuple[float, float]], steps: int = 4) -> None:
+        """Press at the first image point, move through the others, release at the last."""
+        sx, sy = self.to_screen(*points[0])
+        self.page.mouse.move(sx, sy)
+        self.page.mouse.down()
+        for x, y in points[1:]:
+            tx, ty = self.to_screen(x, y)
+            self.page.mouse.move(tx, ty, steps=steps)
+        self.page.mouse.up()
+        self.page.wait_for_timeout(80)
+
+    def key(self, k: str) -> None:
+        self.page.keyboard.press(k)
+        self.page.wait_for_timeout(40)
+
+    def pending(self) -> dict[str, Any]:
+        """The body the next save would send (create / update / delete)."""
+        return dict(self.page.evaluate("() => window.exact.editor.state.body()"))
+
+    def save(self, message: str) -> Any:
+        self.page.fill("#commit-message", message)
+        return self.page.evaluate("() => window.exact.editor.save()")
 
     def pixels(self) -> Any:
         from PIL import Image

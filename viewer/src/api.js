@@ -82,3 +82,5 @@ export const api = {
   edits: (name, body) => call("POST", `/api/v1/repos/${enc(name)}/edits`, body),
   slideInfo: (fp, frame) => call("GET", `/slides/${enc(fp)}/info.json${q({ frame })}`),
 };
+api.diffs = (name, oldRev, newRev, image) =>
+  call("GET", `/api/v1/repos/${enc(name)}/diff${q({ old: oldRev, new: newRev, image })}`);

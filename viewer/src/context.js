@@ -15,7 +15,10 @@ export async function loadSlideContext(repo, imageName, session) {
   const rev = params.get("rev") || (mayEdit && workTip ? workBranch : "HEAD");
   let commit;
   try {
-    commit = (await api.commit(repo, rev)).id;
+    // the log route takes the revision as a query parameter, so branch names with "/" resolve too
+    const { log } = await api.log(repo, { rev, n: 1 });
+    if (!log.length) throw new ApiError(404, "not_found", "empty history");
+    commit = log[0].id;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) throw new Error(`no revision ${rev} in ${repo}`);
     throw e;

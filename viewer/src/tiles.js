@@ -21,12 +21,14 @@ export function createViewer(element, fingerprint, frame = 0) {
     navigatorPosition: "BOTTOM_RIGHT",
     showNavigationControl: false,
     animationTime: 0.3,
+    blendTime: 0,
     maxZoomPixelRatio: 8,
     visibilityRatio: 0.2,
     crossOriginPolicy: false,
     gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: false, flickEnabled: false },
     gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: false },
     keyboardNavEnabled: false,
+    drawer: "canvas",
   });
   viewer.addHandler("canvas-key", (e) => { e.preventDefaultAction = true; });
   return viewer;
