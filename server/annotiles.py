@@ -139,17 +139,24 @@ def manifest(name: str, image: str, commit: str) -> Response:
     return _immutable(body, f'"{p.tag}-{commit[:16]}-manifest"', "application/json")
 
 
-@annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/<kind>/<int:z>/<int:x>/<int:y>.bin")
-def tile(name: str, image: str, commit: str, kind: str, z: int, x: int, y: int) -> Response:
+def _coord(name: str, text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise UsageError(f"tile {name} must be a non-negative integer, not {text[:20]!r}")
+    return int(text)
+
+
+@annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/<kind>/<z>/<x>/<y>.bin")
+def tile(name: str, image: str, commit: str, kind: str, z: str, x: str, y: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
+    zi, xi, yi = _coord("level", z), _coord("x", x), _coord("y", y)
     p, _img, _root = at.for_commit(repo, image, _commit(repo, commit))
-    data = p.tile_gz(kind, z, x, y)
+    data = p.tile_gz(kind, zi, xi, yi)
     m = TILE_PATH.match(request.environ.get("PATH_INFO", ""))
     grants: TileGrants | None = current_app.extensions.get("exact_annotile_grants")
     if m is not None and grants is not None:  # this caller may read this image at this commit
         grants.allow(_grant_key(request.environ, m), p)
-    return _immutable(data, f'"{p.tag}-{kind}{z}-{x}-{y}"', "application/octet-stream", gzipped=True)
+    return _immutable(data, f'"{p.tag}-{kind}{zi}-{xi}-{yi}"', "application/octet-stream", gzipped=True)
 
 
 @annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/records/<aid>")
