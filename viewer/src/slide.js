@@ -1,5 +1,5 @@
 // Entry of the slide page: tiles, annotation layer, panels, editing tools, window.exact.
-import { createAnnotationLayer } from "exact-annotation-layer";
+import { createAnnotationLayer } from "./layer/index.js";
 import { api } from "./api.js";
 import { h, clear, page } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
