@@ -14,6 +14,7 @@ from exactvc.errors import ExactError, UsageError
 
 from .api import api
 from .context import Repos, access, error_response
+from .pulls import pulls
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
@@ -40,6 +41,9 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["max_request_bytes"]
     app.extensions["exact_repos"] = Repos(root)
     app.extensions["exact_access"] = AccessStore(root)
+    from exactvc.pulls.store import PullStore
+
+    app.extensions["exact_pulls"] = PullStore(root)
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:
@@ -93,6 +97,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
+    app.register_blueprint(pulls)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):
