@@ -15,7 +15,16 @@ from exactvc.access import AccessStore
 from exactvc.repo import Repository
 
 from .conftest import square
-from .server_fixtures import ThreadServer, add_squares, make_repo, ref_files, repo_files, request, thread_server, users
+from .server_fixtures import (
+    ThreadServer,
+    add_squares,
+    make_repo,
+    ref_files,
+    repo_files,
+    request,
+    thread_server,
+    users,
+)
 
 IMAGE = "slide-1"
 
