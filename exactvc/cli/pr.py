@@ -61,7 +61,7 @@ def create(c: Ctx, remote_name: str, title: str, body: str, source: str | None, 
 @pass_ctx
 def list_cmd(c: Ctx, state: str | None, remote_name: str, as_json: bool) -> None:
     """Pull requests of the remote's repository, newest first."""
-    res = _client(c, remote_name).list(state)
+    res = _client(c, remote_name).list_pulls(state)
     if as_json:
         emit_json("pr", res)
     else:

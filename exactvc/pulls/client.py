@@ -32,7 +32,7 @@ class PullClient:
         return self._call("POST", "/pulls", {"title": title, "body": body, "source": source, "target": target,
                                              "draft": draft})
 
-    def list(self, state: str | None) -> Any:
+    def list_pulls(self, state: str | None) -> Any:
         return self._call("GET", "/pulls" + (f"?{urlencode({'state': state})}" if state else ""))["pulls"]
 
     def show(self, n: int) -> Any:

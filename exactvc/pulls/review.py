@@ -365,7 +365,7 @@ def resolve_all(repo: Repository, m: Merged, resolutions: list[dict[str, Any]]) 
     for c, side in picks:
         rec = _resolution(c, side, None)
         if c.image is None:
-            body = LabelSet.from_body(repo.read_body(snap.labels, "labels")).to_body() if snap.labels else {
+            body: dict[str, Any] = LabelSet.from_body(repo.read_body(snap.labels, "labels")).to_body() if snap.labels else {
                 "product": "default", "labels": []}
             names = {b["name"]: b for b in body["labels"]}
             if rec is None:
@@ -465,20 +465,20 @@ def agreement(repo: Repository, first: PullChanges, pc: PullChanges, decisions: 
             cell["proposed"] += 1
             if decisions.get((ch.image, ch.id)) == "reject":
                 cell["rejected"] += 1
-    ious = []
+    ious: list[dict[str, Any]] = []
     final = merged_snap or repo.snapshot_object(repo.commit_object(pc.head).root)
     for ch in first.changes:
         if ch.new is None or "geometry" not in ch.fields:
             continue
         e = final.images.get(ch.image)
         now = tree.get(repo.store, e.tree, ch.key) if e is not None else None
-        if now is None or now == ch.new or changed_fields(ch.new, now) != ["geometry"] and \
-                "geometry" not in changed_fields(ch.new, now):
+        if now is None or "geometry" not in changed_fields(ch.new, now):
             continue
         a, b = tree.join_record(repo.store, ch.new), tree.join_record(repo.store, now)
         ga, gb = geometry.to_shapely(a["k"], a["g"]), geometry.to_shapely(b["k"], b["g"])
         union = ga.union(gb).area
-        ious.append({"image": ch.image, "id": ch.id, "iou": round(ga.intersection(gb).area / union, 4) if union else 1.0})
+        iou = round(ga.intersection(gb).area / union, 4) if union else 1.0
+        ious.append({"image": ch.image, "id": ch.id, "iou": iou})
     mean = round(sum(x["iou"] for x in ious) / len(ious), 4) if ious else None
     return {"changes": n, "accepted": accepted, "rejected": rejected, "undecided": n - accepted - rejected,
             "accepted_share": round((n - rejected) / n, 4) if n else None,

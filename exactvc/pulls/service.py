@@ -69,7 +69,7 @@ def create(repo: Repository, store: PullStore, name: str, author: str, title: An
     base = _base(repo, tgt, head)
     if base == head:
         raise InvalidInput(f"{source} has no commits that {target} lacks: nothing to review")
-    for pr in store.list(name):
+    for pr in store.list_pulls(name):
         if pr["state"] in ("draft", "open") and pr["source"] == source and pr["target"] == target:
             raise AlreadyExists(f"pull request #{pr['number']} already proposes {source} into {target}")
     pr = store.create(name, title, body, author, "draft" if draft else "open", source, target, base.hex(),

@@ -114,7 +114,7 @@ class PullStore:
             raise NotFound(f"no pull request #{number} in {repo}")
         return dict(zip(_PULL_COLS, row, strict=True))
 
-    def list(self, repo: str, state: str | None = None) -> list[dict[str, Any]]:
+    def list_pulls(self, repo: str, state: str | None = None) -> list[dict[str, Any]]:
         q = f"SELECT {', '.join(_PULL_COLS)} FROM pulls WHERE repo = ?"
         args: list[Any] = [repo]
         if state is not None:
