@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import blake3
@@ -40,6 +40,33 @@ class PullChanges:
     head: bytes
     changes: list[Change]  # every image, in (image, id) order
     index: dict[tuple[str, str], Change]
+    memo: dict[str, Any] = field(default_factory=dict)  # summary, sort keys, bounds: computed once
+
+    def summary(self) -> dict[str, Any]:
+        if "summary" not in self.memo:
+            self.memo["summary"] = summary(self.changes)
+        got: dict[str, Any] = self.memo["summary"]
+        return got
+
+    def order(self) -> list[tuple[str, bytes]]:
+        if "order" not in self.memo:
+            self.memo["order"] = [(ch.image, ch.key) for ch in self.changes]
+        got: list[tuple[str, bytes]] = self.memo["order"]
+        return got
+
+    def boxes(self) -> Any:
+        """(n, 8) float array: old bounds then new bounds of each change (NaN where a side is missing)."""
+        if "boxes" not in self.memo:
+            import numpy as np
+
+            arr = np.full((len(self.changes), 8), np.nan)
+            for i, ch in enumerate(self.changes):
+                for j, rec in ((0, ch.old), (4, ch.new)):
+                    b = _bounds(rec)
+                    if b is not None:
+                        arr[i, j:j + 4] = b
+            self.memo["boxes"] = arr
+        return self.memo["boxes"]
 
 
 _CACHE: OrderedDict[tuple[bytes, bytes, str | None], PullChanges] = OrderedDict()
@@ -126,24 +153,36 @@ def summary(chs: list[Change]) -> dict[str, Any]:
             "relabels": [{"old": a, "new": b, "count": n} for (a, b), n in sorted(relabels.items())]}
 
 
-def page(chs: list[Change], limit: int, cursor: str | None = None, bbox: Box | None = None,
+def page(pc: PullChanges, limit: int, cursor: str | None = None, bbox: Box | None = None,
          label: str | None = None, kind: str | None = None, image: str | None = None) -> tuple[list[Change], str | None]:
-    """One page of changes in (image, id) order after ``cursor`` (``IMAGE:ID`` of the last one seen)."""
-    after: tuple[str, bytes] | None = None
+    """One page of changes in (image, id) order after ``cursor`` (``IMAGE:ID`` of the last one seen);
+    the cursor is found by bisection and a window by one vectorised test over the changes' bounds."""
+    import bisect
+
+    import numpy as np
+
+    start = 0
     if cursor:
         img, _, aid = cursor.rpartition(":")
-        after = (img, parse_id(aid))
+        start = bisect.bisect_right(pc.order(), (img, parse_id(aid)))
+    chs = pc.changes
+    cand: Any = range(start, len(chs))
+    if bbox is not None:
+        bx = pc.boxes()[start:]
+        x0, y0, x1, y1 = bbox
+        with np.errstate(invalid="ignore"):
+            hit = np.zeros(len(bx), dtype=bool)
+            for j in (0, 4):
+                hit |= (bx[:, j] <= x1) & (x0 <= bx[:, j + 2]) & (bx[:, j + 1] <= y1) & (y0 <= bx[:, j + 3])
+        cand = (np.nonzero(hit)[0] + start).tolist()
     out: list[Change] = []
-    for ch in chs:
-        if after is not None and (ch.image, ch.key) <= after:
-            continue
+    for i in cand:
+        ch = chs[i]
         if image is not None and ch.image != image:
             continue
         if kind is not None and ch.kind != kind:
             continue
         if label is not None and (ch.old or {}).get("l") != label and (ch.new or {}).get("l") != label:
-            continue
-        if bbox is not None and not change_meets(ch, bbox):
             continue
         if len(out) == limit:
             last = out[-1]
