@@ -190,3 +190,56 @@ def test_forged_bundle_changes_nothing(world: World, tmp_path: Path) -> None:
     assert rep.status == 201, rep.body
     assert rep.json()["pull"]["summary"]["total"] == 11
     del clone
+
+
+def test_conflicts_drafts_threads_and_lapsing_decisions(world: World) -> None:
+    w = world
+    from exactvc.history import commit_changes
+
+    repo = Repository.open(w.root / "proj")
+    _branch(w.root, "users/bob/c", w.ids)
+    rep = w.call("POST", "/pulls", {"title": "Draft", "source": "users/bob/c", "draft": True}, who="bob")
+    assert rep.status == 201 and rep.json()["state"] == "draft"
+    n = rep.json()["number"]
+    dup = w.call("POST", "/pulls", {"title": "again", "source": "users/bob/c"}, who="bob")
+    assert dup.status == 409 and dup.error()["type"] == "already_exists"
+    assert w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"}).status == 201
+    rep = w.call("POST", f"/pulls/{n}/merge", {})
+    assert rep.status == 409 and "draft" in rep.error()["message"]
+    # only the author or a maintainer changes it
+    assert w.call("PATCH", f"/pulls/{n}", {"state": "open"}, who="rita").status == 403
+    assert w.call("PATCH", f"/pulls/{n}", {"state": "open", "title": "Ready"}, who="bob").json()["title"] == "Ready"
+    # a thread: comment, reply, resolve
+    c = w.call("POST", f"/pulls/{n}/comments", {"body": "why?"}, who="rita").json()
+    w.call("POST", f"/pulls/{n}/comments", {"body": "because", "reply_to": c["id"]}, who="bob")
+    got = w.call("PATCH", f"/pulls/{n}/comments/{c['id']}", {"resolved": True}, who="rita").json()["comments"]
+    assert [x["thread"] for x in got] == [c["id"], c["id"]] and all(x["resolved"] for x in got)
+    # decisions: one on an annotation bob changes again lapses, the other survives the push
+    w.call("POST", f"/pulls/{n}/decisions", {"decision": "reject", "ids": [w.ids[0], w.ids[1]]})
+    tip = repo.refs.read("heads/users/bob/c")
+    commit_changes(repo, "users/bob/c", tip, IMAGE, "again", "bob <b@x>",
+                   update=[{"id": w.ids[0], "label": "cell", "geometry": square(1, 1, 9)}])
+    d = w.call("GET", f"/pulls/{n}/decisions").json()
+    assert [x["id"] for x in d["decisions"]] == [w.ids[1]]
+    # main moves: the same annotation redrawn differently there, another deleted -> conflicts, resolved
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[7], "geometry": square(700, 700, 11)}], delete=[w.ids[5]])
+    pv = w.call("GET", f"/pulls/{n}/merge").json()
+    assert pv["conflicts"], pv
+    kinds = {c["id"]: c["kind"] for c in pv["conflicts"]}
+    assert kinds == {w.ids[7]: "modify/modify", w.ids[5]: "delete/modify"}, kinds
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    before = ref_files(w.root / "proj")
+    rep = w.call("POST", f"/pulls/{n}/merge", {})
+    assert rep.status == 409 and rep.error()["type"] == "not_mergeable" and "unresolved" in rep.error()["message"]
+    assert ref_files(w.root / "proj") == before
+    rep = w.call("POST", f"/pulls/{n}/merge", {"resolutions": [{"side": "ours", "ids": [w.ids[7]]},
+                                                                {"side": "theirs"}]})
+    assert rep.status == 200, rep.body
+    assert rep.json()["conflicts_resolved"] == len(pv["conflicts"])
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert ann[w.ids[5]].label == "tumor"  # theirs: bob's relabel kept
+    assert ann[w.ids[7]].geojson == square(700, 700, 11)  # ours: main's outline
+    ag = w.call("GET", f"/pulls/{n}/agreement").json()
+    corrected = {x["id"]: x["iou"] for x in ag["corrected_geometry"]["annotations"]}
+    assert set(corrected) == {w.ids[0], w.ids[7]} and all(0 <= v < 1 for v in corrected.values()), corrected

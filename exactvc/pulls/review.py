@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from ..repo import Repository
 
 Box = tuple[float, float, float, float]
+
+
+class NotMergeable(Conflict):
+    """A pull request cannot be merged yet: approvals missing, a check failing, unresolved conflicts,
+    or it is not open."""
+
+    kind = "not_mergeable"
 SIDES = ("ours", "theirs", "base", "delete")
 
 
@@ -397,7 +404,7 @@ def resolve_all(repo: Repository, m: Merged, resolutions: list[dict[str, Any]]) 
         else:
             picks.append((c, side))
     if left:
-        raise Conflict(f"{len(left)} conflict{'s' if len(left) != 1 else ''} with the target left unresolved "
+        raise NotMergeable(f"{len(left)} conflict{'s' if len(left) != 1 else ''} with the target left unresolved "
                        f"(first: {left[0].address}, {left[0].kind}): resolve them (ours/theirs/base/delete)")
     snap = m.snapshot
     per_image: dict[str, dict[bytes, bytes | None]] = {}
@@ -490,8 +497,9 @@ def rejection_snapshot(repo: Repository, pc: PullChanges, rejected: list[Change]
 def agreement(repo: Repository, first: PullChanges, pc: PullChanges, decisions: dict[tuple[str, str], str],
               merged_snap: Snapshot | None = None) -> dict[str, Any]:
     """Share of proposed changes accepted (undecided ones merge as proposed), the confusion matrix of
-    relabels (old label -> proposed label, with how many were rejected), and the IoU between the first
-    proposed geometry and the geometry as it ended up (the head, or the merge) for redrawn annotations."""
+    relabels (old label -> proposed label, with how many were rejected), and the IoU between the geometry
+    first proposed and the geometry as it ended up (the head, or the merge commit) for annotations whose
+    outline changed after the first revision (the annotator's or the reviewer's corrections)."""
     from .. import geometry
 
     n = len(pc.changes)
@@ -507,7 +515,7 @@ def agreement(repo: Repository, first: PullChanges, pc: PullChanges, decisions: 
     ious: list[dict[str, Any]] = []
     final = merged_snap or repo.snapshot_object(repo.commit_object(pc.head).root)
     for ch in first.changes:
-        if ch.new is None or "geometry" not in ch.fields:
+        if ch.new is None:
             continue
         e = final.images.get(ch.image)
         now = tree.get(repo.store, e.tree, ch.key) if e is not None else None

@@ -18,6 +18,7 @@ from ..ids import format_id, parse_id
 from ..merge import merge_bases
 from ..refs import check_short_name
 from . import review
+from .review import NotMergeable
 from .store import MAX_BODY, MAX_TITLE, PullStore, check_text
 
 if TYPE_CHECKING:
@@ -25,13 +26,6 @@ if TYPE_CHECKING:
 
 _MERGE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
-
-
-class NotMergeable(Conflict):
-    """A pull request cannot be merged yet: approvals missing, a check failing, unresolved conflicts,
-    or it is not open."""
-
-    kind = "not_mergeable"
 
 
 def _who(user: str) -> str:
@@ -359,4 +353,7 @@ def agreement(repo: Repository, store: PullStore, name: str, pr: dict[str, Any])
     else:
         pc = changes(repo, pr)
     live = review.live_decisions(pc, store.decisions(name, pr["number"]))
-    return review.agreement(repo, first, pc, live)
+    final = None
+    if pr["state"] == "merged" and pr["merge_commit"]:
+        final = repo.snapshot_object(repo.commit_object(bytes.fromhex(pr["merge_commit"])).root)
+    return review.agreement(repo, first, pc, live, final)
