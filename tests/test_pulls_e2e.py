@@ -106,6 +106,8 @@ def test_review_across_institutions(tmp_path: Path, serve: Callable[[str], Serve
     n = pr["number"]
     assert pr["author"] == "bob" and pr["summary"]["counts"] == {"added": 20, "modified": 60, "deleted": 0,
                                                                   "property_only": 0}
+    r = exact("-C", str(bob), "pr", "review", str(n), "-r", "a", "--approve", token=ta["bob"])
+    assert r.returncode == 9 and "error:" in r.stderr  # annotators do not approve, nor anyone their own
     # A's checks ran on the revision
     shown = _j(ok(exact("-C", str(amy), "pr", "show", str(n), "--json", token=ta["amy"])))
     assert shown["checks"]["status"] == "passed" and shown["checks"]["head"] == pr["head"]
