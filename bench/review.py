@@ -6,7 +6,9 @@ Not a test. One virtual slide of ``--n`` cell polygons (the data of ``core.py``:
 seed, loaded with the fast bulk loader), committed on ``main`` of a repository under a server ROOT.
 The slide's spatial index is built first (a reviewer has opened the slide's tiles and annotations
 before the diff view asks for changes). A branch ``users/bob/review`` then changes ``--changes``
-annotations (half relabelled, 30 % redrawn, 20 % added), and a real server (waitress in this process,
+annotations (half relabelled, 30 % redrawn, 20 % added; ``--spread regions``, the default: the
+changed ones lie in 2,000 px windows of ~800 cells, as an annotator works region by region;
+``--spread random``: anywhere, the worst case, which touches nearly every tree leaf), and a real server (waitress in this process,
 127.0.0.1) is asked over HTTP, with the process's diff cache emptied before each cold step:
 
 1. diff endpoint, first page: ``GET /pulls/N/changes?limit=500`` (cold: the diff is computed), and
@@ -49,11 +51,21 @@ def _call(url: str, method: str, path: str, token: str, body: Any = None) -> tup
     return rep.json(), secs
 
 
-def _branch(repo: Any, data: C.Data, k: int, rng: np.random.Generator) -> dict[str, Any]:
+def _branch(repo: Any, data: C.Data, k: int, rng: np.random.Generator, spread: str = "regions") -> dict[str, Any]:
     from exactvc import porcelain
 
     porcelain.switch(repo, "users/bob/review", create=True)
-    idx = rng.choice(data.n, size=int(k * 0.8), replace=False)
+    want = int(k * 0.8)
+    if spread == "random":
+        idx = rng.choice(data.n, size=want, replace=False)
+    else:  # an annotator works region by region: ~800 cells per 2,000 px window
+        got: set[int] = set()
+        for _ in range(1000):
+            if len(got) >= want:
+                break
+            pick, _box = C.region_indices(data, rng, min(800, want - len(got)))
+            got.update(int(i) for i in pick)
+        idx = rng.permutation(np.array(sorted(got))[:want])
     relabel, redraw = idx[: k // 2], idx[k // 2:]
     names = [c[0] for c in C.CLASSES]
     new = C.shifted(data, redraw, rng)
@@ -88,7 +100,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     t0 = now()
     spatial.open_or_build(repo.store, main_tree, repo.exact_dir / "cache" / "rtree")
     C.log(f"spatial index of main in {now() - t0:.1f}s (the viewer's first request builds it)")
-    changed = _branch(repo, data, args.changes, rng)
+    changed = _branch(repo, data, args.changes, rng, args.spread)
     acc = AccessStore(root)
     tok = {u: acc.add_user(u) for u in ("amy", "bob")}
     acc.grant("proj", "amy", "maintain")
@@ -151,7 +163,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         rows.append(C.row("merge", f"merge with {len(rej)} rejections (cold)", "s", merge_s, None,
                           f"<= {TARGETS['merge_s']} s", merge_s <= TARGETS["merge_s"]))
     print_table(rows)
-    result = {"benchmark": "review", "n": args.n, "changes": args.changes, "rows": rows, "details": details,
+    result = {"benchmark": "review", "n": args.n, "changes": args.changes, "spread": args.spread, "rows": rows, "details": details,
               "machine": machine_info(["exactvc", "shapely", "numpy", "orjson"]), "loads": C.LOADS}
     write_json(args.out, result)
     print(json.dumps({r["id"]: r["ours"] for r in rows}))
@@ -164,6 +176,8 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=10_000)
     ap.add_argument("--rejections", type=int, default=1_000)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--spread", choices=["regions", "random"], default="regions",
+                    help="changed annotations: region by region (default) or uniformly at random over the slide")
     args = ap.parse_args()
     with C.work_dir(args, "review") as tmp:
         return run(args, tmp)

@@ -369,6 +369,12 @@ def three_way(repo: Repository, ours: bytes, theirs: bytes, policy: str = "field
             if keep is not None:
                 images[name] = keep
             continue
+        if b is not None and o.tree == b.tree:  # only theirs changed it (the usual pull request): theirs
+            images[name] = t if t.record == o.record else ImageEntry(o.record, t.tree, t.count)
+            continue
+        if b is not None and t.tree == b.tree:
+            images[name] = o
+            continue
         root, cf, _stats, _ao, _at = merge_tree(repo, name, b.tree if b else None, o.tree, t.tree, policy, out)
         repo.store.write(out)
         out.clear()
