@@ -77,8 +77,10 @@ def _branch(repo: Any, data: C.Data, k: int, rng: np.random.Generator, spread: s
             ed.update(data.ids[i], geometry=C.geojson_geometry(new[j]))
         pool = C.generate(max(4 * (k - len(idx)), 1000), 99, data.path.parent / "adds.geojson")
         order = rng.permutation(pool.n)[: k - len(idx)]
-        added = ed.add_many(C.items_for([str(__import__("uuid").uuid4()) for _ in order], pool.coords[order],
-                                        pool.labels[order]))
+        # new annotations get new time-ordered ids from the editor, as in the viewer
+        items = [(lb, g, p, z, None) for lb, g, p, z, _id in C.items_for(pool.ids[:len(order)], pool.coords[order],
+                                                                         pool.labels[order])]
+        added = ed.add_many(items)
     repo.commit(f"review: {k} changes")
     C.log(f"branch with {k} changes in {now() - t0:.1f}s")
     return {"relabel": [data.ids[i] for i in relabel], "redraw": [data.ids[i] for i in redraw], "added": added}
