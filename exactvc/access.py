@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT 
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS login_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, first INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS repo_settings (repo TEXT PRIMARY KEY, anonymous_read INTEGER NOT NULL DEFAULT 0,
-    protected TEXT NOT NULL DEFAULT 'main');
+    protected TEXT NOT NULL DEFAULT 'main', required_approvals INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -118,6 +118,12 @@ class AccessStore:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             conn.executescript(_SCHEMA)
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(repo_settings)")}
+            if "required_approvals" not in cols:  # databases made before pull requests
+                try:
+                    conn.execute("ALTER TABLE repo_settings ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 0")
+                except sqlite3.OperationalError:  # another process added it meanwhile
+                    pass
         finally:
             conn.close()
 
@@ -383,15 +389,24 @@ class AccessStore:
     # --- settings ---
     def settings(self, repo: str) -> dict[str, Any]:
         with self._db() as db:
-            row = db.execute("SELECT anonymous_read, protected FROM repo_settings WHERE repo = ?", (repo,)).fetchone()
+            row = db.execute("SELECT anonymous_read, protected, required_approvals FROM repo_settings WHERE repo = ?",
+                             (repo,)).fetchone()
         if row is None:
-            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED)}
-        return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p]}
+            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED), "required_approvals": 0}
+        return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p],
+                "required_approvals": int(row[2])}
 
-    def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None) -> None:
+    def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None,
+                     required_approvals: int | None = None) -> None:
         """Change a repository's settings; values of the wrong type, or branch names that are not plain
-        branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes."""
+        branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes.
+        ``required_approvals``: approvals a pull request into a protected branch needs (0-100)."""
         from .refs import check_short_name
+
+        if required_approvals is not None and (not isinstance(required_approvals, int) or
+                                               isinstance(required_approvals, bool) or
+                                               not 0 <= required_approvals <= 100):
+            raise InvalidInput(f"required_approvals must be a whole number from 0 to 100, not {required_approvals!r}")
 
         if anonymous_read is not None and not isinstance(anonymous_read, bool):
             raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
@@ -406,9 +421,10 @@ class AccessStore:
         cur = self.settings(repo)
         anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
         prot = cur["protected"] if protected is None else protected
+        need = cur["required_approvals"] if required_approvals is None else required_approvals
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected) VALUES (?, ?, ?)",
-                       (repo, int(bool(anon)), ",".join(prot)))  # type: ignore[arg-type]
+            db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected, required_approvals) "
+                       "VALUES (?, ?, ?, ?)", (repo, int(bool(anon)), ",".join(prot), need))  # type: ignore[arg-type]
 
 
 def may_push(role: str | None, user: User | None, branch_ref: str, protected: list[str], force: bool,

@@ -233,12 +233,15 @@ def roles(name: str) -> Response:
 @api.put("/repos/<name>/settings")
 def settings(name: str) -> Response:
     require(name, "admin")
-    body = _only_keys(_json_body(), {"anonymous_read", "protected"}, "settings")
+    body = _only_keys(_json_body(), {"anonymous_read", "protected", "required_approvals"}, "settings")
     anon = body.get("anonymous_read")
     if "anonymous_read" in body and not isinstance(anon, bool):
         raise InvalidInput(f"anonymous_read must be true or false, not {anon!r}")
     prot = body.get("protected")
     if "protected" in body and (not isinstance(prot, list) or not all(isinstance(p, str) for p in prot)):
         raise InvalidInput("protected must be a list of branch names")
-    access().set_settings(name, anonymous_read=anon, protected=prot)
+    need = body.get("required_approvals")
+    if "required_approvals" in body and (not isinstance(need, int) or isinstance(need, bool)):
+        raise InvalidInput(f"required_approvals must be a whole number, not {need!r}")
+    access().set_settings(name, anonymous_read=anon, protected=prot, required_approvals=need)
     return jsonify(access().settings(name))

@@ -17,6 +17,7 @@ from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
 from .pages import pages
+from .pulls import pulls
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
@@ -43,6 +44,9 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["max_request_bytes"]
     app.extensions["exact_repos"] = Repos(root)
     app.extensions["exact_access"] = AccessStore(root)
+    from exactvc.pulls.store import PullStore
+
+    app.extensions["exact_pulls"] = PullStore(root)
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:
@@ -96,6 +100,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
+    app.register_blueprint(pulls)
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route

@@ -57,6 +57,77 @@ _EDIT = _obj({
     "update": {"type": "array", "items": {"type": "object", "required": ["id"]}},
     "delete": {"type": "array", "items": _STR}})
 
+
+_N = _path("n", {"type": "integer", "minimum": 1})
+_BOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}
+_PAGE = [_query("bbox", _STR, description="x0,y0,x1,y1: changes whose old or new bounds meet it"),
+         _query("label", _STR), _query("kind", {"type": "string", "enum": ["added", "modified", "deleted"]}),
+         _query("image", _STR), _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+         _query("cursor", _STR, description="next_cursor of the previous page (IMAGE:ID)")]
+_RES = {"type": "array", "items": _obj({"side": {"type": "string", "enum": ["ours", "theirs", "base", "delete"]},
+                                         "ids": {"type": "array", "items": _STR}, "label": _STR, "bbox": _BOX,
+                                         "image": _STR}, ["side"])}
+_PR = "/api/v1/repos/{name}/pulls/{n}"
+PULL_PATHS: dict[str, Any] = {
+    "/api/v1/repos/{name}/pulls": {
+        **_op("get", "Pull requests (state filter: draft, open, closed, merged, all)", [
+            _REPO, _query("state", {"type": "string", "enum": ["draft", "open", "closed", "merged", "all"]})]),
+        **_op("post", "Open a pull request from a branch of this repository (annotate)", [_REPO], _obj({
+            "title": _STR, "body": _STR, "source": _STR, "target": _STR, "draft": {"type": "boolean"}},
+            ["title", "source"]), ok="201"),
+    },
+    _PR: {
+        **_op("get", "One pull request: revisions, change summary, approvals", [_REPO, _N]),
+        **_op("patch", "Change title, body or state (draft, open, closed): the author or a maintainer", [_REPO, _N],
+              _obj({"title": _STR, "body": _STR, "state": {"type": "string", "enum": ["draft", "open", "closed"]}})),
+    },
+    _PR + "/changes": _op("get", "The changes of the pull request, paged or spatially filtered, with decisions",
+                          [_REPO, _N, *_PAGE]),
+    _PR + "/reviews": {
+        **_op("get", "Reviews and the approvals that count", [_REPO, _N]),
+        **_op("post", "Review: comment (read), approve or request changes (maintain; not your own)", [_REPO, _N],
+              _obj({"kind": {"type": "string", "enum": ["comment", "approve", "request_changes"]}, "body": _STR},
+                   ["kind"]), ok="201"),
+    },
+    _PR + "/comments": {
+        **_op("get", "Comments in threads (anchored ones say whether they are outdated)", [_REPO, _N]),
+        **_op("post", "Comment, optionally anchored to an annotation (and a viewport), or a reply", [_REPO, _N],
+              _obj({"body": _STR, "annotation": _STR, "image": _STR, "viewport": _BOX,
+                    "reply_to": {"type": "integer"}}, ["body"]), ok="201"),
+    },
+    _PR + "/comments/{cid}": _op("patch", "Resolve or reopen a comment's thread", [
+        _REPO, _N, _path("cid", {"type": "integer", "minimum": 1})], _obj({"resolved": {"type": "boolean"}},
+                                                                          ["resolved"])),
+    _PR + "/decisions": {
+        **_op("get", "The decisions that still apply", [_REPO, _N]),
+        **_op("post", "Accept, reject or clear changes: by ids, label, bbox or image (maintain)", [_REPO, _N], _obj({
+            "decision": {"type": "string", "enum": ["accept", "reject", "clear"]},
+            "ids": {"type": "array", "items": _STR}, "label": _STR, "bbox": _BOX, "image": _STR}, ["decision"])),
+    },
+    _PR + "/checks": _op("get", "Validation and duplicate checks of the current revision", [_REPO, _N]),
+    _PR + "/merge": {
+        **_op("get", "Merge preview: mergeable, blockers, conflicts with the target", [_REPO, _N]),
+        **_op("post", "Merge (maintain): rejections as a commit on the source, then a merge commit", [_REPO, _N],
+              _obj({"override_checks": {"type": "boolean"}, "resolutions": _RES, "message": _STR})),
+    },
+    _PR + "/agreement": _op("get", "Agreement figures: share accepted, relabel confusion, IoU of corrections",
+                            [_REPO, _N]),
+    "/api/v1/repos/{name}/images/{image}/changes": _op(
+        "get", "Changes of one image between two revisions, paged or by bbox (never unchanged annotations)",
+        [_REPO, _path("image"), _query("old", _STR, True), _query("new", _STR, True), *_PAGE]),
+    "/api/v1/repos/{name}/images/{image}/compare": _op(
+        "get", "Geometric comparison of two revisions sharing no ids: matched, only in a, only in b, P/R/F1", [
+            _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
+            _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/bundles": _op(
+        "post", "Upload a bundle (maintain): verified like a push; its branch created; with title, a pull request",
+        [_REPO, _query("ref", _STR), _query("branch", _STR), _query("title", _STR), _query("body", _STR),
+         _query("target", _STR)], {"type": "string", "format": "binary"}, ok="201",
+        body_type="application/x-exactvc-bundle"),
+}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "exactvc server", "version": "1",
@@ -127,8 +198,12 @@ OPENAPI: dict[str, Any] = {
                 "who": _STR, "role": {"type": "string", "enum": ["read", "annotate", "maintain", "admin", "none"]},
                 "team": {"type": "boolean"}}, ["who", "role"])),
         },
-        "/api/v1/repos/{name}/settings": _op("put", "Anonymous read and protected branches (admin)", [_REPO], _obj({
-            "anonymous_read": {"type": "boolean"}, "protected": {"type": "array", "items": _STR}})),
+        "/api/v1/repos/{name}/settings": _op("put", "Anonymous read, protected branches, approvals (admin)", [_REPO],
+                                             _obj({"anonymous_read": {"type": "boolean"},
+                                                   "protected": {"type": "array", "items": _STR},
+                                                   "required_approvals": {"type": "integer", "minimum": 0,
+                                                                          "maximum": 100}})),
+        **PULL_PATHS,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),

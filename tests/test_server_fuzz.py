@@ -53,6 +53,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tok = users(root, {"admin": None, "anna": "annotate", "rita": "read"}, "proj")
     acc = AccessStore(root)
     acc.grant("proj", "admin", "admin")
+    # a pull request (#1), so that the fuzz reaches the pull request routes' handlers too
+    from exactvc.history import commit_changes
+    from exactvc.pulls import service
+    from exactvc.pulls.store import PullStore
+
+    commit_changes(repo, "users/anna/x", None, IMAGE, "one more cell", AUTHOR,
+                   create=[{"label": "cell", "geometry": square(500, 500)}], start="main")
+    service.create(repo, PullStore(root), "proj", "anna", "fuzz me", "", "users/anna/x", "main")
     with thread_server(root, slide_folders=[str(folder)]) as srv:
         ids = sorted(a.id for a in repo.annotations(IMAGE))
         yield {"srv": srv, "root": root, "tok": tok, "fp": fp, "ids": ids, "head": repo.head_commit()}
@@ -221,7 +229,9 @@ def _value(schema: dict[str, Any], name: str, w: dict[str, Any]) -> st.SearchStr
                         "old": ["HEAD~1", "main"], "new": ["HEAD", "main"],
                         "cursor": w["ids"][:2], "bbox": ["0,0,100,100", "0,0,1e9,1e9", "50,50,10,10"],
                         "level": ["12", "8", "0"], "col": ["0", "3", "9"], "row": ["0", "4", "12"],
-                        "suffix": [".svs", ".tiff"], "label": ["cell", "mitosis"]}.get(name, [])
+                        "suffix": [".svs", ".tiff"], "label": ["cell", "mitosis"],
+                        "n": ["1", "1", "2"], "cid": ["1", "2"], "a": ["HEAD~1", "main"], "b": ["HEAD", "main"]
+                        }.get(name, [])
     good: st.SearchStrategy[str]
     if schema.get("type") == "integer":
         lo, hi = schema.get("minimum", -(2**40)), schema.get("maximum", 2**40)
@@ -288,7 +298,7 @@ def test_fuzz_every_route_no_server_errors(world: dict[str, Any]) -> None:
     seen: dict[str, int] = {}
     local = str(Path(world["root"]).resolve().parent).encode()
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=450, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(_requests(world))
     def one(req: tuple[str, str, bytes, str | None]) -> None:
