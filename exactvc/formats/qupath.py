@@ -846,6 +846,11 @@ class _Converter:
     def _label(self, feat: Feature) -> tuple[str, str | None]:
         label = feat.label or UNCLASSIFIED
         shape = self.shapes.get(label)
+        forced = feat.geometry.get("kind") if type(feat.geometry) is dict else None  # other formats' boxes
+        if forced is not None:
+            if shape is None:
+                self._label_new(feat, label)
+            return label, forced
         if shape is None:
             nl = self.new_labels.get(label)
             if nl is None:
@@ -858,6 +863,17 @@ class _Converter:
                 nl.color = feat.color
             return label, None
         return label, shape if shape in ("box", "ellipse") else None
+
+    def _label_new(self, feat: Feature, label: str) -> None:
+        nl = self.new_labels.get(label)
+        if nl is None:
+            if not self.create_labels:
+                raise UnknownLabel(
+                    f"feature {feat.index}: unknown label {label!r} (import with --create-labels to create it)"
+                )
+            self.new_labels[label] = _NewLabel(feat.color)
+        elif nl.color is None:
+            nl.color = feat.color
 
     def convert_many(self, feats: list[Feature]) -> list[tuple[bytes, bytes]]:
         """``(key, encoded tree entry)`` of each feature; the first bad feature raises, named."""
