@@ -157,6 +157,8 @@ def _refuse_csv(file: str) -> None:
     except OSError:
         return  # the importer reports it
     first_line = head.split(b"\n", 1)[0]
+    if head[:1] == b"<" or head.startswith(b"SQLite format 3") or b"|" in first_line:
+        return  # XML, SQLite or EXACT's text: other formats
     if file.lower().endswith((".csv", ".tsv")) or (head[:1] not in (b"{", b"[", b"") and
                                                    (b"," in first_line or b"\t" in first_line)):
         raise InvalidInput(f"{file}: CSV import is not supported; import QuPath GeoJSON "

@@ -9,7 +9,6 @@ import click
 from .. import porcelain
 from .output import Ctx, Progress, emit_json, json_option, pass_ctx
 
-
 IMPORT_FORMATS = ["qupath", "geojson", "coco", "asap", "sliderunner", "cvat", "histomicsui", "exact"]
 EXPORT_FORMATS = ["geojson", "qupath", "csv", "coco", "asap", "sliderunner", "cvat", "histomicsui", "exact"]
 
