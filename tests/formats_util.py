@@ -69,3 +69,14 @@ def round_trip(tmp: Path, repo: Repository, fmt: str, suffix: str) -> tuple[Repo
         r2.add_label(lb.name, shape=lb.shape, color=lb.color)
     porcelain.import_(r2, None, str(f))
     return r2, data
+
+
+def differences(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> list[Any]:
+    """What differs between two ``state`` results (for readable failures)."""
+    out: list[Any] = []
+    for img in sorted(set(a) | set(b)):
+        x, y = a.get(img, {}), b.get(img, {})
+        for k in sorted(set(x) | set(y)):
+            if x.get(k) != y.get(k):
+                out.append((img, k, x.get(k), y.get(k)))
+    return out

@@ -302,7 +302,12 @@ def clip_boxes(recs: list[Record], w: int, h: int) -> None:
     box as written is kept as ``unclipped`` [x0, y0, x1, y1] under the format's property, for export."""
     for rec in recs:
         g = rec.geometry
-        fmt = g.get("clip") if type(g) is dict else None
+        if type(g) is not dict:
+            continue
+        if g.get("whole"):  # a whole-image label
+            rec.geometry = box_geom(0, 0, w, h, kind="box")
+            continue
+        fmt = g.get("clip")
         if fmt is None:
             continue
         (x0, y0), _, (x1, y1), *_ = g["coordinates"][0]
