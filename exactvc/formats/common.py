@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tree
-from ..edit import set_working_tree
-from ..errors import ExactError, InvalidInput, NotFound, UsageError
+from ..errors import Conflict, ExactError, InvalidInput, NotFound, UsageError
 from ..ids import format_id
 from .qupath import CHECK_BATCH, Feature, _Converter, _NewLabel, _TreeBuilder, iter_records, selected_images
 
@@ -289,10 +288,19 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
         repo.add_label(lname, nl.shape(), nl.color or "#ffcc00")
         created.append(lname)
     added = 0
-    with repo.lock():
+    with repo.lock():  # one new working snapshot for every image
+        base, snap_id = repo.working()
+        snap = repo.snapshot_object(snap_id)
         for name, old, root, count0 in roots:
-            set_working_tree(repo, name, root, expected=old)
-            added += tree.count(repo.store, root) - count0
+            entry = snap.images.get(name)
+            if entry is None:
+                raise NotFound(f"image {name!r} was removed meanwhile")
+            if entry.tree != old:
+                raise Conflict(f"the annotations of {name!r} changed meanwhile; nothing was changed")
+            count = tree.count(repo.store, root)
+            snap = snap.with_tree(name, root, count)
+            added += count - count0
+        repo.set_working(base, repo.put("snapshot", snap.to_body()))
     return {"images": [name for name, *_ in roots], "features": n, "added": added, "replaced": n - added,
             "labels_created": created, "skipped": dict(sorted(read.skipped.items()))}
 
