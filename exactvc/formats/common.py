@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tree
-from ..errors import Conflict, ExactError, InvalidInput, NotFound, UsageError
+from ..errors import Conflict, ExactError, InvalidGeometry, InvalidInput, NotFound, UsageError
 from ..ids import format_id
 from .qupath import CHECK_BATCH, Feature, _Converter, _NewLabel, _TreeBuilder, iter_records, selected_images
 
@@ -265,6 +265,13 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
                 part = recs[i:i + CHECK_BATCH]
                 try:
                     entries = conv.convert_many(part)
+                except InvalidGeometry as exc:
+                    if "invalid polygon" not in exc.message or not repair_polygons(part):
+                        raise _rename(exc, file, src) from None
+                    try:
+                        entries = conv.convert_many(part)
+                    except ExactError as exc2:
+                        raise _rename(exc2, file, src) from None
                 except ExactError as exc:
                     raise _rename(exc, file, src) from None
                 for f, (key, entry) in zip(part, entries, strict=True):
@@ -303,6 +310,43 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
         repo.set_working(base, repo.put("snapshot", snap.to_body()))
     return {"images": [name for name, *_ in roots], "features": n, "added": added, "replaced": n - added,
             "labels_created": created, "skipped": dict(sorted(read.skipped.items()))}
+
+
+def repair_polygons(recs: list[Record]) -> bool:
+    """Make invalid polygons valid (shapely's make_valid, keeping the polygonal parts), as other tools
+    draw them (self-touching rings, bow-ties); each repaired record gets ``geometry_repaired: true``.
+    True when something was repaired."""
+    import shapely
+
+    done = False
+    for rec in recs:
+        g = rec.geometry
+        if type(g) is not dict or g.get("type") not in ("Polygon", "MultiPolygon") or g.get("kind"):
+            continue
+        try:
+            shp = shapely.geometry.shape(g)
+        except Exception:  # noqa: BLE001 - malformed: the converter names the problem
+            continue
+        if shp.is_valid:
+            continue
+        fixed = shapely.make_valid(shp)
+        polys = [p for p in getattr(fixed, "geoms", [fixed]) if p.geom_type in ("Polygon", "MultiPolygon")]
+        if not polys:
+            continue
+        u = shapely.union_all(polys)
+        if u.is_empty or u.area == 0:
+            continue
+        m = shapely.geometry.mapping(u)
+        rec.geometry = {"type": m["type"], "coordinates": _as_lists(m["coordinates"])}
+        rec.properties = {**rec.properties, "geometry_repaired": True}
+        done = True
+    return done
+
+
+def _as_lists(c: Any) -> Any:
+    if isinstance(c, (list, tuple)) and c and isinstance(c[0], (int, float)):
+        return [round(float(v), 3) for v in c]
+    return [_as_lists(x) for x in c]
 
 
 def clip_boxes(recs: list[Record], w: int, h: int) -> None:
