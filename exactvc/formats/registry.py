@@ -52,6 +52,9 @@ def detect(path: Path) -> str:
         if b"<annotations" in text:
             return "cvat"
         raise InvalidInput(f"{path}: XML that is neither ASAP (<ASAP_Annotations>) nor CVAT (<annotations>)")
+    first = text.split(b"\n", 1)[0].strip()
+    if first.startswith(b"[") and first.endswith(b"]") and b"|" in first and b'"' not in first:
+        return "exact"  # EXACT's view-log lines: [image|user|time|action]
     if text[:1] in (b"{", b"["):
         if b'"FeatureCollection"' in text or b'"Feature"' in text:
             return "qupath"
@@ -62,7 +65,6 @@ def detect(path: Path) -> str:
         if path.suffix.lower() in (".geojson",):
             return "qupath"
         raise InvalidInput(f"{path}: JSON that is neither QuPath GeoJSON, COCO nor HistomicsUI; name it with --format")
-    first = text.split(b"\n", 1)[0]
     if b"|" in first:
         return "exact"
     if path.suffix.lower() in (".csv", ".tsv") or b"," in first or b"\t" in first:
