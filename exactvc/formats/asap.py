@@ -145,10 +145,10 @@ def read(path: Path) -> ReadResult:
         if a.get("Color") and a.get("Color") != DEFAULT_COLOR:
             own["color"] = a.get("Color")
         chain: dict[str, Any] = {}
-        g = group
-        while g != "None" and g in groups and g not in chain:
-            chain[g] = groups[g]
-            g = groups[g].get("parent", "None")
+        gname = group
+        while gname != "None" and gname in groups and gname not in chain:
+            chain[gname] = groups[gname]
+            gname = groups[gname].get("parent", "None")
         if chain:
             own["groups"] = chain
         props: dict[str, Any] = {FMT: own}
@@ -187,7 +187,7 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
         if group != "None":
             groups.setdefault(group, {"color": colors.get(group, DEFAULT_COLOR).upper()})
         name = o.properties.get("name") if isinstance(o.properties.get("name"), str) else o.id
-        color = own.get("color", DEFAULT_COLOR)
+        color = str(own.get("color", DEFAULT_COLOR))
         shapes: list[tuple[str, list[list[float]]]] = []
         if o.kind == "point":
             shapes = [("Dot", vertices(o.kind, o.geom))]
@@ -208,7 +208,7 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
             polys = exterior_and_holes(o.kind, o.geom)  # holes are dropped: ASAP has none
             shapes = [(t, poly[0][:-1]) for poly in polys]
         for k, (t, pts) in enumerate(shapes):
-            nm = name if len(shapes) == 1 else f"{name} (part {k + 1})"
+            nm = str(name) if len(shapes) == 1 else f"{name} (part {k + 1})"
             parts.append(f"\t\t<Annotation Name={quoteattr(nm)} Type=\"{t}\" PartOfGroup={quoteattr(group)} "
                          f"Color={quoteattr(color)}>\n\t\t\t<Coordinates>\n{_coords_xml(pts)}"
                          "\t\t\t</Coordinates>\n\t\t</Annotation>\n")

@@ -260,7 +260,7 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
         conv.blobs = builder.blobs
         try:
             recs = src.records
-            clip_boxes(recs, rec_img.width, rec_img.height)
+            clip_boxes(recs, rec_img.width, rec_img.height, shapes)
             for i in range(0, len(recs), CHECK_BATCH):
                 part = recs[i:i + CHECK_BATCH]
                 try:
@@ -299,10 +299,10 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
         base, snap_id = repo.working()
         snap = repo.snapshot_object(snap_id)
         for name, old, root, count0 in roots:
-            entry = snap.images.get(name)
-            if entry is None:
+            now = snap.images.get(name)
+            if now is None:
                 raise NotFound(f"image {name!r} was removed meanwhile")
-            if entry.tree != old:
+            if now.tree != old:
                 raise Conflict(f"the annotations of {name!r} changed meanwhile; nothing was changed")
             count = tree.count(repo.store, root)
             snap = snap.with_tree(name, root, count)
@@ -349,13 +349,21 @@ def _as_lists(c: Any) -> Any:
     return [_as_lists(x) for x in c]
 
 
-def clip_boxes(recs: list[Record], w: int, h: int) -> None:
-    """Boxes a format lets overhang the image (MIDOG's spots at the border) are clipped to it; the
-    box as written is kept as ``unclipped`` [x0, y0, x1, y1] under the format's property, for export."""
+def clip_boxes(recs: list[Record], w: int, h: int, shapes: dict[str, str] | None = None) -> None:
+    """Settle what a reader could not: a whole-image label's box; a vertex list that is a line when
+    its label takes lines (``"vector"``: EXACT's vectors have no type); boxes a format lets overhang
+    the image (MIDOG's spots at the border) clipped to it, the box as written kept as
+    ``unclipped`` [x0, y0, x1, y1] under the format's property, for export."""
     for rec in recs:
         g = rec.geometry
         if type(g) is not dict:
             continue
+        if "vector" in g:
+            pts = g["vector"]
+            if shapes is not None and shapes.get(rec.label or UNCLASSIFIED) == "line" and len(pts) >= 2:
+                rec.geometry = {"type": "LineString", "coordinates": pts}
+                continue
+            g = rec.geometry = {k: v for k, v in g.items() if k != "vector"}
         if g.get("whole"):  # a whole-image label
             rec.geometry = box_geom(0, 0, w, h, kind="box")
             continue

@@ -67,14 +67,15 @@ def _vector(text: str, where: str) -> tuple[list[list[int]], int | None] | None:
 
 
 def _geometry(pts: list[list[int]]) -> dict[str, Any]:
+    """The shape of a vector; ``vector`` lets a label of line shape take it as a line (common.clip_boxes)."""
     if len(pts) == 1:
         return {"type": "Point", "coordinates": pts[0]}
     if len(pts) == 2:
         (x1, y1), (x2, y2) = pts
-        if x1 != x2 and y1 != y2:
-            return {**box_geom(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)), "clip": FMT}  # may overhang
+        if x1 != x2 and y1 != y2:  # may overhang the image
+            return {**box_geom(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)), "clip": FMT, "vector": pts}
         return {"type": "LineString", "coordinates": pts}
-    return {"type": "Polygon", "coordinates": [[*pts, pts[0]]]}
+    return {"type": "Polygon", "coordinates": [[*pts, pts[0]]], "vector": pts}
 
 
 def read(path: Path) -> ReadResult:
@@ -135,9 +136,9 @@ def read(path: Path) -> ReadResult:
         key = uuid_key(uuid.strip())
         if key is None:
             content = f"{label}\0{pts}\0{frame}"
-            k = seen.get(image + "\0" + content, 0)
-            seen[image + "\0" + content] = k + 1
-            key = derived_id(FMT, image, f"{content}\0{k}")
+            nth = seen.get(image + "\0" + content, 0)
+            seen[image + "\0" + content] = nth + 1
+            key = derived_id(FMT, image, f"{content}\0{nth}")
         props: dict[str, Any] = {FMT: own} if own else {}
         src.add(Record(0, key, label or UNCLASSIFIED, None, _geometry(pts), props,
                        (frame - 1, 0) if frame and frame > 1 else None), f"{where} ({label!r})")

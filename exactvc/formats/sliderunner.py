@@ -275,7 +275,7 @@ def _write(con: sqlite3.Connection, imgs: list[Any], colors: dict[str, str]) -> 
                 counts[u] = counts.get(u, 0) + 1
     nxt = max(used, default=0) + 1
     n = 0
-    coord_rows: list[tuple[int, int, int, int, int, int]] = []
+    coord_rows: list[tuple[Any, ...]] = []
     label_rows: list[tuple[int, int, int, Any]] = []
     for sid, im in enumerate(imgs, 1):
         con.execute("insert into Slides(uid, filename, width, height, directory, EXACTUSER) values (?, ?, ?, ?, '', 0)",
@@ -298,7 +298,7 @@ def _write(con: sqlite3.Connection, imgs: list[Any], colors: dict[str, str]) -> 
                          own.get("clickable", 1)))
             z = o.plane[0] if o.plane else 0
             if t == IMAGE:
-                coord_rows.append((None, None, sid, uid, 1, z))  # type: ignore[arg-type]
+                coord_rows.append((None, None, sid, uid, 1, z))
             for k, (x, y) in enumerate(pts, 1):
                 coord_rows.append((x, y, sid, uid, k, z))
             votes = own.get("labels")
