@@ -1,4 +1,6 @@
-"""Annotation file formats: QuPath GeoJSON in and out, CSV out.
+"""Annotation file formats: QuPath GeoJSON, COCO, ASAP, SlideRunner, CVAT, HistomicsUI and EXACT
+in and out (one module each, sharing ``common``; ``registry`` detects and dispatches), CSV out.
+docs/formats.md says what maps to what.
 
     from exactvc.formats import import_file, export
 
