@@ -46,12 +46,17 @@ def _float(v: str | None, where: str, axis: str) -> float:
         raise InvalidInput(f"{where}: {axis}={v!r} is not a number") from None
 
 
-def _coords(ann: ET.Element, where: str) -> list[list[float]]:
-    slots: dict[int, list[float]] = {}
+def _coords(ann: ET.Element, where: str) -> list[Any]:
     coords = ann.find("Coordinates")
-    for c in coords if coords is not None else []:
-        if c.tag != "Coordinate":
-            continue
+    cs = [c for c in coords if c.tag == "Coordinate"] if coords is not None else []
+    try:  # the usual file: Order 0..n-1 in document order, dot decimals
+        pts = [(float(c.get("X")), float(c.get("Y"))) for c in cs]  # type: ignore[arg-type]
+        if all(c.get("Order") == str(i) for i, c in enumerate(cs)):
+            return pts
+    except (TypeError, ValueError):
+        pass
+    slots: dict[int, list[float]] = {}
+    for c in cs:
         o = c.get("Order")
         try:
             order = int(o) if o is not None else len(slots)
@@ -84,81 +89,100 @@ def _geometry(t: str, pts: list[list[float]], where: str) -> dict[str, Any]:
         ys = {p[1] for p in pts}
         if len(xs) == 2 and len(ys) == 2:
             return box_geom(min(xs), min(ys), max(xs), max(ys), kind="box")
-    return {"type": "Polygon", "coordinates": [[*pts, pts[0]]]}
+    return {"type": "Polygon", "coordinates": [pts]}  # not closed: the geometry code closes it
+
+
+def _group(g: ET.Element) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    parent = g.get("PartOfGroup")
+    if parent and parent != "None":
+        info["parent"] = parent
+    if g.get("Color"):
+        info["color"] = g.get("Color")
+    attrs: dict[str, str] = {}
+    ael = g.find("Attributes")
+    for a in ael if ael is not None else []:
+        attrs.update(a.attrib)
+    if attrs:
+        info["attributes"] = attrs
+    return info
 
 
 def read(path: Path) -> ReadResult:
+    """Streamed (iterparse, each annotation dropped once read): memory is the records, not the XML tree."""
+    groups: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[Record, str, str]] = []  # record, group, where: groups are declared after annotations
+    src = SourceImage(None)
+    names: dict[str, int] = {}
+    n = 0
+    root_tag: str | None = None
     try:
-        root = ET.parse(path).getroot()
+        for _ev, el in ET.iterparse(path):
+            tag = el.tag
+            if tag == "Coordinate" or tag == "Coordinates":
+                continue
+            root_tag = tag  # the root ends last
+            if tag == "Annotation":
+                pending.append(_annotation(path, el, n))
+                nm = el.get("Name")
+                if nm is not None:
+                    names[nm] = names.get(nm, 0) + 1
+                n += 1
+                el.clear()
+            elif el.tag == "Group":
+                name = el.get("Name")
+                if name is not None:
+                    if name in groups:
+                        raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
+                    groups[name] = _group(el)
+                el.clear()
     except ET.ParseError as exc:
         raise InvalidInput(f"{path}: malformed XML: {exc}") from None
-    if root.tag != "ASAP_Annotations":
-        raise InvalidInput(f"{path}: not an ASAP file (root <{root.tag}>, not <ASAP_Annotations>)")
-    groups: dict[str, dict[str, Any]] = {}
-    gel = root.find("AnnotationGroups")
-    for g in gel if gel is not None else []:
-        name = g.get("Name")
-        if g.tag != "Group" or name is None:
-            continue
-        if name in groups:
-            raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
-        info: dict[str, Any] = {}
-        parent = g.get("PartOfGroup")
-        if parent and parent != "None":
-            info["parent"] = parent
-        if g.get("Color"):
-            info["color"] = g.get("Color")
-        attrs: dict[str, str] = {}
-        ael = g.find("Attributes")
-        for a in ael if ael is not None else []:
-            attrs.update(a.attrib)
-        if attrs:
-            info["attributes"] = attrs
-        groups[name] = info
+    if root_tag != "ASAP_Annotations":
+        raise InvalidInput(f"{path}: not an ASAP file (root <{root_tag}>, not <ASAP_Annotations>)")
     for name, info in groups.items():
         if "parent" in info and info["parent"] not in groups:
             raise InvalidInput(f"{path}: group {name!r} is part of group {info['parent']!r}, which is not declared "
                                "in <AnnotationGroups> (ASAP would load nothing)")
-    src = SourceImage(None)
-    names: dict[str, int] = {}
-    anns = root.find("Annotations")
-    elems = [a for a in (anns if anns is not None else []) if a.tag == "Annotation"]
-    for a in elems:
-        nm = a.get("Name")
-        if nm is not None:
-            names[nm] = names.get(nm, 0) + 1
-    for n, a in enumerate(elems):
-        nm = a.get("Name")
-        where = f"annotation {n}" + (f" ({nm!r})" if nm else "")
-        t = a.get("Type", "")
-        if t not in TYPES:
-            raise InvalidInput(f"{path}: {where}: unknown Type {t!r} (one of {', '.join(TYPES)})")
-        group = a.get("PartOfGroup") or "None"
+    colors = {g: parse_color(info.get("color")) for g, info in groups.items()}
+    for k, (rec, group, where) in enumerate(pending):
         if group != "None" and group not in groups:
             raise InvalidInput(f"{path}: {where}: group {group!r} is not declared in <AnnotationGroups> "
                                "(ASAP would load nothing)")
-        try:
-            geom = _geometry(t, _coords(a, where), where)
-        except InvalidInput as exc:
-            raise InvalidInput(f"{path}: {exc.message}") from None
-        own: dict[str, Any] = {"type": t}
-        if a.get("Color") and a.get("Color") != DEFAULT_COLOR:
-            own["color"] = a.get("Color")
-        chain: dict[str, Any] = {}
-        gname = group
-        while gname != "None" and gname in groups and gname not in chain:
-            chain[gname] = groups[gname]
-            gname = groups[gname].get("parent", "None")
-        if chain:
-            own["groups"] = chain
-        props: dict[str, Any] = {FMT: own}
-        if nm:
-            props["name"] = nm
-        key = uuid_key(nm) or derived_id(FMT, "", nm if nm and names.get(nm) == 1 else f"#{n}")
-        label = UNCLASSIFIED if group == "None" else group
-        color = parse_color(groups.get(group, {}).get("color")) if group != "None" else None
-        src.add(Record(0, key, label, color, geom, props, None), where)
+        if group != "None":
+            chain: dict[str, Any] = {}
+            gname = group
+            while gname != "None" and gname in groups and gname not in chain:
+                chain[gname] = groups[gname]
+                gname = groups[gname].get("parent", "None")
+            rec.properties[FMT]["groups"] = chain
+            rec.color = colors.get(group)
+        nm = rec.properties.get("name")
+        if rec.id is None:
+            rec.id = derived_id(FMT, "", nm if nm and names.get(nm) == 1 else f"#{k}")
+        src.add(rec, where)
     return ReadResult([src])
+
+
+def _annotation(path: Path, a: ET.Element, n: int) -> tuple[Record, str, str]:
+    nm = a.get("Name")
+    where = f"annotation {n}" + (f" ({nm!r})" if nm else "")
+    t = a.get("Type", "")
+    if t not in TYPES:
+        raise InvalidInput(f"{path}: {where}: unknown Type {t!r} (one of {', '.join(TYPES)})")
+    group = a.get("PartOfGroup") or "None"
+    try:
+        geom = _geometry(t, _coords(a, where), where)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc.message}") from None
+    own: dict[str, Any] = {"type": t}
+    if a.get("Color") and a.get("Color") != DEFAULT_COLOR:
+        own["color"] = a.get("Color")
+    props: dict[str, Any] = {FMT: own}
+    if nm:
+        props["name"] = nm
+    label = UNCLASSIFIED if group == "None" else group
+    return Record(0, uuid_key(nm), label, None, geom, props, None), group, where
 
 
 # --- export -----------------------------------------------------------------------------------------

@@ -65,10 +65,10 @@ def _bbox_mode(anns: list[Any], mode: str) -> str:
     return "xyxy" if boxes else "xywh"
 
 
-def _ring(flat: Any, where: str) -> list[list[float]]:
+def _ring(flat: Any, where: str) -> list[Any]:
     if not isinstance(flat, list) or len(flat) % 2 or len(flat) < 6:
         raise InvalidInput(f"{where}: a segmentation polygon must list x, y pairs, at least 3 vertices")
-    return [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+    return list(zip(flat[0::2], flat[1::2], strict=True))  # (x, y) tuples: what the geometry code reads
 
 
 def _geometry(a: dict[str, Any], mode: str, where: str) -> dict[str, Any]:
@@ -126,6 +126,7 @@ def read(path: Path, bbox: str = "auto") -> ReadResult:
                                        width=im.get("width"), height=im.get("height"))
     anns = doc.get("annotations") or []
     mode = _bbox_mode(anns, bbox)
+    colors: dict[Any, str | None] = {}
     for n, a in enumerate(anns):
         aid = a.get("id") if isinstance(a, dict) else None
         where = f"annotation {n}" + (f" (id {aid})" if aid is not None else "")
@@ -167,7 +168,9 @@ def read(path: Path, bbox: str = "auto") -> ReadResult:
             props.update(extra)
         props[FMT] = own
         key = uuid_key(a.get("exact_id")) or (derived_id(FMT, src.name or "", aid) if aid is not None else None)
-        src.add(Record(0, key, label, _cat_color(cat), geom, props, None), where)
+        color = colors.get(cid, "") if cid in colors else colors.setdefault(cid, _cat_color(cat))
+        src.add(Record(0, key, label, color, geom, props, None), where)
+        anns[n] = None  # the file's objects go as their records come
     return ReadResult(list(images.values()))
 
 

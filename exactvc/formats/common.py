@@ -76,7 +76,7 @@ def derived_id(fmt: str, image: str, source_id: Any) -> bytes:
 
 def uuid_key(text: Any) -> bytes | None:
     """The 16 bytes of a UUID text, None when ``text`` is not one."""
-    if not isinstance(text, str) or not text:
+    if not isinstance(text, str) or len(text) < 32 or len(text) > 45:  # cheap: most names are no UUID
         return None
     from .qupath import _uuid_bytes
 
