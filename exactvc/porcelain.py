@@ -130,7 +130,7 @@ def import_(repo: Repository, image: str | None, file: str, create_labels: bool 
         raise InvalidInput(f"{file}: CSV import is not supported; import QuPath GeoJSON "
                            "(QuPath: File > Export objects as GeoJSON)")
     if f == "qupath":
-        from .formats.qupath import import_file
+        from .formats.importer import import_file
 
         if image is None:
             names = [r.name for r in repo.images(None)]

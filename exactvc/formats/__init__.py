@@ -14,16 +14,9 @@ Both exports are byte-identical for the same commit on every machine.
 from __future__ import annotations
 
 from .csvfmt import export_csv
-from .qupath import (
-    FORMATS,
-    Feature,
-    ImportResult,
-    export,
-    export_geojson,
-    feature_from_json,
-    import_file,
-    read_features,
-)
+from .importer import import_file
+from .model import Feature, ImportResult
+from .qupath import FORMATS, export, export_geojson, feature_from_json, read_features
 
 __all__ = [
     "FORMATS",

@@ -3,7 +3,7 @@
 A format's reader turns a file into :class:`SourceImage` s (one per image the file
 names), each holding :class:`Record` s; :func:`import_sources` matches them to the
 repository's images and imports them all or nothing through the same checked,
-batched pipeline as the QuPath importer (``qupath._Converter`` and ``_TreeBuilder``).
+batched pipeline as the QuPath importer (``importer._Converter`` and ``_TreeBuilder``).
 
 A record keeps what exactvc models natively (id, label, geometry, plane) and puts what
 only its format models under one property named after the format (``"coco"``,
@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from .. import tree
 from ..errors import Conflict, ExactError, InvalidGeometry, InvalidInput, NotFound, UsageError
 from ..ids import format_id
-from .qupath import CHECK_BATCH, Feature, _Converter, _NewLabel, _TreeBuilder, iter_records, selected_images
+from .importer import CHECK_BATCH, _Converter, _NewLabel, _TreeBuilder
+from .model import Feature
+from .qupath import iter_records, selected_images
 
 if TYPE_CHECKING:
     from ..repo import Repository
