@@ -132,7 +132,7 @@ def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = Fal
     porcelain.tag_create(repo, "v1-ground-truth", "HEAD", message="Labels used to train cellnet v2")
 
     if wsi is not None and cells is not None:
-        from .formats.qupath import import_file
+        from .formats.importer import import_file
 
         t = time.monotonic()
         rec = repo.add_image(wsi, name="generated-1m-cells")

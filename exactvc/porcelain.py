@@ -108,14 +108,45 @@ def label_ls(repo: Repository, rev: str | None = None) -> dict[str, Any]:
 # --- import / export ----------------------------------------------------------------------
 
 
-def import_(repo: Repository, image: str, file: str, create_labels: bool = False,
-            progress: Progress = None) -> dict[str, Any]:
-    from .formats.qupath import import_file
+def import_(repo: Repository, image: str | None, file: str, create_labels: bool = False,
+            progress: Progress = None, fmt: str | None = None, source_image: str | None = None,
+            bbox: str = "auto") -> dict[str, Any]:
+    """Import an annotation file (format from ``fmt`` or detected from the content); all or nothing.
 
-    _refuse_csv(file)
-    res = import_file(repo, image, file, create_labels=create_labels, progress=progress)
-    return {"image": repo.image(image, None).name, "features": res.features, "added": res.added,
-            "replaced": res.replaced, "labels_created": res.labels_created}
+    ``image``: the repository image (None: the file's images are matched to the repository's by name);
+    ``source_image``: which of the file's images to import; ``bbox``: COCO box layout (auto, xywh, xyxy).
+    """
+    from pathlib import Path
+
+    from .formats.registry import canonical_name, detect, module
+
+    p = Path(file)
+    if not p.is_file():
+        raise NotFound(f"no such file: {file}")
+    if fmt is None or canonical_name(fmt) == "qupath":
+        _refuse_csv(file)
+    f = canonical_name(fmt) if fmt is not None else detect(p)
+    if f == "csv":
+        raise InvalidInput(f"{file}: CSV import is not supported; import QuPath GeoJSON "
+                           "(QuPath: File > Export objects as GeoJSON)")
+    if f == "qupath":
+        from .formats.importer import import_file
+
+        if image is None:
+            names = [r.name for r in repo.images(None)]
+            if len(names) != 1:
+                raise UsageError(f"{file}: QuPath GeoJSON does not name its image; say which with --image")
+            image = names[0]
+        res = import_file(repo, image, file, create_labels=create_labels, progress=progress)
+        name = repo.image(image, None).name
+        return {"format": f, "image": name, "images": [name], "features": res.features, "added": res.added,
+                "replaced": res.replaced, "labels_created": res.labels_created, "skipped": {}}
+    from .formats.common import import_sources
+
+    mod = module(f)
+    read = mod.read(p, bbox=bbox) if f == "coco" else mod.read(p)
+    out = import_sources(repo, file, read, image=image, source_image=source_image, create_labels=create_labels)
+    return {"format": f, "image": out["images"][0] if len(out["images"]) == 1 else None, **out}
 
 
 def _refuse_csv(file: str) -> None:
@@ -126,6 +157,8 @@ def _refuse_csv(file: str) -> None:
     except OSError:
         return  # the importer reports it
     first_line = head.split(b"\n", 1)[0]
+    if head[:1] == b"<" or head.startswith(b"SQLite format 3") or b"|" in first_line:
+        return  # XML, SQLite or EXACT's text: other formats
     if file.lower().endswith((".csv", ".tsv")) or (head[:1] not in (b"{", b"[", b"") and
                                                    (b"," in first_line or b"\t" in first_line)):
         raise InvalidInput(f"{file}: CSV import is not supported; import QuPath GeoJSON "
@@ -133,11 +166,14 @@ def _refuse_csv(file: str) -> None:
 
 
 def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO) -> int:
-    from .formats.qupath import export as _export
+    from .formats.registry import EXPORT_FORMATS, canonical_name
+    from .formats.registry import export as _export
 
-    if fmt not in ("geojson", "csv"):
-        raise UsageError(f"unknown export format {fmt!r} (geojson or csv)")
-    return _export(repo, rev, image, fmt, out)
+    try:
+        f = canonical_name(fmt)
+    except UsageError:
+        raise UsageError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})") from None
+    return _export(repo, rev, image, f, out)
 
 
 # --- status / commit / log / show -------------------------------------------------------------

@@ -476,9 +476,9 @@ def test_worker_processes_give_the_same_result_and_errors(tmp_path: Path) -> Non
 @pytest.mark.parametrize("pretty", [False, True])
 def test_worker_blocks_give_what_one_process_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    pretty: bool) -> None:
-    from exactvc.formats import qupath
+    from exactvc.formats import importer
 
-    monkeypatch.setattr(qupath, "PARALLEL_BLOCK", 2048)  # many blocks, cut between features
+    monkeypatch.setattr(importer, "PARALLEL_BLOCK", 2048)  # many blocks, cut between features
     feats = _random_cells(400, seed=13)
     variants = qupath_features()  # NaN measurements, {name, value} lists ("},{" inside a feature), v0.2 ids
     for k, f in enumerate(variants):
@@ -569,22 +569,22 @@ def test_features_without_type_first_fall_back_with_bounded_memory(tmp_path: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Features written with "id" first offer no cut point: the import reads them one by one instead of
     holding the whole file, and gives what one process gives."""
-    from exactvc.formats import qupath
+    from exactvc.formats import importer, jsonstream
 
-    monkeypatch.setattr(qupath, "PARALLEL_BLOCK", 2048)
-    monkeypatch.setattr(qupath, "BLOCK_SPAN_MAX", 64 * 1024)
+    monkeypatch.setattr(importer, "PARALLEL_BLOCK", 2048)
+    monkeypatch.setattr(jsonstream, "BLOCK_SPAN_MAX", 64 * 1024)
     feats = [{"id": f["id"], "type": f["type"], "geometry": f["geometry"], "properties": f["properties"]}
              for f in _random_cells(1500, seed=21)]
     src = write_collection(tmp_path / "idfirst.geojson", feats)
     assert src.stat().st_size > 4 * 64 * 1024
     modes: list[bool] = []
-    real = qupath._convert_parallel
+    real = importer._convert_parallel
 
     def watch(*args: Any) -> Any:  # the real function, with its mode noted
         modes.append(args[-1])
         return real(*args)
 
-    monkeypatch.setattr(qupath, "_convert_parallel", watch)
+    monkeypatch.setattr(importer, "_convert_parallel", watch)
     roots = []
     for workers in (1, 2):
         repo = new_repo(tmp_path / f"w{workers}")

@@ -1,4 +1,6 @@
-"""Annotation file formats: QuPath GeoJSON in and out, CSV out.
+"""Annotation file formats: QuPath GeoJSON, COCO, ASAP, SlideRunner, CVAT, HistomicsUI and EXACT
+in and out (one module each, sharing ``common``; ``registry`` detects and dispatches), CSV out.
+docs/formats.md says what maps to what.
 
     from exactvc.formats import import_file, export
 
@@ -12,16 +14,9 @@ Both exports are byte-identical for the same commit on every machine.
 from __future__ import annotations
 
 from .csvfmt import export_csv
-from .qupath import (
-    FORMATS,
-    Feature,
-    ImportResult,
-    export,
-    export_geojson,
-    feature_from_json,
-    import_file,
-    read_features,
-)
+from .importer import import_file
+from .model import Feature, ImportResult
+from .qupath import FORMATS, export, export_geojson, feature_from_json, read_features
 
 __all__ = [
     "FORMATS",

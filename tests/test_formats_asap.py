@@ -1,0 +1,108 @@
+"""ASAP XML: the real samples, their traps (Order, groups, comma decimals), round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exactvc import porcelain
+from exactvc.errors import InvalidInput
+from exactvc.formats.registry import detect
+
+from .formats_util import export_bytes, repo_for, round_trip, sample, state
+
+DPLAB = sample("asap/dplabtools_asap1.xml")
+CAMELYON = sample("asap/camelyon17_patient_004_node_4.xml")
+
+
+def _import(tmp: Path, path: Path) -> tuple[object, dict]:
+    repo = repo_for(tmp / "r", ["slide"])
+    res = porcelain.import_(repo, "slide", str(path), create_labels=True)
+    return repo, res
+
+
+@pytest.mark.parametrize("path", [DPLAB, CAMELYON], ids=lambda p: p.name)
+def test_sample_imports_and_round_trips(tmp_path: Path, path: Path) -> None:
+    assert detect(path) == "asap"
+    repo, res = _import(tmp_path, path)
+    assert res["features"] == path.read_text().count("<Annotation ")
+    before = state(repo)
+    r2, data = round_trip(tmp_path, repo, "asap", ".xml")
+    assert state(r2) == before  # ids, labels, geometry and properties
+    assert export_bytes(r2, "asap") == data
+
+
+def test_each_type_maps_to_its_kind(tmp_path: Path) -> None:
+    repo, _ = _import(tmp_path, DPLAB)
+    kinds = {p["name"]: (k, p["asap"]["type"]) for (_l, k, _g, p, _z) in state(repo)["slide"].values()}
+    assert kinds == {"Annotation 0": ("point", "Dot"), "Annotation 1": ("box", "Rectangle"),
+                     "Annotation 2": ("polygon", "Polygon"), "Annotation 3": ("polygon", "Spline"),
+                     "Annotation 4": ("line", "Measurement")}
+    # a spline keeps its 4 control points, not a densified curve
+    spline = next(g for (_l, k, g, p, _z) in state(repo)["slide"].values() if p["asap"]["type"] == "Spline")
+    assert len(spline[1][0]) == 8
+    # float32-style decimals are kept to exactvc's 1/1000 px
+    dot = next(g for (_l, k, g, p, _z) in state(repo)["slide"].values() if k == "point")
+    assert dot == [3, [4803694, 22946572]]
+    # and written back in ASAP's own layout, unclassified as PartOfGroup="None"
+    out = export_bytes(repo, "asap").decode()
+    assert 'Type="Spline" PartOfGroup="None"' in out and 'X="4803.694" Y="22946.572"' in out
+
+
+def test_group_is_the_label_with_its_colour(tmp_path: Path) -> None:
+    repo, res = _import(tmp_path, CAMELYON)
+    assert res["labels_created"] == ["Tumor"]
+    assert repo.labels(None).get("Tumor").color == "#ff0000"
+    out = export_bytes(repo, "asap").decode()
+    assert '<Group Name="Tumor" PartOfGroup="None" Color="#FF0000">' in out
+
+
+def _xml(body: str, groups: str = "") -> str:
+    return (f'<?xml version="1.0"?><ASAP_Annotations><Annotations>{body}</Annotations>'
+            f"<AnnotationGroups>{groups}</AnnotationGroups></ASAP_Annotations>")
+
+
+def _ann(name: str, t: str, coords: list[tuple[str, str, str]], group: str = "None") -> str:
+    cs = "".join(f'<Coordinate Order="{o}" X="{x}" Y="{y}"/>' for o, x, y in coords)
+    return f'<Annotation Name="{name}" Type="{t}" PartOfGroup="{group}" Color="#F4FA58"><Coordinates>{cs}</Coordinates></Annotation>'
+
+
+def test_order_attribute_comma_decimals_pointset_nested_groups(tmp_path: Path) -> None:
+    body = (_ann("p", "Polygon", [("2", "10,5", "20"), ("0", "0", "0"), ("1", "10,5", "0")], "inner")
+            + _ann("s", "PointSet", [("0", "1", "2"), ("1", "3", "4"), ("2", "5", "6")], "outer"))
+    groups = ('<Group Name="outer" PartOfGroup="None" Color="#00ff00"><Attributes><Attribute kind="tissue"/></Attributes></Group>'
+              '<Group Name="inner" PartOfGroup="outer" Color="#0000FF"><Attributes /></Group>')
+    f = tmp_path / "a.xml"
+    f.write_text(_xml(body, groups))
+    repo, _ = _import(tmp_path, f)
+    anns = {p["name"]: (label, k, g, p) for (label, k, g, p, _z) in state(repo)["slide"].values()}
+    label, k, g, p = anns["p"]
+    assert label == "inner" and k == "polygon"
+    assert g == [1, [[0, 0, 105, 0, 0, 200]]]  # (0,0), (10.5,0), (10.5,20): Order, not document order
+    assert p["asap"]["groups"]["inner"]["parent"] == "outer"
+    assert anns["s"][1] == "multipoint"
+    out = export_bytes(repo, "asap").decode()
+    assert '<Group Name="inner" PartOfGroup="outer" Color="#0000FF">' in out and 'kind="tissue"' in out
+    r2, _ = round_trip(tmp_path, repo, "asap", ".xml")
+    assert state(r2) == state(repo)
+
+
+@pytest.mark.parametrize(("body", "groups", "problem"), [
+    (_ann("a", "Polygon", [("0", "0", "0"), ("1", "5", "0"), ("1", "5", "5")]), "", "Order 1 appears twice"),
+    (_ann("a", "Polygon", [("0", "0", "0"), ("1", "5", "0"), ("3", "5", "5")]), "", "Order has gaps"),
+    (_ann("a", "Polygon", [("0", "0", "0"), ("1", "5", "0"), ("2", "5", "5")], "Ghost"), "",
+     "group 'Ghost' is not declared"),
+    (_ann("a", "Blob", [("0", "0", "0")]), "", "unknown Type 'Blob'"),
+    (_ann("a", "Dot", [("0", "x", "0")]), "", "X='x' is not a number"),
+])
+def test_problems_are_named_and_change_nothing(tmp_path: Path, body: str, groups: str, problem: str) -> None:
+    f = tmp_path / "bad.xml"
+    f.write_text(_xml(_ann("ok", "Dot", [("0", "1", "1")]) + body, groups))
+    repo = repo_for(tmp_path / "r", ["slide"])
+    before = repo.working()
+    with pytest.raises(InvalidInput) as e:
+        porcelain.import_(repo, "slide", str(f), create_labels=True)
+    msg = str(e.value)
+    assert msg.startswith(str(f)) and "annotation 1 ('a')" in msg and problem in msg
+    assert repo.working() == before

@@ -1,0 +1,159 @@
+"""COCO instances JSON: the real samples, their traps, round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import shapely
+
+from exactvc import porcelain
+from exactvc.errors import InvalidInput, NotFound
+from exactvc.formats import masks
+from exactvc.formats.registry import detect
+
+from .formats_util import export_bytes, repo_with_images_of, round_trip, sample, state
+
+COCOAPI = sample("coco/cocoapi_instances_val2017_1img-sample.json")
+DATUMARO = sample("coco/datumaro_instances_val.json")
+MIDOG = sample("coco/midog_MIDOG_HamamatsuXR.json")
+
+
+@pytest.mark.parametrize("path", [COCOAPI, DATUMARO, MIDOG], ids=lambda p: p.name)
+def test_sample_imports_and_round_trips(tmp_path: Path, path: Path) -> None:
+    assert detect(path) == "coco"
+    repo = repo_with_images_of(tmp_path / "r", "coco", path)
+    res = porcelain.import_(repo, None, str(path), create_labels=True)
+    doc = json.loads(path.read_text())
+    assert res["features"] == len(doc["annotations"]) == res["added"]
+    before = state(repo)
+    r2, data = round_trip(tmp_path, repo, "coco", ".json")
+    after = state(r2)
+    assert after.keys() == before.keys()
+    for img, anns in before.items():
+        assert after[img].keys() == anns.keys()
+        for aid, (label, kind, geom, props, plane) in anns.items():
+            l2, k2, g2, p2, pl2 = after[img][aid]
+            assert (l2, k2, g2, pl2) == (label, kind, geom, plane)
+            for k, v in props["coco"].items():  # what the file had survives (our export adds area where missing)
+                assert p2["coco"][k] == v, (aid, k)
+    assert export_bytes(r2, "coco") == data  # exports are byte-identical
+
+
+def test_ids_above_2_32_category_gaps_and_uncompressed_rle(tmp_path: Path) -> None:
+    repo = repo_with_images_of(tmp_path / "r", "coco", COCOAPI)
+    porcelain.import_(repo, None, str(COCOAPI), create_labels=True)
+    anns = next(iter(state(repo).values()))
+    by_coco = {p["coco"]["id"]: (label, kind, geom, p) for label, kind, geom, p, _ in anns.values()}
+    assert 900100448263 in by_coco
+    doc = json.loads(COCOAPI.read_text())
+    crowd = next(a for a in doc["annotations"] if a["iscrowd"])
+    label, kind, geom, p = by_coco[crowd["id"]]
+    assert p["coco"]["iscrowd"] == 1 and kind in ("polygon", "multipolygon")
+    # the polygon covers exactly the mask's pixels
+    h, w = crowd["segmentation"]["size"]
+    m = masks.runs_to_mask(crowd["segmentation"]["counts"], h, w, column_major=True)
+    from exactvc import geometry
+    assert shapely.area(geometry.to_shapely(kind, geom)) == pytest.approx(m.sum())
+    # category ids with gaps are kept and written back
+    out = json.loads(export_bytes(repo, "coco"))
+    names = {c["id"]: c["name"] for c in out["categories"]}
+    orig = {c["id"]: c["name"] for c in doc["categories"]}
+    assert all(orig[i] == n for i, n in names.items())
+    rle = next(a for a in out["annotations"] if a["iscrowd"])
+    assert rle["segmentation"] == crowd["segmentation"]  # the very same runs
+
+
+def test_several_rings_are_several_parts(tmp_path: Path) -> None:
+    doc = {"images": [{"id": 1, "file_name": "img", "width": 100, "height": 100}],
+           "categories": [{"id": 3, "name": "cell"}],
+           "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "iscrowd": 0, "area": 2, "bbox": [0, 0, 1, 1],
+                            "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10], [20, 20, 30, 20, 30, 30]]}]}
+    f = tmp_path / "two.json"
+    f.write_text(json.dumps(doc))
+    repo = repo_with_images_of(tmp_path / "r", "coco", f)
+    porcelain.import_(repo, None, str(f), create_labels=True)
+    ((_l, kind, geom, _p, _z),) = state(repo)["img"].values()
+    assert kind == "multipolygon" and len(geom[1]) == 2
+
+
+def test_midog_xyxy_boxes_are_detected_and_can_be_forced(tmp_path: Path) -> None:
+    repo = repo_with_images_of(tmp_path / "r", "coco", MIDOG)
+    porcelain.import_(repo, None, str(MIDOG), create_labels=True)
+    from exactvc import geometry
+    boxes = [geometry.bounds(k, g) for img in state(repo).values() for (_l, k, g, _p, _z) in img.values()]
+    # every spot is 50 px square, but for those clipped at the image's top or left border
+    assert boxes and all((x1 - x0 == 50 or x0 == 0) and (y1 - y0 == 50 or y0 == 0) for x0, y0, x1, y1 in boxes)
+    clipped = [p["coco"]["unclipped"] for img in state(repo).values() for (_l, _k, _g, p, _z) in img.values()
+               if "unclipped" in p["coco"]]
+    assert clipped and all(x1 - x0 == 50 and y1 - y0 == 50 and min(x0, y0) < 0 for x0, y0, x1, y1 in clipped)
+    # forced xywh reads the same numbers as width/height: boxes 50 px from the origin grow to x2
+    r3 = repo_with_images_of(tmp_path / "r3", "coco", MIDOG)
+    porcelain.import_(r3, None, str(MIDOG), create_labels=True, bbox="xywh")
+    wide = [geometry.bounds(k, g) for img in state(r3).values() for (_l, k, g, _p, _z) in img.values()]
+    assert any(x1 - x0 != 50 for x0, y0, x1, y1 in wide)
+
+
+def test_extra_attributes_kept_and_rle_bbox_not_trusted(tmp_path: Path) -> None:
+    repo = repo_with_images_of(tmp_path / "r", "coco", DATUMARO)
+    porcelain.import_(repo, None, str(DATUMARO), create_labels=True)
+    anns = state(repo)["b.jpg"]
+    attrs = [p["coco"].get("attributes") for (_l, _k, _g, p, _z) in anns.values()]
+    assert {"x": 1, "y": "hello"} in attrs
+    from exactvc import geometry
+    rle = next((k, g) for (_l, k, g, p, _z) in anns.values() if p["coco"].get("iscrowd"))
+    assert geometry.bounds(*rle) == (0, 0, 2, 10)  # from the mask, not the file's bbox [0, 0, 1, 9]
+
+
+def test_compressed_counts_round_trip() -> None:
+    import numpy as np
+    rng = np.random.default_rng(5)
+    m = rng.random((37, 23)) > 0.6
+    runs = masks.mask_runs(m, column_major=True)
+    s = masks.coco_counts_string(runs)
+    assert masks.coco_counts(s) == runs
+    assert (masks.runs_to_mask(masks.coco_counts(s), 37, 23, True) == m).all()
+    # pycocotools' documented sample: counts [0, 20, 30] is 20 set pixels then 30 unset
+    assert masks.coco_counts(masks.coco_counts_string([0, 20, 30])) == [0, 20, 30]
+
+
+def test_bad_record_names_file_and_record_and_changes_nothing(tmp_path: Path) -> None:
+    doc = json.loads(DATUMARO.read_text())
+    doc["annotations"][1]["segmentation"]["counts"] = [0, 20, 29]  # does not sum to h*w
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(doc))
+    repo = repo_with_images_of(tmp_path / "r", "coco", DATUMARO)
+    before = repo.working()
+    with pytest.raises(InvalidInput) as e:
+        porcelain.import_(repo, None, str(f), create_labels=True)
+    msg = str(e.value)
+    assert str(f) in msg and "annotation 1 (id 2)" in msg and "sum" in msg and "\n" not in msg
+    assert repo.working() == before and not repo.labels(None).labels
+
+
+def test_geometry_outside_the_image_is_refused_with_the_record(tmp_path: Path) -> None:
+    from .formats_util import repo_for
+    repo = repo_for(tmp_path / "r", ["b.jpg"], w=1, h=1)
+    before = repo.working()
+    with pytest.raises(InvalidInput, match=r"datumaro_instances_val.json \(image 'b.jpg'\): annotation 0 \(id 1\): coordinates outside"):
+        porcelain.import_(repo, None, str(DATUMARO), create_labels=True)
+    assert repo.working() == before
+
+
+def test_unmatched_image_is_named(tmp_path: Path) -> None:
+    from .formats_util import repo_for
+    repo = repo_for(tmp_path / "r", ["other.tif", "another.tif"])
+    with pytest.raises(NotFound, match="b.jpg"):
+        porcelain.import_(repo, None, str(DATUMARO), create_labels=True)
+    porcelain.import_(repo, "other.tif", str(DATUMARO), create_labels=True)  # or say which
+    assert len(state(repo)["other.tif"]) == 2
+
+
+def test_reimport_changes_nothing(tmp_path: Path) -> None:
+    repo = repo_with_images_of(tmp_path / "r", "coco", MIDOG)
+    porcelain.import_(repo, None, str(MIDOG), create_labels=True)
+    s1 = repo.working()
+    res = porcelain.import_(repo, None, str(MIDOG))
+    assert res["added"] == 0 and res["replaced"] == 1175
+    assert repo.working()[1] == s1[1]
