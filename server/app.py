@@ -14,6 +14,7 @@ from exactvc.errors import ExactError, UsageError
 
 from .api import api
 from .context import Repos, access, error_response
+from .exact_compat import basic_authenticate, exact_compat
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
@@ -58,8 +59,14 @@ def create_app(config: dict[str, Any]) -> Flask:
         if not auth:
             return cookie_authenticate()
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
+        if scheme.lower() == "basic" and token:  # EXACT-Sync's default: NAME:PASSWORD or NAME:TOKEN
+            got = basic_authenticate(token)
+            if isinstance(got, Response):
+                return got
+            g.user = got
+            return None
+        if scheme.lower() not in ("bearer", "token") or not token:
+            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN' or 'Basic ...'", 401)
         user = access().authenticate(token.strip())
         if user is None:
             return error_response("unauthorized", "invalid or revoked token", 401)
@@ -93,6 +100,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
+    app.register_blueprint(exact_compat)  # EXACT's paths (docs/exact-compat.md); none collides with ours
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):
