@@ -71,6 +71,10 @@ def boolean(param: str) -> bool | None:
 
 
 def path_id(value: str, what: str) -> int:
+    if value == "multiple_delete" and what == "annotation":  # the static route beside {id}/ takes DELETE only
+        from werkzeug.exceptions import MethodNotAllowed
+
+        raise MethodNotAllowed(valid_methods=["DELETE"])
     if not (value.isascii() and value.isdigit()) or len(value) > 15:
         raise InvalidInput(f"{what} id must be a whole number, not {value[:40]!r}")
     return int(value)
