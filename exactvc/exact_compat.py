@@ -3,7 +3,8 @@ the per-repository read branch, EXACT's vectors as our geometries and back, and 
 
 EXACT names everything by an integer; we name repositories, images and labels by text and annotations by
 a UUID. :class:`IdStore` hands out one stable integer per (kind, key) — kept in the server's metadata
-store (the SQLite file of :mod:`exactvc.access`, its own tables), never reused, so a script that stored an
+store (an SQLite file beside the one of :mod:`exactvc.access`, so that handing out ids does not invalidate
+the access store's caches), never reused, so a script that stored an
 id yesterday finds the same thing today. A later PostgreSQL backend replaces the class behind the same
 methods.
 """
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .access import DB_NAME
 from .errors import AlreadyExists, InvalidGeometry, InvalidInput, NotFound, RefConflict
 from .ids import format_id, parse_id
 from .objects import ImageEntry, ImageRecord, Label, LabelSet, Snapshot
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 KINDS = ("image_set", "image", "annotation_type", "annotation", "product", "team", "user")
 DEFAULT_READ_BRANCH = "main"
+DB_NAME = ".exact-compat.sqlite"
 SEP = "\0"
 
 _SCHEMA = """

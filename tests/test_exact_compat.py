@@ -147,6 +147,13 @@ def _basic(user: str, secret: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
 
 
+def _slide(world: dict[str, Any]) -> int:
+    """The id of the big image (slide-1) of proj."""
+    found = _get(world, "/api/v1/images/images/?name=slide-1&omit=annotations")["results"]
+    return int([i for i in found if i["image_set"] == _get(world, "/api/v1/images/image_sets/?name=proj")[
+        "results"][0]["id"]][0]["id"])
+
+
 def _get(world: dict[str, Any], path: str, user: str | None = "ada") -> Any:
     rep = request("GET", world["srv"].url + path, headers=_basic(user) if user else None)
     assert rep.status == 200, (path, rep.status, rep.body[:300])
@@ -211,8 +218,8 @@ def test_ids_are_stable_and_reads_follow_the_read_branch(world: dict[str, Any]) 
     b = _get(world, f"/api/v1/images/image_sets/{a['id']}/")
     assert a["id"] == b["id"] and a["images"] == b["images"]
     # rita reads main (no working branch of her own); the ids are the same for everyone
-    page = _get(world, f"/api/v1/annotations/annotations/?image={a['images'][0]}&limit=2&offset=4", "rita")
-    again = _get(world, f"/api/v1/annotations/annotations/?image={a['images'][0]}&limit=2&offset=4", "rita")
+    page = _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&limit=2&offset=4", "rita")
+    again = _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&limit=2&offset=4", "rita")
     assert page == again and page["count"] == N
     assert "limit=2" in page["next"] and "offset=6" in page["next"] and "offset=2" in page["previous"]
     one = _get(world, f"/api/v1/annotations/annotations/{page['results'][0]['id']}/", "rita")
@@ -220,8 +227,8 @@ def test_ids_are_stable_and_reads_follow_the_read_branch(world: dict[str, Any]) 
     filtered = _get(world, "/api/v1/annotations/annotations/?unique_identifier="
                     + page["results"][1]["unique_identifier"], "rita")
     assert filtered["count"] == 1 and filtered["results"][0]["id"] == page["results"][1]["id"]
-    assert _get(world, f"/api/v1/annotations/annotations/?image={a['images'][0]}&deleted=true", "rita")["count"] == 0
-    fields = _get(world, f"/api/v1/annotations/annotations/?image={a['images'][0]}&limit=1"
+    assert _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&deleted=true", "rita")["count"] == 0
+    fields = _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&limit=1"
                   "&fields=id,annotation_type&expand=annotation_type&omit=annotation_type.product", "rita")
     assert set(fields["results"][0]) == {"id", "annotation_type"}
     assert "product" not in fields["results"][0]["annotation_type"]
@@ -238,7 +245,7 @@ def test_read_only_users_and_strangers_are_refused(world: dict[str, Any]) -> Non
     s = _get(world, "/api/v1/images/image_sets/?name=proj")["results"][0]
     types = _get(world, f"/api/v1/annotations/annotation_types/?name=cell&product={s['product_set'][0]}")["results"]
     ann = _get(world, f"/api/v1/annotations/annotations/?image={s['images'][0]}&limit=1")["results"][0]
-    body = {"image": s["images"][0], "annotation_type": types[0]["id"],
+    body = {"image": _slide(world), "annotation_type": types[0]["id"],
             "vector": {"x1": 1, "y1": 1, "x2": 5, "y2": 1, "x3": 5, "y3": 5}}
     before = Repository.open(world["root"] / "proj").refs.list()
     for method, path, data in (("POST", "/api/v1/annotations/annotations/", body),
@@ -281,7 +288,7 @@ def test_bad_input_is_a_json_4xx_and_changes_nothing(world: dict[str, Any], body
     s = _get(world, "/api/v1/images/image_sets/?name=proj")["results"][0]
     cell = _get(world, f"/api/v1/annotations/annotation_types/?name=cell&product={s['product_set'][0]}")["results"][0]
     if isinstance(body, dict):
-        body = {k: (cell["id"] if v == "TYPE" else s["images"][0] if v == "IMAGE" else v) for k, v in body.items()}
+        body = {k: (cell["id"] if v == "TYPE" else _slide(world) if v == "IMAGE" else v) for k, v in body.items()}
     before = Repository.open(world["root"] / "proj").refs.list()
     rep = request("POST", world["srv"].url + "/api/v1/annotations/annotations/", body, headers=_basic("ada"))
     assert 400 <= rep.status < 500 and rep.error()["type"] == kind, (body, rep.status, rep.body)
@@ -317,7 +324,7 @@ def test_annotation_types_map_vector_types_and_upload_and_download(world: dict[s
     assert shapes["boxes"] == "box" and shapes["tracks"] == "line" and shapes["regions"] == "polygon"
     boxes = _get(world, f"/api/v1/annotations/annotation_types/?name=boxes&product={s['product_set'][0]}")["results"][0]
     rep = request("POST", url + "/api/v1/annotations/annotations/",
-                  {"image": s["images"][0], "annotation_type": boxes["id"],
+                  {"image": _slide(world), "annotation_type": boxes["id"],
                    "vector": {"x1": 300, "y1": 400, "x2": 100, "y2": 200, "frame": 1}}, headers=_basic("ada"))
     assert rep.status == 201 and rep.json()["vector"] == {"x1": 100, "y1": 200, "x2": 300, "y2": 400}, rep.body
 
@@ -365,3 +372,26 @@ def test_settings_choose_the_read_branch(world: dict[str, Any]) -> None:
     assert rep.status == 200 and rep.json() == {"read_branch": "review"}
     s = _get(world, "/api/v1/images/image_sets/?name=other", "boss")["results"][0]
     assert _get(world, f"/api/v1/annotations/annotations/?image={s['images'][0]}", "boss")["count"] == 7
+
+
+def test_parallel_writes_of_one_user_become_consecutive_commits(world: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = _get(world, "/api/v1/images/image_sets/?name=proj")["results"][0]
+    mitosis = _get(world, f"/api/v1/annotations/annotation_types/?name=mitosis&product={s['product_set'][0]}")
+
+    def create(i: int) -> int:
+        body = {"image": _slide(world), "annotation_type": mitosis["results"][0]["id"],
+                "vector": {"x1": 90000 + i, "y1": 90000}}
+        rep = request("POST", world["srv"].url + "/api/v1/annotations/annotations/", body, headers=_basic("ada"))
+        assert rep.status == 201, rep.body
+        return rep.status
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(create, range(8)))
+    assert statuses == [201] * 8
+    log = json.loads(ok(exact("-C", str(world["root"] / "proj"), "log", "users/ada/edits", "-n", "8", "--json")))
+    assert [e["message"] for e in log["exactvc.log/v1"]] == ["EXACT API: 1 annotation change"] * 8
+    xs = {a.geojson["coordinates"][0] for a in Repository.open(world["root"] / "proj").annotations(
+        "slide-1", "users/ada/edits") if a.label == "mitosis"}
+    assert {90000 + i for i in range(8)} <= xs

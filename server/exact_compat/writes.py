@@ -4,8 +4,11 @@ annotation type takes) and ours (label, geometry inside the image, role, branch 
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,25 @@ from .reads import annotation_at, render_annotations
 from .resources import Ctx, View
 
 MAX_ITEMS = 10000
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def serialized(fn: Callable[..., Response]) -> Callable[..., Response]:
+    """One write at a time per user in this process: a client's parallel requests (SlideRunner sends
+    creates from a thread pool) become consecutive commits on the user's branch instead of 409s."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        user = current_user()
+        if user is None:
+            return fn(*args, **kwargs)
+        with _locks_guard:
+            lock = _locks.setdefault(user.name, threading.Lock())
+        with lock:
+            return fn(*args, **kwargs)
+
+    return wrapper
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -119,6 +141,7 @@ def _label_of(ctx: Ctx, v: View, type_id: int) -> Label:
 
 
 @exact_compat.post("/api/v1/annotations/annotations/")
+@serialized
 def create_annotations() -> Response:
     """One annotation or a list; an item whose (image, unique_identifier) exists updates it (upsert)."""
     body = _body()
@@ -242,11 +265,13 @@ def _change(id: str, replace: bool) -> Response:  # noqa: A002
 
 
 @exact_compat.patch("/api/v1/annotations/annotations/<id>/")
+@serialized
 def partial_update_annotation(id: str) -> Response:  # noqa: A002
     return _change(id, replace=False)
 
 
 @exact_compat.put("/api/v1/annotations/annotations/<id>/")
+@serialized
 def update_annotation(id: str) -> Response:  # noqa: A002
     return _change(id, replace=True)
 
@@ -270,12 +295,14 @@ def _delete(nums: list[int]) -> int:
 
 
 @exact_compat.delete("/api/v1/annotations/annotations/<id>/")
+@serialized
 def destroy_annotation(id: str) -> Response:  # noqa: A002
     _delete([q.path_id(id, "annotation")])
     return Response(status=204)
 
 
 @exact_compat.delete("/api/v1/annotations/annotations/multiple_delete/")
+@serialized
 def multiple_delete() -> Response:
     nums = q.ints("id__in")
     if not nums:
@@ -290,6 +317,7 @@ def multiple_delete() -> Response:
 
 
 @exact_compat.post("/api/v1/annotations/annotation_types/")
+@serialized
 def create_annotation_type() -> Response:
     """A new label in the product's repository (a commit adding it to the label set)."""
     body = _body()
@@ -334,6 +362,7 @@ def create_annotation_type() -> Response:
 
 
 @exact_compat.post("/api/v1/images/images/")
+@serialized
 def create_image() -> Response:
     """Multipart upload (``file_path``, ``image_set``, ``image_type``): the pixels are stored by fingerprint
     and a commit adds the image record to the image set."""
