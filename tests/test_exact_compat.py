@@ -118,6 +118,12 @@ out["users"] = sorted(u.username for u in users_api.list_users().results)
 created_type = annotation_types_api.create_annotation_type(body=AnnotationType(
     name="lymphocyte", vector_type=AnnotationType.VECTOR_TYPE.POINT, product=product.id, color_code="#00FFAA"))
 out["created_type"] = {"name": created_type.name, "vector_type": created_type.vector_type}
+# as SlideRunner's sync sends it: every field, times in EXACT's format, deleted=False
+synced = annotations_api.partial_update_annotation(
+    id=batch[1].id, annotation_type=cell.id, last_edit_time="2026-12-01T10:00:00.000000",
+    vector={"x1": 100, "y1": 100, "x2": 150, "y2": 100, "x3": 150, "y3": 150, "x4": 100, "y4": 150},
+    deleted=False, unique_identifier=batch[1].unique_identifier, description="")
+out["synced"] = synced.vector
 json.dump(out, sys.stdout)
 '''
 
@@ -194,18 +200,20 @@ def test_an_unchanged_exact_sync_script_works_against_exact_serve(world: dict[st
     assert out["count_after"] == N + 1 + 3 - 1
     assert out["teams"] == ["other", "proj"] and out["users"] == ["ada", "out", "rita"]
     assert out["created_type"] == {"name": "lymphocyte", "vector_type": 2}
+    assert out["synced"] == {"x1": 100, "y1": 100, "x2": 150, "y2": 100, "x3": 150, "y3": 150, "x4": 100, "y4": 150}
 
     # the changes are commits on ada's working branch, one per request; main is untouched
     proj = world["root"] / "proj"
     log = json.loads(ok(exact("-C", str(proj), "log", "users/ada/edits", "--json")))
     entries = log["exactvc.log/v1"]
     messages = [e["message"] for e in entries]
-    assert messages[:6] == ["EXACT API: add annotation type lymphocyte", "EXACT API: delete 1 annotation",
+    assert messages[:7] == ["EXACT API: update annotation 6f1c2a9e-0000-4000-8000-000000000001",
+                            "EXACT API: add annotation type lymphocyte", "EXACT API: delete 1 annotation",
                             "EXACT API: update annotation " + one["uid"], "EXACT API: 1 annotation change",
                             "EXACT API: 3 annotation changes", "EXACT API: 1 annotation change"], messages
-    assert all(e["author"].startswith("ada") for e in entries[:6])
+    assert all(e["author"].startswith("ada") for e in entries[:7])
     repo = Repository.open(proj)
-    assert repo.refs.read("heads/main") == repo.resolve("users/ada/edits~6")
+    assert repo.refs.read("heads/main") == repo.resolve("users/ada/edits~7")
     mine = {a.id: a for a in repo.annotations("slide-1", "users/ada/edits")}
     assert len(mine) == N + 3 and mine[one["uid"]].properties == {"description": "checked"}
     assert out["sample"]["unique_identifier"] not in mine
@@ -217,6 +225,7 @@ def test_ids_are_stable_and_reads_follow_the_read_branch(world: dict[str, Any]) 
     a = _get(world, "/api/v1/images/image_sets/?name=proj")["results"][0]
     b = _get(world, f"/api/v1/images/image_sets/{a['id']}/")
     assert a["id"] == b["id"] and a["images"] == b["images"]
+    assert _get(world, f"/api/v1/images/image_sets/{a['id']}")["id"] == a["id"]  # the trailing slash is optional
     # rita reads main (no working branch of her own); the ids are the same for everyone
     page = _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&limit=2&offset=4", "rita")
     again = _get(world, f"/api/v1/annotations/annotations/?image={_slide(world)}&limit=2&offset=4", "rita")

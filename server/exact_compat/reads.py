@@ -93,14 +93,14 @@ def _image_sets(ctx: Ctx) -> list[dict[str, Any]]:
     return [o for o in out if _keep(o, checks)]
 
 
-@exact_compat.get("/api/v1/images/image_sets/")
+@exact_compat.get("/api/v1/images/image_sets/", strict_slashes=False)
 def list_image_sets() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
     return _page("image_set", ctx, _image_sets(ctx))
 
 
-@exact_compat.get("/api/v1/images/image_sets/<id>/")
+@exact_compat.get("/api/v1/images/image_sets/<id>/", strict_slashes=False)
 def retrieve_image_set(id: str) -> Response:  # noqa: A002 - EXACT's name
     ctx = Ctx()
     name = ctx.lookup("image_set", q.path_id(id, "image set"))[0]
@@ -126,14 +126,14 @@ def _images(ctx: Ctx) -> list[dict[str, Any]]:
     return [o for o in out if _keep(o, checks)]
 
 
-@exact_compat.get("/api/v1/images/images/")
+@exact_compat.get("/api/v1/images/images/", strict_slashes=False)
 def list_images() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
     return _page("image", ctx, _images(ctx))
 
 
-@exact_compat.get("/api/v1/images/images/<id>/")
+@exact_compat.get("/api/v1/images/images/<id>/", strict_slashes=False)
 def retrieve_image(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     repo, image = ctx.lookup("image", q.path_id(id, "image"))[:2]
@@ -163,14 +163,14 @@ def _annotation_types(ctx: Ctx) -> list[dict[str, Any]]:
     return [o for o in out if _keep(o, checks)]
 
 
-@exact_compat.get("/api/v1/annotations/annotation_types/")
+@exact_compat.get("/api/v1/annotations/annotation_types/", strict_slashes=False)
 def list_annotation_types() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
     return _page("annotation_type", ctx, _annotation_types(ctx))
 
 
-@exact_compat.get("/api/v1/annotations/annotation_types/<id>/")
+@exact_compat.get("/api/v1/annotations/annotation_types/<id>/", strict_slashes=False)
 def retrieve_annotation_type(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     num = q.path_id(id, "annotation type")
@@ -353,7 +353,7 @@ def render_annotations(ctx: Ctx, hits: list[tuple[View, str, Annotation]], shape
             for (v, image, a), num in zip(hits, nums, strict=True)]
 
 
-@exact_compat.get("/api/v1/annotations/annotations/")
+@exact_compat.get("/api/v1/annotations/annotations/", strict_slashes=False)
 def list_annotations() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
@@ -373,7 +373,7 @@ def annotation_at(ctx: Ctx, num: int, role: str = "read") -> tuple[View, str, An
     return v, image, Annotation.from_record(parse_id(aid), tree.join_record(v.repo.store, rec))
 
 
-@exact_compat.get("/api/v1/annotations/annotations/<id>/")
+@exact_compat.get("/api/v1/annotations/annotations/<id>/", strict_slashes=False)
 def retrieve_annotation(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     hit = annotation_at(ctx, q.path_id(id, "annotation"))
@@ -383,7 +383,7 @@ def retrieve_annotation(id: str) -> Response:  # noqa: A002
 # --- products, teams, users ---------------------------------------------------------------------------
 
 
-@exact_compat.get("/api/v1/administration/products/")
+@exact_compat.get("/api/v1/administration/products/", strict_slashes=False)
 def list_products() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
@@ -398,14 +398,14 @@ def list_products() -> Response:
     return _page("product", ctx, [o for o in objs if _keep(o, checks)])
 
 
-@exact_compat.get("/api/v1/administration/products/<id>/")
+@exact_compat.get("/api/v1/administration/products/<id>/", strict_slashes=False)
 def retrieve_product(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     repo = ctx.lookup("product", q.path_id(id, "product"))[0]
     return _one("product", ctx, ctx.product(ctx.view(repo)))
 
 
-@exact_compat.get("/api/v1/users/teams/")
+@exact_compat.get("/api/v1/users/teams/", strict_slashes=False)
 def list_teams() -> Response:
     ctx = Ctx()
     _signed_in(ctx)
@@ -413,14 +413,14 @@ def list_teams() -> Response:
     return _page("team", ctx, [o for o in objs if _keep(o, _common_filters())])
 
 
-@exact_compat.get("/api/v1/users/teams/<id>/")
+@exact_compat.get("/api/v1/users/teams/<id>/", strict_slashes=False)
 def retrieve_team(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     repo = ctx.lookup("team", q.path_id(id, "team"))[0]
     return _one("team", ctx, ctx.team(ctx.view(repo)))
 
 
-@exact_compat.get("/api/v1/users/users/")
+@exact_compat.get("/api/v1/users/users/", strict_slashes=False)
 def list_users() -> Response:
     ctx = Ctx()
     if ctx.user is None:
@@ -437,7 +437,7 @@ def list_users() -> Response:
     return _page("user", ctx, [o for o in objs if _keep(o, checks)])
 
 
-@exact_compat.get("/api/v1/users/users/<id>/")
+@exact_compat.get("/api/v1/users/users/<id>/", strict_slashes=False)
 def retrieve_user(id: str) -> Response:  # noqa: A002
     ctx = Ctx()
     if ctx.user is None:

@@ -16,7 +16,7 @@ import orjson
 from flask import Response, jsonify, request, send_file
 
 from exactvc.access import User, may_push
-from exactvc.errors import AlreadyExists, InvalidInput, NotFound
+from exactvc.errors import AlreadyExists, ExactError, InvalidInput, NotFound
 from exactvc.exact_compat import (
     ImageEdits,
     commit_request,
@@ -140,7 +140,7 @@ def _label_of(ctx: Ctx, v: View, type_id: int) -> Label:
 # --- annotations --------------------------------------------------------------------------------------
 
 
-@exact_compat.post("/api/v1/annotations/annotations/")
+@exact_compat.post("/api/v1/annotations/annotations/", strict_slashes=False)
 @serialized
 def create_annotations() -> Response:
     """One annotation or a list; an item whose (image, unique_identifier) exists updates it (upsert)."""
@@ -264,13 +264,13 @@ def _change(id: str, replace: bool) -> Response:  # noqa: A002
     return jsonify(_rendered(v.name, [(image, ann.key)])[0])
 
 
-@exact_compat.patch("/api/v1/annotations/annotations/<id>/")
+@exact_compat.patch("/api/v1/annotations/annotations/<id>/", strict_slashes=False)
 @serialized
 def partial_update_annotation(id: str) -> Response:  # noqa: A002
     return _change(id, replace=False)
 
 
-@exact_compat.put("/api/v1/annotations/annotations/<id>/")
+@exact_compat.put("/api/v1/annotations/annotations/<id>/", strict_slashes=False)
 @serialized
 def update_annotation(id: str) -> Response:  # noqa: A002
     return _change(id, replace=True)
@@ -294,14 +294,14 @@ def _delete(nums: list[int]) -> int:
     return n
 
 
-@exact_compat.delete("/api/v1/annotations/annotations/<id>/")
+@exact_compat.delete("/api/v1/annotations/annotations/<id>/", strict_slashes=False)
 @serialized
 def destroy_annotation(id: str) -> Response:  # noqa: A002
     _delete([q.path_id(id, "annotation")])
     return Response(status=204)
 
 
-@exact_compat.delete("/api/v1/annotations/annotations/multiple_delete/")
+@exact_compat.delete("/api/v1/annotations/annotations/multiple_delete/", strict_slashes=False)
 @serialized
 def multiple_delete() -> Response:
     nums = q.ints("id__in")
@@ -316,7 +316,7 @@ def multiple_delete() -> Response:
 # --- annotation types ---------------------------------------------------------------------------------
 
 
-@exact_compat.post("/api/v1/annotations/annotation_types/")
+@exact_compat.post("/api/v1/annotations/annotation_types/", strict_slashes=False)
 @serialized
 def create_annotation_type() -> Response:
     """A new label in the product's repository (a commit adding it to the label set)."""
@@ -361,7 +361,7 @@ def create_annotation_type() -> Response:
 # --- images: upload, legacy download ------------------------------------------------------------------
 
 
-@exact_compat.post("/api/v1/images/images/")
+@exact_compat.post("/api/v1/images/images/", strict_slashes=False)
 @serialized
 def create_image() -> Response:
     """Multipart upload (``file_path``, ``image_set``, ``image_type``): the pixels are stored by fingerprint
@@ -390,7 +390,12 @@ def create_image() -> Response:
         f.save(tmp)
         tmp_path = Path(tmp.name)
     try:
-        info = read_image_info(tmp_path)
+        try:
+            info = read_image_info(tmp_path)
+        except ExactError:
+            raise
+        except Exception:
+            raise InvalidInput(f"{name} is not an image this server can read") from None
         existing = v.snap.images.get(name)
         if existing is not None:
             rec = v.repo.image_record(existing)
@@ -399,7 +404,11 @@ def create_image() -> Response:
         dest = store.dir / "files" / f"{info.fingerprint}{Path(name).suffix.lower()[:12]}"
         if not store.has(info.fingerprint):
             tmp_path.replace(dest)
-            store.register(dest, fingerprint=info.fingerprint, source="upload")
+            try:
+                store.register(dest, fingerprint=info.fingerprint, source="upload")
+            except Exception:  # the reader's own message names the server's files: say what happened
+                dest.unlink(missing_ok=True)
+                raise InvalidInput(f"{name} is not an image this server can read: discarded") from None
     finally:
         tmp_path.unlink(missing_ok=True)
     if existing is None:
@@ -413,7 +422,7 @@ def create_image() -> Response:
     return resp
 
 
-@exact_compat.get("/images/api/image/download/<id>/")
+@exact_compat.get("/images/api/image/download/<id>/", strict_slashes=False)
 def download_image(id: str) -> Response:  # noqa: A002
     """The legacy download URL: the image's file as the server holds it."""
     from ..tiles import _ext
