@@ -247,12 +247,18 @@ class Ctx:
         raise NotFound(f"no {kind} {num}")
 
     def render(self, kind: str, value: Any, shape: Shape) -> Any:
+        """A reference expanded; one the caller may not follow (or that is gone) is null, or left out of a
+        list."""
+        if isinstance(value, list):
+            out = [self._follow(kind, x, shape) for x in value]
+            return [x for x in out if x is not None]
+        return self._follow(kind, value, shape)
+
+    def _follow(self, kind: str, num: Any, shape: Shape) -> Any:
         try:
-            if isinstance(value, list):
-                return [self.by_id(kind, x, shape) for x in value]
-            return self.by_id(kind, value, shape)
+            return self.by_id(kind, num, shape)
         except (NotFound, Unauthorized):
-            return None  # a reference the caller may not follow (or gone): shown as null, as EXACT does
+            return None
 
     def shaped(self, kind: str, obj: dict[str, Any], shape: Shape) -> dict[str, Any]:
         return shape.apply(obj, EXPANDABLE.get(kind, {}), self.render)
