@@ -16,6 +16,7 @@ from .annotiles import annotiles
 from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
+from .exact_compat import basic_authenticate, exact_compat
 from .pages import pages
 from .pulls import pulls
 from .session import DEFAULTS as SESSION_DEFAULTS
@@ -65,8 +66,14 @@ def create_app(config: dict[str, Any]) -> Flask:
         if not auth:
             return cookie_authenticate()
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN'", 401)
+        if scheme.lower() == "basic" and token:  # EXACT-Sync's default: NAME:PASSWORD or NAME:TOKEN
+            got = basic_authenticate(token)
+            if isinstance(got, Response):
+                return got
+            g.user = got
+            return None
+        if scheme.lower() not in ("bearer", "token") or not token:
+            return error_response("unauthorized", "Authorization must be 'Bearer TOKEN' or 'Basic ...'", 401)
         user = access().authenticate(token.strip())
         if user is None:
             return error_response("unauthorized", "invalid or revoked token", 401)
@@ -101,6 +108,7 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
     app.register_blueprint(pulls)
+    app.register_blueprint(exact_compat)  # EXACT's paths (docs/exact-compat.md); none collides with ours
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route

@@ -128,6 +128,73 @@ PULL_PATHS: dict[str, Any] = {
 }
 
 
+# --- the EXACT-compatible subset (docs/exact-compat.md, server/exact_compat/) ---
+_ID = _path("id", {"type": "integer", "minimum": 0})
+_LIMIT_OFFSET = [_query("limit", {"type": "integer", "minimum": 0, "maximum": 5000}),
+         _query("offset", {"type": "integer", "minimum": 0})]
+_SHAPE = [_query(n, _STR, description="comma list, dotted forms, or ['a', 'b']") for n in ("expand", "omit", "fields")]
+_NAMED = [_query("id", _INT), _query("id__in", _STR), _query("name", _STR), _query("name__contains", _STR)]
+_ANN_BODY = {"type": "object", "properties": {
+    "image": _INT, "annotation_type": _INT, "vector": {"type": ["object", "null"]}, "unique_identifier": _STR,
+    "description": _STR, "meta_data": {"type": ["object", "null"]}, "deleted": {"type": "boolean"}}}
+
+
+def _exact(summary: str, list_params: list[dict[str, Any]]) -> dict[str, Any]:
+    return _op("get", summary, [*_LIMIT_OFFSET, *_SHAPE, *_NAMED, *list_params])
+
+
+EXACT_PATHS: dict[str, Any] = {
+    "/api/v1/images/image_sets/": _exact("EXACT: image sets (repositories)", [
+        _query("team", _INT), _query("product", _INT)]),
+    "/api/v1/images/image_sets/{id}/": _op("get", "EXACT: one image set", [_ID, *_SHAPE]),
+    "/api/v1/images/images/": {
+        **_exact("EXACT: images", [_query("image_set", _INT)]),
+        **_op("post", "EXACT: upload an image (multipart: file_path, image_set, image_type)", [],
+              {"type": "object", "properties": {"file_path": {"type": "string", "format": "binary"},
+                                                "image_set": _INT, "image_type": _INT}},
+              ok="201", body_type="multipart/form-data")},
+    "/api/v1/images/images/{id}/": _op("get", "EXACT: one image", [_ID, *_SHAPE]),
+    "/images/api/image/download/{id}/": _op("get", "EXACT: the image file (legacy download URL)", [_ID],
+                                            content="application/octet-stream"),
+    "/api/v1/annotations/annotation_types/": {
+        **_exact("EXACT: annotation types (labels)", [_query("product", _INT), _query("vector_type", _INT)]),
+        **_op("post", "EXACT: add an annotation type (a commit on your working branch)", [], {
+            "type": "object", "required": ["name", "product"], "properties": {
+                "name": _STR, "product": _INT, "vector_type": {"type": "integer", "minimum": 1, "maximum": 6},
+                "color_code": _STR, "default_width": _INT, "default_height": _INT, "sort_order": _INT}},
+              ok="201")},
+    "/api/v1/annotations/annotation_types/{id}/": _op("get", "EXACT: one annotation type", [_ID, *_SHAPE]),
+    "/api/v1/annotations/annotations/": {
+        **_op("get", "EXACT: annotations (LimitOffset pages)", [
+            *_LIMIT_OFFSET, *_SHAPE, _query("id", _INT), _query("id__in", _STR), _query("image", _INT),
+            _query("image__in", _STR), _query("annotation_type", _INT), _query("annotation_type__in", _STR),
+            _query("unique_identifier", _STR), _query("unique_identifier__in", _STR),
+            _query("unique_identifier__contains", _STR), _query("description", _STR),
+            _query("description__contains", _STR), _query("vector_type", _INT),
+            _query("deleted", {"type": "string", "enum": ["true", "false"]})]),
+        **_op("post", "EXACT: create (or upsert on image + unique_identifier) one annotation or a list",
+              [], {"oneOf": [_ANN_BODY, {"type": "array", "items": _ANN_BODY}]}, ok="201")},
+    "/api/v1/annotations/annotations/{id}/": {
+        **_op("get", "EXACT: one annotation", [_ID, *_SHAPE]),
+        **_op("patch", "EXACT: change fields of an annotation (a commit)", [_ID], _ANN_BODY),
+        **_op("put", "EXACT: replace an annotation (annotation_type and image required)", [_ID], _ANN_BODY),
+        **_op("delete", "EXACT: delete an annotation (a commit)", [_ID], ok="204")},
+    "/api/v1/annotations/annotations/multiple_delete/": _op(
+        "delete", "EXACT: delete annotations id__in=1,2,3 (one commit)", [_query("id__in", _STR, True)]),
+    "/api/v1/administration/products/": _exact("EXACT: products (a repository's label set)", [
+        _query("team", _INT), _query("imagesets", _INT)]),
+    "/api/v1/administration/products/{id}/": _op("get", "EXACT: one product", [_ID, *_SHAPE]),
+    "/api/v1/users/teams/": _exact("EXACT: teams (the people with a role on a repository)", []),
+    "/api/v1/users/teams/{id}/": _op("get", "EXACT: one team", [_ID, *_SHAPE]),
+    "/api/v1/users/users/": _op("get", "EXACT: users", [*_LIMIT_OFFSET, *_SHAPE, _query("id", _INT),
+                                                        _query("username", _STR), _query("username__contains", _STR)]),
+    "/api/v1/users/users/{id}/": _op("get", "EXACT: one user", [_ID, *_SHAPE]),
+    "/api/v1/repos/{name}/exact-compat": {
+        **_op("get", "Which branch the EXACT-compatible API reads (read)", [_REPO]),
+        **_op("put", "Set the branch the EXACT-compatible API reads (admin)", [_REPO],
+              _obj({"read_branch": _STR}))},
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "exactvc server", "version": "1",
@@ -204,6 +271,7 @@ OPENAPI: dict[str, Any] = {
                                                    "required_approvals": {"type": "integer", "minimum": 0,
                                                                           "maximum": 100}})),
         **PULL_PATHS,
+        **EXACT_PATHS,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),
