@@ -42,7 +42,7 @@ import orjson
 
 from . import codec
 from .errors import CorruptObject, ExactError, MissingObject
-from .objects import TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag
+from .objects import TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag, references
 from .refs import DiskRefs
 from .store import (
     CODE_TYPES,
@@ -405,6 +405,12 @@ class _Walker:
                             yield from self.visit(eid, None, f"{me} (example of label {lb.name!r})")
             elif t == "image":
                 ImageRecord.from_body(body)
+            elif t in ("run", "artefact", "chunk"):
+                for want, ref_id in references(t, body):
+                    if want == "commit":
+                        self.commit_stack.append((ref_id, "commit", f"{me} (labels commit)"))
+                    else:
+                        yield from self.visit(ref_id, want, f"{me} ({want})")
         except ExactError as exc:
             self.problem(oid, t, f"object {oid.hex()} ({t}) is malformed: {exc.message}", ref)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -128,6 +128,17 @@ class ObjectStore(ABC):
         self.remember(oid, *got)
         return got
 
+    def get_uncached(self, oid: bytes) -> tuple[str, bytes]:
+        """Like :meth:`get`, without keeping the object in the read cache (large artefact chunks)."""
+        with self._cache_lock:
+            hit = self._cache.get(oid)
+        if hit is not None:
+            return hit
+        got = self._read(oid)
+        if got is None:
+            raise MissingObject(f"object {oid.hex()} is missing")
+        return got
+
     def remember(self, oid: bytes, type_tag: str, data: bytes) -> None:
         """Put an object (just read, or just stored) into the read cache."""
         with self._cache_lock:
