@@ -60,9 +60,9 @@ def code_state(repo: Repository, cwd: Path) -> tuple[dict[str, Any] | None, byte
     if g.workdir is None:
         return None, b""
     remote = None
-    names = [r.name for r in g.remotes]
+    names = [r.name for r in g.remotes if r.name]
     if names:
-        remote = g.remotes["origin" if "origin" in names else names[0]].url
+        remote = g.remotes["origin" if "origin" in names else str(names[0])].url
     state: dict[str, Any] = {"path": str(Path(g.workdir).resolve()), "remote": remote, "commit": None,
                              "branch": None, "dirty": False}
     patch = b""
@@ -74,6 +74,8 @@ def code_state(repo: Repository, cwd: Path) -> tuple[dict[str, Any] | None, byte
         diff = g.diff("HEAD", None, flags=flags)
         parts = []
         for p in diff:
+            if p is None:
+                continue
             path = p.delta.new_file.path or p.delta.old_file.path
             if path.startswith(".exact/") or "/.exact/" in path:
                 continue
