@@ -87,7 +87,8 @@ def average_precision(scores: list[float | None], matched: list[bool], n_truth: 
     """Area under the precision/recall curve of predictions ranked by score (unscored ones last)."""
     if n_truth == 0:
         return None
-    order = sorted(range(len(scores)), key=lambda i: (-(scores[i] if scores[i] is not None else -math.inf), i))
+    ranked = [-math.inf if s is None else s for s in scores]
+    order = sorted(range(len(ranked)), key=lambda i: (-ranked[i], i))
     tp = 0
     prec: list[float] = []
     rec: list[float] = []
