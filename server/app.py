@@ -14,6 +14,7 @@ from exactvc.errors import ExactError, UsageError
 
 from .api import api
 from .context import Repos, access, error_response
+from .runs import runs_api
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
@@ -93,6 +94,7 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
+    app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):

@@ -386,3 +386,48 @@ def _empty_stream() -> bytes:
 
     s = MAGIC + struct.pack("<BI", 0, 0)
     return s + blake3.blake3(s).digest()
+
+
+def test_rest_routes_for_runs_metrics_and_artefact_ranges(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    root.mkdir()
+    admin(root, "repo", "add", "proj")
+    tok = admin(root, "user", "add", "alice")
+    admin(root, "grant", "alice", "read", "proj")
+    other = admin(root, "user", "add", "bob")
+    lab = root / "proj"
+    _commit_empty(Repository.open(lab))
+    payload = os.urandom(artefacts.CHUNK * 2 + 999)
+    (tmp_path / "payload.bin").write_bytes(payload)
+    s = _script(tmp_path, "import json, os, shutil\nd = os.environ['EXACT_RUN_DIR']\n"
+                          "json.dump({'f1': 0.9}, open(os.path.join(d, 'metrics.json'), 'w'))\n"
+                          f"shutil.copy({str(tmp_path / 'payload.bin')!r}, os.path.join(d, 'artefacts', 'model.pt'))\n")
+    assert _run(lab, tmp_path, "run", "--name", "r1", "-p", "lr=1", "--", sys.executable, str(s)).returncode == 0
+    with thread_server(root) as srv:
+        base = f"{srv.url}/api/v1/repos/proj"
+        got = request("GET", f"{base}/runs", token=tok)
+        assert got.status == 200, got.body
+        (row,) = got.json()["runs"]
+        assert row["name"] == "r1" and row["metrics"] == {"f1": 0.9} and row["params"] == {"lr": "1"}
+        assert request("GET", f"{base}/runs?name=zzz", token=tok).json()["runs"] == []
+        assert len(request("GET", f"{base}/runs?commit=HEAD", token=tok).json()["runs"]) == 1
+        one = request("GET", f"{base}/runs/{row['id'][:8]}", token=tok).json()
+        assert one["id"] == row["id"] and one["python"] and one["packages"]
+        art = next(a for a in one["artefacts"] if a["name"] == "model.pt")
+        full = request("GET", f"{base}/artefacts/{art['id']}", token=tok)
+        assert full.status == 200 and full.body == payload
+        assert full.headers.get("etag") == f'"{art["hash"]}"'
+        part = request("GET", f"{base}/artefacts/{art['id']}", token=tok,
+                       headers={"Range": f"bytes={artefacts.CHUNK - 5}-{artefacts.CHUNK + 9}"})
+        assert part.status == 206 and part.body == payload[artefacts.CHUNK - 5:artefacts.CHUNK + 10]
+        assert part.headers["content-range"] == f"bytes {artefacts.CHUNK - 5}-{artefacts.CHUNK + 9}/{len(payload)}"
+        tail = request("GET", f"{base}/artefacts/{art['id']}", token=tok, headers={"Range": "bytes=-100"})
+        assert tail.status == 206 and tail.body == payload[-100:]
+        bad = request("GET", f"{base}/artefacts/{art['id']}", token=tok, headers={"Range": f"bytes={len(payload)}-"})
+        assert bad.status == 416 and bad.error()["type"] == "range_not_satisfiable"
+        assert request("GET", f"{base}/artefacts/{'0' * 64}", token=tok).status == 404
+        table = request("GET", f"{base}/metrics", token=tok).json()
+        assert table["metrics"] == ["f1"] and len(table["rows"]) == 1
+        # no role: 404 as for a repository that does not exist; anonymous: 401
+        assert request("GET", f"{base}/runs", token=other).status == 404
+        assert request("GET", f"{base}/artefacts/{art['id']}").status == 401
