@@ -431,3 +431,18 @@ def test_rest_routes_for_runs_metrics_and_artefact_ranges(tmp_path: Path) -> Non
         # no role: 404 as for a repository that does not exist; anonymous: 401
         assert request("GET", f"{base}/runs", token=other).status == 404
         assert request("GET", f"{base}/artefacts/{art['id']}").status == 401
+
+
+def test_short_commit_ids_and_runs_refs_resolve_beside_runs(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    r = Repository.init(lab)
+    c = _commit_empty(r)
+    s = _script(tmp_path, "print('ok')\n")
+    assert _run(lab, tmp_path, "run", "--", sys.executable, str(s)).returncode == 0
+    (run_id, _oid), = runs.all_runs(Repository.open(lab)).items()
+    r = Repository.open(lab)
+    assert r.resolve(c[:8]).hex() == c  # prefix search walks refs, runs' included
+    assert r._peel(runs.all_runs(r)[run_id]).hex() == c  # a run peels to its labels commit
+    log = exact("-C", str(lab), "log", "--json")
+    assert log.returncode == 0, log.stderr
+    assert exact("-C", str(lab), "branch").returncode == 0
