@@ -131,7 +131,9 @@ def start(repo: Repository, command: list[str], params: dict[str, str], rev: str
 
 
 def execute(repo: Repository, command: list[str], params: dict[str, str], rev: str = "HEAD",
-            name: str | None = None, cwd: str | os.PathLike[str] = ".") -> dict[str, Any]:
+            name: str | None = None, cwd: str | os.PathLike[str] = ".", stdout: int | None = None) -> dict[str, Any]:
+    """Run ``command`` as a run and return it as :func:`exactvc.runs.describe` gives it (``stdout``: a file
+    descriptor for the command's output, e.g. stderr's when our own stdout carries JSON)."""
     run_id, _oid, rdir = start(repo, command, params, rev, name, cwd)
     body = runs.load(repo, _oid)
     env = dict(os.environ)
@@ -142,7 +144,7 @@ def execute(repo: Repository, command: list[str], params: dict[str, str], rev: s
     code: int
     interrupted = False
     try:
-        proc = subprocess.Popen(command, cwd=str(Path(cwd).resolve()), env=env)
+        proc = subprocess.Popen(command, cwd=str(Path(cwd).resolve()), env=env, stdout=stdout)
     except OSError as exc:
         finish(repo, run_id, 127, note=f"could not start {command[0]!r}: {exc.strerror or exc}")
         raise NotFound(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None

@@ -54,9 +54,11 @@ def run() -> None:
     """Run a command as a recorded experiment (`exact run [-p K=V] -- CMD ...`), or inspect runs.
 
     The command runs in the current folder with EXACT_REPO, EXACT_REV (the full labels commit id),
-    EXACT_RUN_ID and EXACT_RUN_DIR set. It may write $EXACT_RUN_DIR/metrics.json, call
-    exactvc.runs.log_metric(), and leave files in $EXACT_RUN_DIR/artefacts/: all are attached when
-    it ends. Exit status: the command's.
+    EXACT_RUN_ID, EXACT_RUN_DIR and EXACT_PARAM_<KEY> set. It may write $EXACT_RUN_DIR/metrics.json,
+    call exactvc.runs.log_metric(), and leave files in $EXACT_RUN_DIR/artefacts/: all are attached
+    when it ends. A failed, interrupted or killed command still leaves a run, marked failed.
+    With -C LABELS the command still runs where exact was started. With --json the command's
+    output goes to stderr. Exit status: the command's.
     """
 
 
@@ -70,7 +72,9 @@ def run() -> None:
 def start(c: Ctx, name: str | None, params: tuple[str, ...], rev: str, as_json: bool, command: tuple[str, ...]) -> None:
     from ..runexec import execute
 
-    res = execute(c.repo, list(command), _params(params), rev, name, c.start_dir)
+    # with --json our stdout carries the run: the command's output goes to stderr
+    res = execute(c.repo, list(command), _params(params), rev, name, c.start_dir,
+                  stdout=sys.stderr.fileno() if as_json else None)
     if as_json:
         emit_json("run", res)
     else:
