@@ -70,6 +70,16 @@ def run() -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
 def start(c: Ctx, name: str | None, params: tuple[str, ...], rev: str, as_json: bool, command: tuple[str, ...]) -> None:
+    """Run COMMAND as a recorded run: `exact run [OPTIONS] -- COMMAND ...` (the word start may be left out).
+
+    COMMAND runs in the current folder with EXACT_REPO, EXACT_REV (the full labels commit id),
+    EXACT_RUN_ID, EXACT_RUN_DIR and EXACT_PARAM_<KEY> set; the labels repository is the one -C
+    names or the one found upwards from here, the code state is read from the git repository
+    around the current folder. Metrics ($EXACT_RUN_DIR/metrics.json, exactvc.runs.log_metric) and
+    the files in $EXACT_RUN_DIR/artefacts/ are attached when it ends. A failed, interrupted or
+    killed command still leaves a run, marked failed. With --json the command's output goes to
+    stderr. Exit status: the command's.
+    """
     from ..runexec import execute
 
     # with --json our stdout carries the run: the command's output goes to stderr
@@ -241,7 +251,10 @@ def metrics() -> None:
 @pass_ctx
 def table(c: Ctx, idents: tuple[str, ...], revs: str | None, branch: str | None, only_changed: bool,
           fmt: str | None) -> None:
-    """One row per run: parameters, metrics, and the labels added/removed/relabelled since the previous row."""
+    """One row per run: parameters, metrics, and the labels added/removed/relabelled since the previous row.
+
+    `exact metrics [RUN ...]` (the word table may be left out); rows ordered by commit, then start time.
+    """
     from ..experiments import metrics_table, table_lines
 
     t = metrics_table(c.repo, list(idents) or None, revs, branch, only_changed)
