@@ -18,13 +18,13 @@ import blake3
 
 from . import codec
 from .errors import CorruptObject, InvalidInput, NotFound
-from .objects import artefact_references
+from .objects import ARTEFACT_CHUNK, artefact_references
 from .store import DiskStore, Pending
 
 if TYPE_CHECKING:
     from .repo import Repository
 
-CHUNK = 1 << 20
+CHUNK = ARTEFACT_CHUNK
 KINDS = ("model", "metrics", "predictions", "config", "plot", "diff", "other")
 _BATCH = 64  # chunks per store write outside a pack stream (memory stores)
 

@@ -23,6 +23,7 @@ from typing import Any
 from . import codec
 from .errors import CorruptObject
 
+ARTEFACT_CHUNK = 1 << 20  # an artefact's chunks hold this many bytes each, the last one fewer (format.md §10)
 TYPES = ("node", "blob", "labels", "image", "snapshot", "commit", "tag", "chunk", "artefact", "run")
 
 

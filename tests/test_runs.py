@@ -446,3 +446,16 @@ def test_short_commit_ids_and_runs_refs_resolve_beside_runs(tmp_path: Path) -> N
     log = exact("-C", str(lab), "log", "--json")
     assert log.returncode == 0, log.stderr
     assert exact("-C", str(lab), "branch").returncode == 0
+
+
+def test_fsck_reports_an_artefact_whose_size_and_chunks_disagree(tmp_path: Path) -> None:
+    r = Repository.init(tmp_path / "r")
+    c = bytes.fromhex(_commit_empty(r))
+    aid, body = artefacts.store_bytes(r, b"x" * (artefacts.CHUNK + 1), "a.bin")
+    assert fsck(r).ok
+    bad = dict(body, size=10 * artefacts.CHUNK, commit=c)
+    bid = r.put("artefact", bad)
+    r.refs.cas(f"artefacts/{c.hex()}/{bid.hex()}", None, bid)
+    rep = fsck(r)
+    assert not rep.ok and any("lists 2 chunks" in p.message for p in rep.problems)
+    assert aid != bid
