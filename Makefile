@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean viewer chromium
+VIEWER_SRC := $(shell find viewer/src -type f 2>/dev/null) viewer/build.mjs
+NPM_STAMP := viewer/node_modules/.exact-installed
 
 # editable_mode=compat: a path entry rather than an import hook (the hook costs every `exact` command
 # ~20 ms of start-up); bytecode compiled once, even where PYTHONDONTWRITEBYTECODE is set
@@ -18,10 +20,27 @@ $(STAMP): pyproject.toml setup.cfg
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# the web viewer: npm ci from the lock file, then one esbuild run into viewer/dist/
+$(NPM_STAMP): viewer/package.json viewer/package-lock.json
+	cd viewer && npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+viewer/dist/.built: $(NPM_STAMP) $(VIEWER_SRC)
+	cd viewer && node build.mjs
+	touch viewer/dist/.built
+
+viewer: viewer/dist/.built
+
+# the browser tests drive Debian's Chromium (never a downloaded browser build)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+demo: $(STAMP) viewer
 	$(PY) -m exactvc.demo
 
-test: $(STAMP)
+test: $(STAMP) viewer chromium
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m ruff check exactvc server tests bench
 	$(PY) -m mypy exactvc server
@@ -31,4 +50,4 @@ lint: $(STAMP)
 	$(PY) -m mypy exactvc server
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-data
+	rm -rf $(VENV) build *.egg-info demo-data viewer/dist viewer/node_modules

@@ -457,7 +457,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     ))
 
     # --- 3. geometric match
-    log(f"3. match: {args.match_n:,} truth polygons vs perturbed predictions")
+    log(f"3. match: {args.match_n:,} truth annotations (a third points) vs perturbed predictions")
     porcelain.switch(repo, "main")
     porcelain.switch(repo, "match", create=True)
     truth = C.generate(args.match_n, args.seed + 1, tmp / "src" / "truth-polygons.geojson")

@@ -12,8 +12,11 @@ from werkzeug.exceptions import HTTPException
 from exactvc.access import AccessStore
 from exactvc.errors import ExactError, UsageError
 
+from .annotiles import annotiles
+from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
+from .pages import pages
 from .runs import runs_api
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
@@ -95,13 +98,16 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(session)  # before api: /api/v1/session
     app.register_blueprint(api)
     app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
+    app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
+    app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route
     app.register_blueprint(sync)
     for folder in cfg.get("slide_folders", []):
         from exactvc.slidestore import SlideStore
 
         SlideStore(root).index_folder(folder)
     install_fast_path(app)
+    install_annotile_fast_path(app)
     return app
 
 

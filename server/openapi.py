@@ -28,6 +28,7 @@ _FP = _path("fp", {"type": "string", "pattern": "^[0-9a-f]{64}$", "description":
 _REV = _query("rev", {"type": "string", "default": "HEAD"})
 _FRAME = _query("frame", {"type": "integer", "minimum": 0, "default": 0})
 _INT = {"type": "integer", "minimum": 0}
+_COMMIT = _path("commit", {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "a full commit id"})
 
 
 def _op(method: str, summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
@@ -111,6 +112,18 @@ OPENAPI: dict[str, Any] = {
                 _query("bbox", _STR, description="x0,y0,x1,y1: finite, x0 <= x1, y0 <= y1"),
                 _query("label", _STR), _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
                 _query("cursor", _STR)]),
+        "/api/v1/repos/{name}/resolve": _op("get", "A revision (branch, tag, HEAD, main~2, id prefix) as a full "
+                                                   "commit id", [_REPO, _query("rev", _STR)]),
+        "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/manifest.json": _op(
+            "get", "Annotation tiles of an image at a commit: the manifest (docs/viewer-tiles.md)",
+            [_REPO, _path("image"), _COMMIT]),
+        "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/{kind}/{z}/{x}/{y}.bin": _op(
+            "get", "One annotation tile: g geometry, d density, i ids (immutable; gzip when accepted)",
+            [_REPO, _path("image"), _COMMIT, _path("kind", {"type": "string", "enum": ["g", "d", "i"]}),
+             _path("z", _INT), _path("x", _INT), _path("y", _INT)], content="application/octet-stream"),
+        "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/records/{aid}": _op(
+            "get", "The full annotation (id, label, kind, geometry, properties, plane) at a commit",
+            [_REPO, _path("image"), _COMMIT, _path("aid")]),
         "/api/v1/repos/{name}/edits": _op(
             "post", "Create/update/delete annotations on a branch and commit them (expected_parent check)",
             [_REPO], _EDIT, ok="201"),

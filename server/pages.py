@@ -1,0 +1,150 @@
+"""The web viewer's pages: the built bundle (viewer/dist, `make` builds it) and the page routes.
+
+Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fetch|push``):
+
+- ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
+- ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page
+
+Every page is the same small HTML shell naming its page kind; the bundle reads it and
+renders through the REST API, so a page carries no data and no inline script. Pages
+carry a strict Content-Security-Policy (scripts, styles, images and requests from this
+origin only; no inline script, no framing, no plugins).
+
+``/-/label-counts/<repo>/<image>?rev=`` gives annotation counts per label (the image set
+page and the label panel), computed once per annotation tree and cached.
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+
+from exactvc import tree
+from exactvc.errors import NotFound
+
+from .context import repos, require
+
+pages = Blueprint("pages", __name__)
+DIST = Path(__file__).resolve().parents[1] / "viewer" / "dist"
+
+# the one hash: an empty <style> (OpenSeadragon adds a rule of its own unless that marker exists)
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data: blob:; "
+       "connect-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'; object-src 'none'")
+
+_SHELL = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · exactvc</title>
+<link rel="stylesheet" href="/-/assets/viewer.css">
+<script type="module" src="/-/assets/{entry}.js"></script>
+</head>
+<body data-page="{page}" data-repo="{repo}" data-image="{image}">
+<noscript>The exactvc viewer needs JavaScript.</noscript>
+<main id="app" aria-live="polite">Loading …</main>
+</body>
+</html>
+"""
+
+_NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>viewer not built</title></head>
+<body><p>The web viewer is not built: run <code>make demo</code> or
+<code>cd viewer &amp;&amp; npm ci &amp;&amp; npm run build</code>.</p></body></html>
+"""
+
+
+def _dist() -> Path:
+    return Path(current_app.config["EXACT"].get("viewer_dist") or DIST)
+
+
+def _secure(resp: Response) -> Response:
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _page(page: str, title: str, entry: str, repo: str = "", image: str = "") -> Response:
+    if not (_dist() / f"{entry}.js").is_file():
+        return _secure(Response(_NOT_BUILT, status=503, mimetype="text/html"))
+    body = _SHELL.format(title=html.escape(title), entry=entry, page=page, repo=html.escape(repo),
+                         image=html.escape(image))
+    return _secure(Response(body, mimetype="text/html"))
+
+
+@pages.get("/")
+def repo_list() -> Response:
+    return _page("repos", "Repositories", "app")
+
+
+@pages.get("/-/signin")
+def signin() -> Response:
+    return _page("signin", "Sign in", "app")
+
+
+@pages.get("/<name>")
+def image_set(name: str) -> Response:
+    repos().path(name)  # 404 (JSON error) for names that are no repository
+    return _page("imageset", name, "app", repo=name)
+
+
+@pages.get("/<name>/slide/<image>")
+def slide(name: str, image: str) -> Response:
+    repos().path(name)
+    return _page("slide", f"{image} · {name}", "slide", repo=name, image=image)
+
+
+@pages.get("/-/assets/<path:filename>")
+def assets(filename: str) -> Response:
+    dist = _dist()
+    if not (dist / filename).resolve().is_relative_to(dist.resolve()) or not (dist / filename).is_file():
+        raise NotFound(f"no asset {filename!r}")
+    resp = send_from_directory(dist, filename, max_age=0, mimetype=mimetypes.guess_type(filename)[0])
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+class _CountCache:
+    """Per-label counts of annotation trees (a tree id names its content, so entries never go stale)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._d: OrderedDict[bytes, dict[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, store: Any, root: bytes | None) -> dict[str, int]:
+        if root is None:
+            return {}
+        with self._lock:
+            hit = self._d.get(root)
+            if hit is not None:
+                self._d.move_to_end(root)
+                return hit
+        counts: dict[str, int] = {}
+        for _k, rec in tree.items(store, root):
+            counts[rec["l"]] = counts.get(rec["l"], 0) + 1
+        with self._lock:
+            self._d[root] = counts
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        return counts
+
+
+_counts = _CountCache()
+
+
+@pages.get("/-/label-counts/<name>/<image>")
+def label_counts(name: str, image: str) -> Response:
+    require(name, "read")
+    repo = repos().get(name)
+    entry, root = repo.tree_of(image, request.args.get("rev", "HEAD"))
+    return jsonify({"image": image, "count": entry.count, "labels": _counts.get(repo.store, root)})

@@ -1,0 +1,35 @@
+// What is selected: label, kind, area in µm² and perimeter / length in µm (from the slide's mpp).
+import { h, clear } from "../dom.js";
+import { area, length } from "../geometry.js";
+
+export function formatLength(px, mpp) {
+  if (!mpp) return `${px.toFixed(1)} px`;
+  const um = px * mpp;
+  return um >= 1000 ? `${(um / 1000).toFixed(3)} mm` : `${um.toFixed(1)} µm`;
+}
+
+export function formatArea(px2, mpp) {
+  if (!mpp) return `${px2.toFixed(0)} px²`;
+  const um2 = px2 * mpp * mpp;
+  return um2 >= 1e6 ? `${(um2 / 1e6).toFixed(4)} mm²` : `${um2.toFixed(1)} µm²`;
+}
+
+export function createSelectionPanel(ed) {
+  const body = h("div", { id: "selection-info" });
+  const el = h("section", {}, h("h2", {}, "Selection"), body);
+  function update() {
+    const recs = ed.selectedCached();
+    clear(body);
+    if (!recs.length) { body.append(h("p.muted", {}, "Nothing selected.")); return; }
+    body.append(h("p", {}, `${recs.length} selected`));
+    for (const r of recs.slice(0, 5)) {
+      const g = r.geometry;
+      const isArea = g.type === "Polygon" || g.type === "MultiPolygon";
+      body.append(h("div.sel", { dataset: { id: r.id } }, h("b", {}, r.label), " ",
+        isArea ? h("span.area", {}, formatArea(area(g), ed.ctx.mpp)) : null,
+        g.type !== "Point" ? [" ", h("span.length", {}, (isArea ? "perimeter " : "length ") + formatLength(length(g), ed.ctx.mpp))] : null));
+    }
+  }
+  update();
+  return { el, update };
+}
