@@ -58,7 +58,7 @@ _EDIT = _obj({
     "delete": {"type": "array", "items": _STR}})
 
 _ARTEFACT = _op("get", "An artefact's bytes, verified chunk by chunk; Range: bytes=A-B gives 206", [
-    _REPO, _path("aid", {"type": "string", "pattern": "^[0-9a-f]{4,64}$"})], content="application/octet-stream")
+    _REPO, _path("artefact", {"type": "string", "pattern": "^[0-9a-f]{4,64}$"})], content="application/octet-stream")
 _ARTEFACT["get"]["responses"]["206"] = {"description": "a byte range",
                                         "content": {"application/octet-stream": {"schema": {}}}}
 _ARTEFACT["get"]["responses"]["416"] = _ERR
@@ -144,7 +144,7 @@ OPENAPI: dict[str, Any] = {
             _REPO, _query("run", _STR), _query("revs", _STR, description="A..B"), _query("branch", _STR),
             _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
         "/api/v1/repos/{name}/artefacts": _op("get", "Artefacts attached to a commit", [_REPO, _REV]),
-        "/api/v1/repos/{name}/artefacts/{aid}": _ARTEFACT,
+        "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),

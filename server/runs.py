@@ -54,15 +54,16 @@ def commit_artefacts(name: str) -> Response:
     return jsonify({"artefacts": artefacts.of_commit(repo, repo.resolve(request.args.get("rev", "HEAD")))})
 
 
-@runs_api.get("/repos/<name>/artefacts/<aid>")
-def download(name: str, aid: str) -> Response:
+@runs_api.get("/repos/<name>/artefacts/<artefact>")
+def download(name: str, artefact: str) -> Response:
     """An artefact's bytes (``Range: bytes=A-B`` for a part; ETag = its blake3 hash)."""
     require(name, "read")
     repo = repos().get(name)
+    aid = artefact
     if not _HEX.match(aid):
         raise InvalidInput(f"not an artefact id: {aid[:80]!r}")
     oid = experiments.find_artefact(repo, aid)
-    if len(aid) < 64 and not oid.hex().startswith(aid):
+    if not oid.hex().startswith(aid):
         raise NotFound(f"no artefact {aid!r}")
     body = artefacts.load(repo, oid)
     size = body["size"]
