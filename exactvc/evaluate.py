@@ -11,7 +11,10 @@ with the pairs the matcher made. Results become the run's metrics (``eval/...``)
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +49,20 @@ def import_predictions(repo: Repository, ident: str, image: str, file: str, fmt:
     suffix = (fmt or Path(file).suffix.lstrip(".")).lower()
     if suffix not in ("geojson", "json"):
         raise UsageError(f"predictions are read from GeoJSON files (QuPath's export), not {suffix!r}")
-    rows = []
-    for f in read_features(file):
-        if f.label is None:
-            raise InvalidInput(f"prediction {f.index} has no label (classification)")
-        kind, enc = geometry.canonical(f.geometry)
-        rows.append([f.label, kind, enc, list(f.plane) if f.plane else None, _score(f.properties)])
-    rows.sort(key=lambda r: codec.pack_canonical(r))
-    aid, _b = artefacts.store_bytes(repo, codec.pack_canonical(rows), f"predictions-{name}.msgpack", "predictions")
+    with _no_gc():
+        feats = list(read_features(file))
+        for f in feats:
+            if f.label is None:
+                raise InvalidInput(f"prediction {f.index} has no label (classification)")
+        shapes = geometry.canonical_many([f.geometry for f in feats])
+        rows = [[f.label, kind, enc, list(f.plane) if f.plane else None, runs.clean_value(_score(f.properties))]
+                for f, (kind, enc, _bounds) in zip(feats, shapes, strict=True)]
+        del feats
+        # the rows are canonical already (labels, kinds, integer geometry, finite floats): plain msgpack
+        keyed = sorted((codec.pack(r), i) for i, r in enumerate(rows))
+        rows = [rows[i] for _k, i in keyed]
+        data = codec.pack(rows)
+    aid, _b = artefacts.store_bytes(repo, data, f"predictions-{name}.msgpack", "predictions")
 
     def change(b: dict[str, Any]) -> dict[str, Any]:
         preds = dict(b.get("predictions") or {})
@@ -66,6 +75,18 @@ def import_predictions(repo: Repository, ident: str, image: str, file: str, fmt:
             "scored": sum(1 for r in rows if r[4] is not None)}
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Hundreds of thousands of small lists, no cycles: the cyclic collector would only walk them."""
+    on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if on:
+            gc.enable()
+
+
 def load_predictions(repo: Repository, aid: bytes) -> list[list[Any]]:
     rows = codec.unpack(b"".join(artefacts.iter_bytes(repo, aid)))
     if not isinstance(rows, list):
@@ -74,40 +95,41 @@ def load_predictions(repo: Repository, aid: bytes) -> list[list[Any]]:
 
 
 def _truth(repo: Repository, image: str, rev: str) -> list[tuple[str, str, Any, Any]]:
+    """The image's annotations at ``rev`` as matcher items; each leaf's records decoded in one msgpack call."""
+    import msgpack
+
     _, root = repo.tree_of(image, rev)
     out = []
-    for _k, rec in tree.items(repo.store, root):
-        if "G" in rec:
-            rec = tree.join_record(repo.store, rec)
-        out.append((rec["l"], rec["k"], rec["g"], rec.get("z")))
+    for _oid, node in tree.iter_nodes(repo.store, root):
+        if node.level != 0:
+            continue
+        up = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True)
+        up.feed(b"".join(node.raw))
+        for rec in up:
+            if "G" in rec:
+                rec = tree.join_record(repo.store, rec)
+            out.append((rec["l"], rec["k"], rec["g"], rec.get("z")))
     return out
 
 
 def average_precision(scores: list[float | None], matched: list[bool], n_truth: int) -> float | None:
-    """Area under the precision/recall curve of predictions ranked by score (unscored ones last)."""
+    """Area under the precision/recall curve of predictions ranked by score (unscored ones last; ties in
+    input order), precision interpolated as the best at any higher recall (VOC, all points)."""
     if n_truth == 0:
         return None
-    ranked = [-math.inf if s is None else s for s in scores]
-    order = sorted(range(len(ranked)), key=lambda i: (-ranked[i], i))
-    tp = 0
-    prec: list[float] = []
-    rec: list[float] = []
-    for n, i in enumerate(order, 1):
-        tp += matched[i]
-        prec.append(tp / n)
-        rec.append(tp / n_truth)
-    ap = 0.0
-    best = 0.0
-    prev_r = 0.0
-    # interpolated precision: the best precision at any recall at least this high
-    interp = [0.0] * len(prec)
-    for j in range(len(prec) - 1, -1, -1):
-        best = max(best, prec[j])
-        interp[j] = best
-    for j in range(len(prec)):
-        ap += (rec[j] - prev_r) * interp[j]
-        prev_r = rec[j]
-    return round(ap, 6)
+    if not scores:
+        return 0.0
+    import numpy as np
+
+    sc = np.array([-np.inf if s is None else s for s in scores], dtype=np.float64)
+    order = np.argsort(-sc, kind="stable")
+    hits = np.asarray(matched, dtype=np.float64)[order]
+    tp = np.cumsum(hits)
+    prec = tp / np.arange(1, len(hits) + 1)
+    rec = tp / n_truth
+    interp = np.maximum.accumulate(prec[::-1])[::-1]
+    steps = np.diff(np.concatenate(([0.0], rec)))
+    return round(float(np.sum(steps * interp)), 6)
 
 
 def _scores(tp: int, fp: int, fn: int) -> dict[str, float | None]:
@@ -134,7 +156,12 @@ def evaluate(repo: Repository, ident: str, truth: str | None = None, spec_text: 
         truth_c = body["commit"]
     else:
         truth_c = repo.resolve(truth)
-    spec = parse_spec(spec_text)
+    with _no_gc():
+        return _evaluate(repo, run_id, body, preds, keys, truth_c, parse_spec(spec_text), score_threshold)
+
+
+def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[str, bytes], keys: list[str],
+              truth_c: bytes, spec: Any, score_threshold: float | None) -> dict[str, Any]:
     radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
     # per (label, image): tp, fp, fn, and the (score, matched) of each prediction for AP
     cells: dict[tuple[str, str], dict[str, Any]] = {}
@@ -173,7 +200,8 @@ def evaluate(repo: Repository, ident: str, truth: str | None = None, spec_text: 
         g = per_label.setdefault(label, {"tp": 0, "fp": 0, "fn": 0, "scores": [], "hits": []})
         for f in ("tp", "fp", "fn", "scores", "hits"):
             g[f] += c[f]
-    aps = [average_precision(g["scores"], g["hits"], g["tp"] + g["fn"]) for g in per_label.values()]
+    label_ap = {lb: average_precision(g["scores"], g["hits"], g["tp"] + g["fn"]) for lb, g in per_label.items()}
+    aps = list(label_ap.values())
     aps_known = [x for x in aps if x is not None]
     total = {**tot, **_scores(tot["tp"], tot["fp"], tot["fn"]),
              "map": round(sum(aps_known) / len(aps_known), 6) if aps_known else None}
@@ -185,7 +213,7 @@ def evaluate(repo: Repository, ident: str, truth: str | None = None, spec_text: 
         s = _scores(g["tp"], g["fp"], g["fn"])
         metrics[f"eval/{label}/precision"] = s["precision"]
         metrics[f"eval/{label}/recall"] = s["recall"]
-        metrics[f"eval/{label}/ap"] = average_precision(g["scores"], g["hits"], g["tp"] + g["fn"])
+        metrics[f"eval/{label}/ap"] = label_ap[label]
 
     def change(b: dict[str, Any]) -> dict[str, Any]:
         hist = dict(b.get("metrics") or {})
