@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .repo import Repository
 
 
+MAX_UNTRACKED = 1 << 20  # untracked files larger than this are named in the code state, not put in its diff
+
+
 def run_dir(repo: Repository, run_id: str) -> Path:
     if repo.exact_dir is None:
         raise UsageError("runs need a repository on disk")
@@ -73,14 +76,25 @@ def code_state(repo: Repository, cwd: Path) -> tuple[dict[str, Any] | None, byte
                  | pygit2.enums.DiffOption.SHOW_UNTRACKED_CONTENT | pygit2.enums.DiffOption.SHOW_BINARY)
         diff = g.diff("HEAD", None, flags=flags)
         parts = []
-        for p in diff:
-            if p is None:
+        skipped = []
+        for i, delta in enumerate(diff.deltas):
+            path = delta.new_file.path or delta.old_file.path
+            if path.startswith(".exact/") or "/.exact/" in path or path == ".exact":
                 continue
-            path = p.delta.new_file.path or p.delta.old_file.path
-            if path.startswith(".exact/") or "/.exact/" in path:
-                continue
-            parts.append(p.data)
+            if delta.status == pygit2.enums.DeltaStatus.UNTRACKED:
+                try:
+                    big = os.path.getsize(os.path.join(g.workdir, path)) > MAX_UNTRACKED
+                except OSError:
+                    big = False
+                if big:  # data or checkpoints left in the code folder: named, not copied into the diff
+                    skipped.append(path)
+                    continue
+            p = diff[i]
+            if p is not None:
+                parts.append(p.data)
         patch = b"".join(parts)
+        if skipped:
+            state["untracked_skipped"] = sorted(skipped)
     state["dirty"] = bool(patch)
     return state, patch
 

@@ -459,3 +459,21 @@ def test_fsck_reports_an_artefact_whose_size_and_chunks_disagree(tmp_path: Path)
     rep = fsck(r)
     assert not rep.ok and any("lists 2 chunks" in p.message for p in rep.problems)
     assert aid != bid
+
+
+def test_code_state_names_large_untracked_files_instead_of_copying_them(tmp_path: Path) -> None:
+    from exactvc.runexec import MAX_UNTRACKED, code_state
+
+    code = tmp_path / "code"
+    g = _git_repo(code)
+    (code / "new_module.py").write_text("X = 1\n")
+    (code / "data.bin").write_bytes(b"\0" * (MAX_UNTRACKED + 1))
+    state, patch = code_state(Repository.init(tmp_path / "lab"), code)
+    assert state is not None and state["dirty"] and state["commit"] == str(g.head.target)
+    assert b"new_module.py" in patch and b"data.bin" not in patch
+    assert state["untracked_skipped"] == ["data.bin"]
+    clean = tmp_path / "clean"
+    _git_repo(clean)
+    st, p = code_state(Repository.init(tmp_path / "lab2"), clean)
+    assert st is not None and st["dirty"] is False and p == b""
+    assert code_state(Repository.init(tmp_path / "lab3"), tmp_path / "lab3") == (None, b"")
