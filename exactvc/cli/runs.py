@@ -59,6 +59,9 @@ def run() -> None:
     when it ends. A failed, interrupted or killed command still leaves a run, marked failed.
     With -C LABELS the command still runs where exact was started. With --json the command's
     output goes to stderr. Exit status: the command's.
+
+    Options of a run: --name NAME, -p KEY=VALUE (repeatable), --rev REV, --json
+    (see `exact run start --help`).
     """
 
 
