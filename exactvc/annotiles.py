@@ -387,7 +387,9 @@ def decode_density(data: bytes) -> dict[str, Any]:
 def label_digest(names: Sequence[str], width: int, height: int) -> str:
     import blake3
 
-    return blake3.blake3(json.dumps([FORMAT, list(names), width, height]).encode()).hexdigest()[:16]
+    # the cache file's own version too: a changed encoder never serves an old file
+    return blake3.blake3(json.dumps([FORMAT, _FILE_MAGIC.decode(), TILE, GRID, list(names), width, height])
+                         .encode()).hexdigest()[:16]
 
 
 class Pyramid:

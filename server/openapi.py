@@ -164,6 +164,18 @@ OPENAPI: dict[str, Any] = {
         },
         "/slides/{fp}/upload/complete": _op("post", "Verify the uploaded bytes against the fingerprint, index", [
             _FP, _query("suffix", {"type": "string", "default": ".svs"})]),
+        "/": _op("get", "Web viewer: the repository list page (docs/viewer.md)", content="text/html"),
+        "/-/signin": _op("get", "Web viewer: the sign-in page", [_query("next", {"type": "string"})],
+                         content="text/html"),
+        "/-/assets/{filename}": _op("get", "Web viewer: the built bundle (JS, CSS, source maps)", [_path("filename")],
+                                    content="text/javascript"),
+        "/-/label-counts/{name}/{image}": _op("get", "Annotation counts per label of one image (read)",
+                                              [_REPO, _path("image"), _REV]),
+        "/{name}": _op("get", "Web viewer: the image set page (JSON errors unless the client accepts HTML)",
+                       [_REPO, _REV], content="text/html"),
+        "/{name}/slide/{image}": _op("get", "Web viewer: the slide page; the query is the deep link", [
+            _REPO, _path("image"), _REV, _query("x", {"type": "number"}), _query("y", {"type": "number"}),
+            _query("zoom", {"type": "number"}), _FRAME], content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),

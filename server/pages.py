@@ -26,7 +26,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
 from exactvc import tree
-from exactvc.errors import NotFound
+from exactvc.errors import ExactError, NotFound
 
 from .context import repos, require
 
@@ -73,12 +73,25 @@ def _secure(resp: Response) -> Response:
     return resp
 
 
-def _page(page: str, title: str, entry: str, repo: str = "", image: str = "") -> Response:
+def _page(page: str, title: str, entry: str, repo: str = "", image: str = "", status: int = 200) -> Response:
     if not (_dist() / f"{entry}.js").is_file():
         return _secure(Response(_NOT_BUILT, status=503, mimetype="text/html"))
     body = _SHELL.format(title=html.escape(title), entry=entry, page=page, repo=html.escape(repo),
                          image=html.escape(image))
-    return _secure(Response(body, mimetype="text/html"))
+    return _secure(Response(body, status=status, mimetype="text/html"))
+
+
+def _gate(name: str) -> int:
+    """The status of a repository page: 200 for a reader; else what the API answers (401 anonymous, 404
+    for private and missing repositories alike). Browsers (Accept: text/html) get the page with that status
+    (it shows the error and a sign-in link); other clients get the JSON error."""
+    try:
+        require(name, "read")
+    except ExactError as exc:
+        if "text/html" in request.headers.get("Accept", ""):
+            return exc.http_status
+        raise
+    return 200
 
 
 @pages.get("/")
@@ -93,14 +106,15 @@ def signin() -> Response:
 
 @pages.get("/<name>")
 def image_set(name: str) -> Response:
-    repos().path(name)  # 404 (JSON error) for names that are no repository
-    return _page("imageset", name, "app", repo=name)
+    status = _gate(name)
+    return _page("imageset", name if status == 200 else "exactvc", "app", repo=name, status=status)
 
 
 @pages.get("/<name>/slide/<image>")
 def slide(name: str, image: str) -> Response:
-    repos().path(name)
-    return _page("slide", f"{image} · {name}", "slide", repo=name, image=image)
+    status = _gate(name)
+    return _page("slide", f"{image} · {name}" if status == 200 else "exactvc", "slide", repo=name, image=image,
+                 status=status)
 
 
 @pages.get("/-/assets/<path:filename>")

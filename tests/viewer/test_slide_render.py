@@ -10,15 +10,25 @@ COLORS = {name: color for name, _s, color, *_ in LABELS}
 def test_pages_are_served_with_a_strict_csp(site: Site) -> None:
     from ..server_fixtures import request
 
+    html = {"Accept": "text/html"}
     for path in ("/", "/-/signin", "/cells", "/cells/slide/cmu"):
-        r = request("GET", site.url + path)
+        r = request("GET", site.url + path, token=site.tokens["ada"], headers=html)
         assert r.status == 200, (path, r.status)
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
         assert b"<script type=\"module\" src=\"/-/assets/" in r.body
-    assert request("GET", site.url + "/no-such-repo").status == 404
+    # a repository page tells a browser what the API would: 401 anonymous, 404 for private and missing alike
+    assert request("GET", site.url + "/cells", headers=html).status == 401
+    assert request("GET", site.url + "/no-such-repo", headers=html).status == 401
+    outsider = _outsider(site)
+    assert request("GET", site.url + "/cells/slide/cmu", token=outsider, headers=html).status == 404
+    assert request("GET", site.url + "/no-such-repo", token=outsider, headers=html).status == 404
+    # other clients get the JSON error
+    r = request("GET", site.url + "/cells")
+    assert r.status == 401 and r.error()["type"] == "unauthorized"
     # the sync protocol's routes still answer as before
     assert request("GET", site.url + "/cells/info/refs").status == 401
+    assert request("GET", site.url + "/cells/info/refs", token=site.tokens["ada"]).status == 200
 
 
 def test_slide_renders_tiles_and_annotations(tab: Tab, site: Site) -> None:
@@ -72,3 +82,11 @@ def _admin(site: Site) -> str:
     return site.tokens["admin"]
 
 
+
+
+def _outsider(site: Site) -> str:
+    if "outsider" not in site.tokens:
+        from exactvc.access import AccessStore
+
+        site.tokens["outsider"] = AccessStore(site.root).add_user("outsider")
+    return site.tokens["outsider"]
