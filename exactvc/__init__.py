@@ -9,5 +9,13 @@ from .errors import ExactError
 from .objects import ImageRecord, Label, LabelSet
 from .repo import Repository
 
-__all__ = ["Annotation", "ExactError", "ImageRecord", "Label", "LabelSet", "Repository"]
+__all__ = ["Annotation", "Dataset", "ExactError", "ImageRecord", "Label", "LabelSet", "Repository"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Dataset":  # lazily: keeps `import exactvc` light
+        from .dataset import Dataset
+
+        return Dataset
+    raise AttributeError(f"module 'exactvc' has no attribute {name!r}")
 __version__ = "0.1.0"

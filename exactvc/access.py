@@ -432,6 +432,12 @@ def may_push(role: str | None, user: User | None, branch_ref: str, protected: li
     """None if allowed, else the reason it is refused."""
     if role is None or user is None:
         return "authentication required to push"
+    if branch_ref.startswith(("runs/", "runtags/", "artefacts/")):  # experiments: annotators record them
+        if RANK[role] >= RANK["maintain"]:
+            return None
+        if RANK[role] < RANK["annotate"]:
+            return f"role {role!r} cannot push"
+        return "only maintainers may delete runs, aliases or artefacts" if delete else None
     if not branch_ref.startswith("heads/") and not branch_ref.startswith("tags/"):
         return f"cannot push to {branch_ref}"
     name = branch_ref.split("/", 1)[1]

@@ -42,7 +42,7 @@ import orjson
 
 from . import codec
 from .errors import CorruptObject, ExactError, MissingObject
-from .objects import TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag
+from .objects import ARTEFACT_CHUNK, TYPES, Commit, ImageRecord, LabelSet, Snapshot, Tag, references
 from .refs import DiskRefs
 from .store import (
     CODE_TYPES,
@@ -405,6 +405,15 @@ class _Walker:
                             yield from self.visit(eid, None, f"{me} (example of label {lb.name!r})")
             elif t == "image":
                 ImageRecord.from_body(body)
+            elif t in ("run", "artefact", "chunk"):
+                if t == "artefact" and len(body["chunks"]) != -(-body["size"] // ARTEFACT_CHUNK):
+                    self.shape_problem(oid, t, f"artefact {oid.hex()} of {body['size']} bytes lists "
+                                       f"{len(body['chunks'])} chunks", ref)
+                for want, ref_id in references(t, body):
+                    if want == "commit":
+                        self.commit_stack.append((ref_id, "commit", f"{me} (labels commit)"))
+                    else:
+                        yield from self.visit(ref_id, want, f"{me} ({want})")
         except ExactError as exc:
             self.problem(oid, t, f"object {oid.hex()} ({t}) is malformed: {exc.message}", ref)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

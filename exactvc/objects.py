@@ -10,6 +10,9 @@ Each object is ``(type_tag, data)`` where ``data`` is canonical msgpack (see
 ``snapshot``  a snapshot root: images -> (record, tree, count) and the label set
 ``commit``    a commit
 ``tag``       an annotated tag
+``chunk``     a piece (at most 1 MiB) of an artefact's bytes
+``artefact``  a file attached to a run or a commit: name, kind, size, hash, its chunks
+``run``       an experiment run: labels commit, parameters, command, code state, metrics, artefacts
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 from . import codec
 from .errors import CorruptObject
 
-TYPES = ("node", "blob", "labels", "image", "snapshot", "commit", "tag")
+ARTEFACT_CHUNK = 1 << 20  # an artefact's chunks hold this many bytes each, the last one fewer (format.md §10)
+TYPES = ("node", "blob", "labels", "image", "snapshot", "commit", "tag", "chunk", "artefact", "run")
 
 
 def encode(type_tag: str, body: Any) -> tuple[bytes, bytes]:
@@ -253,3 +257,56 @@ class Tag:
             time=int(b.get("time", 0)),
             message=str(b.get("message", "")),
         )
+
+
+def _ids_in(v: Any, what: str) -> list[bytes]:
+    if not isinstance(v, list) or not all(isinstance(x, bytes) and len(x) == 32 for x in v):
+        raise CorruptObject(f"{what} must be a list of object ids")
+    return list(v)
+
+
+def artefact_references(body: Any) -> list[tuple[str, bytes]]:
+    """What an ``artefact`` object references: its chunks (in order) and, when attached to one, a commit."""
+    _need(body, "name", str, "artefact")
+    _need(body, "kind", str, "artefact")
+    _need(body, "size", int, "artefact")
+    _need(body, "hash", str, "artefact")
+    out = [("chunk", c) for c in _ids_in(body.get("chunks"), "artefact chunks")]
+    commit = body.get("commit")
+    if commit is not None:
+        if not isinstance(commit, bytes) or len(commit) != 32:
+            raise CorruptObject("artefact commit must be an object id")
+        out.append(("commit", commit))
+    return out
+
+
+def run_references(body: Any) -> list[tuple[str, bytes]]:
+    """What a ``run`` object references: its labels commit, its artefacts, predictions and code diff."""
+    _need(body, "id", str, "run")
+    _need(body, "status", str, "run")
+    out: list[tuple[str, bytes]] = []
+    commit = body.get("commit")
+    if commit is not None:
+        if not isinstance(commit, bytes) or len(commit) != 32:
+            raise CorruptObject("run commit must be an object id")
+        out.append(("commit", commit))
+    out += [("artefact", a) for a in _ids_in(body.get("artefacts", []), "run artefacts")]
+    preds = body.get("predictions", {})
+    if not isinstance(preds, dict):
+        raise CorruptObject("run predictions must be a map")
+    out += [("artefact", a) for a in _ids_in(list(preds.values()), "run predictions")]
+    code = body.get("code")
+    if isinstance(code, dict) and code.get("diff") is not None:
+        out += [("artefact", a) for a in _ids_in([code["diff"]], "run code diff")]
+    return out
+
+
+def references(type_tag: str, body: Any) -> list[tuple[str, bytes]]:
+    """(expected type, id) of every object a chunk, artefact or run object references."""
+    if type_tag == "artefact":
+        return artefact_references(body)
+    if type_tag == "run":
+        return run_references(body)
+    if type_tag == "chunk" and not isinstance(body, bytes):
+        raise CorruptObject("a chunk object must hold bytes")
+    return []

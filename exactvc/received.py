@@ -159,6 +159,12 @@ def tip_fingerprints(repo: Repository, items: list[Pending], oid: bytes) -> set[
             break
         oid = Tag.from_body(codec.unpack(data)).target
         t, data = ov.get(oid)
+    if t in ("run", "artefact"):  # a run's labels commit is checked like a pushed commit
+        commit = codec.unpack(data).get("commit")
+        if not isinstance(commit, bytes):
+            return set()
+        oid = commit
+        t, data = ov.get(oid)
     if t != "commit":
         return set()
     root = Commit.from_body(codec.unpack(data)).root

@@ -29,6 +29,8 @@ MAX_REF_NAME = 200  # a ref is a file: its name stays well inside the file syste
 # a branch or tag named like a ref path would shadow (or be shadowed by) another ref in rev resolution
 RESERVED_PREFIXES = ("heads/", "tags/", "remotes/", "refs/")
 RESERVED_NAMES = ("HEAD", "heads", "tags", "remotes", "refs")
+_EXPERIMENT_REF = {"runs": re.compile(r"^[0-9a-f]{32}$"), "runtags": re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"),
+                   "artefacts": re.compile(r"^[0-9a-f]{64}/[0-9a-f]{64}$")}
 
 
 def check_ref_name(name: str) -> str:
@@ -78,6 +80,10 @@ def check_pushed_ref(refs: RefStore, ref: str) -> str:
     another kind of ref does not already hold."""
     check_ref_name(ref)
     kind, _, name = ref.partition("/")
+    if kind in ("runs", "runtags", "artefacts"):  # experiments (docs/format.md §10)
+        if not _EXPERIMENT_REF[kind].match(name):
+            raise InvalidInput(f"invalid {kind} ref {ref[:120]!r}")
+        return ref
     if kind not in ("heads", "tags") or not name:
         raise InvalidInput(f"cannot push to {ref} (only heads/NAME and tags/NAME)")
     if refs.read(ref) is None:  # a new ref; existing ones may be updated or deleted as they are

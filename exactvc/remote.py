@@ -135,6 +135,14 @@ class Client:
         return common
 
 
+    def negotiate_ids(self, ids: list[bytes]) -> list[bytes]:
+        """Which of these object ids (any type, at most 4096) the server has."""
+        if not ids:
+            return []
+        got = self.post_json("/negotiate", {"ids": [b.hex() for b in ids]})["have"]
+        return [bytes.fromhex(h) for h in got]
+
+
 def _http_error(exc: urllib.error.HTTPError) -> ExactError:
     try:
         body = json.loads(exc.read())
@@ -198,10 +206,16 @@ def _client(repo: Repository, remote: str) -> Client:
 # --- fetch / push / clone / pull -------------------------------------------------------------------
 
 
-def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -> dict[str, Any]:
+EXPERIMENT_PREFIXES = ("runs/", "runtags/", "artefacts/")
+
+
+def fetch(repo: Repository, remote: str = "origin", progress: Progress = None, runs: bool = True) -> dict[str, Any]:
+    """Fetch branches (as remotes/REMOTE/...), tags and, unless ``runs`` is off, runs, run aliases and
+    commit artefacts (created locally when absent; a local one with another value is kept)."""
     cl = _client(repo, remote)
     adv = cl.refs()
-    theirs = {k: bytes.fromhex(v) for k, v in adv["refs"].items()}
+    kinds = ("heads/", "tags/", *(EXPERIMENT_PREFIXES if runs else ()))
+    theirs = {k: bytes.fromhex(v) for k, v in adv["refs"].items() if k.startswith(kinds)}
     wants = sorted({v for v in theirs.values() if not repo.store.has(v)})
     received = 0
     if wants:
@@ -210,8 +224,10 @@ def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -
         if head:
             local_tips.append(head)
         haves = cl.negotiate(repo, [t for t in local_tips if _is_commit(repo, t)])
-        data = cl._req("POST", "/fetch", json.dumps({"wants": [w.hex() for w in wants],
-                                                     "haves": [h.hex() for h in haves]}).encode())
+        req: dict[str, Any] = {"wants": [w.hex() for w in wants], "haves": [h.hex() for h in haves]}
+        if runs and any(k.startswith(EXPERIMENT_PREFIXES) for k in theirs):
+            req["known"] = [a.hex() for a in _local_artefacts(repo)][:4096]
+        data = cl._req("POST", "/fetch", json.dumps(req).encode())
         res = transfer.receive(repo, io.BytesIO(data))
         received = res.objects
         if progress:
@@ -221,7 +237,7 @@ def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -
     for ref, oid in theirs.items():
         if ref.startswith("heads/"):
             local = f"remotes/{remote}/{ref[6:]}"
-        elif ref.startswith("tags/"):
+        elif ref.startswith(("tags/", *EXPERIMENT_PREFIXES)):
             local = ref
             mine = _read_ref(repo, local)
             if mine is not None:
@@ -243,6 +259,26 @@ def fetch(repo: Repository, remote: str = "origin", progress: Progress = None) -
     if kept:
         out["tags_kept"] = kept
     return out
+
+
+def _local_artefacts(repo: Repository) -> list[bytes]:
+    """Artefacts the local runs and commits reference (a fetch or push need not send them again)."""
+    from . import codec
+    from .objects import references
+
+    out: dict[bytes, None] = {}
+    for ref, oid in repo.refs.list().items():
+        if not ref.startswith(EXPERIMENT_PREFIXES):
+            continue
+        try:
+            t, data = repo.store.get(oid)
+            if t == "artefact":
+                out[oid] = None
+            elif t == "run":
+                out.update((a, None) for k, a in references(t, codec.unpack(data)) if k == "artefact")
+        except ExactError:
+            continue
+    return list(out)
 
 
 def _is_commit(repo: Repository, oid: bytes) -> bool:
@@ -324,7 +360,7 @@ def _read_ref(repo: Repository, name: str) -> bytes | None:
 
 def push_refs(repo: Repository, remote: str = "origin", specs: list[str] | None = None, tags: bool = False,
               force: bool = False, set_upstream: bool = False, delete: bool = False,
-              progress: Progress = None) -> dict[str, Any]:
+              progress: Progress = None, runs: bool = True) -> dict[str, Any]:
     """Send branches and tags in one request (all or nothing on the server).
 
     ``specs`` as :func:`parse_push_spec`; none: the current branch (unless ``tags``). ``tags``: every
@@ -346,6 +382,11 @@ def push_refs(repo: Repository, remote: str = "origin", specs: list[str] | None 
         for ref, oid in repo.refs.list("tags/").items():
             if ref not in named and theirs.get(ref) != oid:
                 todo.append(PushSpec(ref, oid, force, None))
+    if runs and not delete:  # runs, aliases and commit artefacts the remote lacks or has older
+        named = {t.ref for t in todo}
+        for ref, oid in repo.refs.list().items():
+            if ref.startswith(EXPERIMENT_PREFIXES) and ref not in named and theirs.get(ref) != oid:
+                todo.append(PushSpec(ref, oid, False, None))
     updates: list[transfer.RefUpdate] = []
     report: list[dict[str, Any]] = []
     wants: list[bytes] = []
@@ -380,7 +421,12 @@ def push_refs(repo: Repository, remote: str = "origin", specs: list[str] | None 
             haves = [k for k in theirs.values() if repo.store.has(k) and _is_commit(repo, k)]
             if not haves:
                 haves = cl.negotiate(repo, [w for w in wants if _is_commit(repo, w)])
-            oids = list(transfer.objects_with_bases(repo, wants, haves))
+            known: list[bytes] = []
+            if any(t.ref.startswith(EXPERIMENT_PREFIXES) for t in todo):
+                mine = _local_artefacts(repo)
+                for i in range(0, len(mine), 4096):
+                    known += cl.negotiate_ids(mine[i:i + 4096])
+            oids = list(transfer.objects_with_bases(repo, wants, haves, known))
         buf = io.BytesIO()
         if oids:
             transfer.write_stream(repo, oids, buf)
@@ -404,6 +450,12 @@ def push_refs(repo: Repository, remote: str = "origin", specs: list[str] | None 
                            "status": "pushed" if updates else "up-to-date"}
     if res is not None:
         out["server"] = res
+    report_refs = [e for e in report if not e["ref"].startswith(EXPERIMENT_PREFIXES)]
+    exp = [e for e in report if e["ref"].startswith(EXPERIMENT_PREFIXES)]
+    if exp:
+        out["runs"] = sum(1 for e in exp if e["ref"].startswith("runs/") and e["status"] == "pushed")
+    if len(report_refs) == 1 and len(report) > 1:
+        report = report_refs
     if len(report) == 1:  # one ref: its fields at the top too (branch, old, new)
         e = report[0]
         name = e["ref"].split("/", 1)[1]
@@ -427,7 +479,7 @@ def _push_body(updates: list[transfer.RefUpdate], stream: bytes) -> bytes:
     return struct.pack("<I", len(header)) + header + stream
 
 
-def clone(url: str, dest: str | os.PathLike[str], progress: Progress = None) -> dict[str, Any]:
+def clone(url: str, dest: str | os.PathLike[str], progress: Progress = None, runs: bool = True) -> dict[str, Any]:
     d = Path(dest)
     if d.exists() and any(d.iterdir()):
         raise Conflict(f"destination {d} exists and is not empty")
@@ -436,7 +488,7 @@ def clone(url: str, dest: str | os.PathLike[str], progress: Progress = None) -> 
     repo = Repository.init(d)
     try:
         remote_add(repo, "origin", url)
-        res = fetch(repo, "origin", progress)
+        res = fetch(repo, "origin", progress, runs=runs)
         head = adv.get("head") or "heads/main"
         branch = head[6:] if head.startswith("heads/") else "main"
         tip = repo.refs.read(f"remotes/origin/{branch}")

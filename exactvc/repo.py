@@ -287,7 +287,12 @@ class Repository:
         if head:
             starts.append(head)
         starts.extend(self.reflog_commits())
-        stack = [self._peel(s) for s in starts]
+        stack = []
+        for s in starts:
+            try:
+                stack.append(self._peel(s))
+            except NotFound:  # a run or artefact without a commit names none
+                continue
         while stack:
             c = stack.pop()
             if c in seen:
@@ -302,6 +307,11 @@ class Repository:
         t, data = self.store.get(oid)
         if t == "tag":
             return Tag.from_body(codec.unpack(data)).target
+        if t in ("run", "artefact"):  # experiments name the labels commit they used (docs/format.md §10)
+            commit = codec.unpack(data).get("commit")
+            if isinstance(commit, bytes) and self.store.has(commit):
+                return commit
+            raise NotFound(f"{oid.hex()[:12]} is a {t} without a commit")
         if t != "commit":
             raise NotFound(f"{oid.hex()[:12]} is a {t}, not a commit")
         return oid

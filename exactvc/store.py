@@ -73,6 +73,7 @@ def decompress(code: int, payload: bytes | memoryview) -> bytes:
     return zlib.decompress(payload)
 
 
+LARGE_ENTRY = 256 * 1024  # pack entries this large are read with pread rather than through the mapping
 DICT_INDEX_MAX = 4096  # packs up to this many objects are looked up through a dict
 
 
@@ -126,6 +127,17 @@ class ObjectStore(ABC):
         if got is None:
             raise MissingObject(f"object {oid.hex()} is missing")
         self.remember(oid, *got)
+        return got
+
+    def get_uncached(self, oid: bytes) -> tuple[str, bytes]:
+        """Like :meth:`get`, without keeping the object in the read cache (large artefact chunks)."""
+        with self._cache_lock:
+            hit = self._cache.get(oid)
+        if hit is not None:
+            return hit
+        got = self._read(oid)
+        if got is None:
+            raise MissingObject(f"object {oid.hex()} is missing")
         return got
 
     def remember(self, oid: bytes, type_tag: str, data: bytes) -> None:
@@ -283,7 +295,10 @@ class Pack:
         if off + 6 > self.size:
             raise CorruptObject(f"pack {self.path.name}: index points past the end (offset {off})")
         code, depth, length = struct.unpack_from("<BBI", self._mm, off)
-        payload = self._mm[off + 6 : off + 6 + length]
+        if length >= LARGE_ENTRY:  # an artefact chunk: read, so its pages do not stay mapped in (RSS)
+            payload = os.pread(self._f.fileno(), length, off + 6)
+        else:
+            payload = self._mm[off + 6 : off + 6 + length]
         if len(payload) != length:
             raise CorruptObject(f"pack {self.path.name} is truncated at offset {off}")
         return code, depth, payload

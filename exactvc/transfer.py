@@ -25,13 +25,14 @@ import blake3
 
 from . import codec, tree
 from .errors import ExactError, InvalidInput
-from .objects import Commit, Snapshot, Tag
+from .objects import Commit, Snapshot, Tag, references
 from .store import CODE_TYPES, TYPE_CODES, Pending
 
 if TYPE_CHECKING:
     from .repo import Repository
 
 MAGIC = b"EXSTRM1\n"
+EXPERIMENT_REFS = {"runs": "run", "runtags": "run", "artefacts": "artefact"}  # ref folder -> object type
 MAX_OBJECT = 16 * 1024 * 1024
 
 
@@ -126,18 +127,29 @@ def objects_to_send(repo: Repository, wants: Iterable[bytes], haves: Iterable[by
 
 
 def objects_with_bases(
-    repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes]
+    repo: Repository, wants: Iterable[bytes], haves: Iterable[bytes], known: Iterable[bytes] = ()
 ) -> Iterator[tuple[bytes, bytes | None]]:
-    """Like :func:`objects_to_send`, each with an object the receiver has that it may be sent as a delta of."""
+    """Like :func:`objects_to_send`, each with an object the receiver has that it may be sent as a delta of.
+
+    A want may also be a run or an artefact (docs/format.md §10): it travels with the artefacts and chunks
+    it references (except those in ``known``, which the receiver has) and its labels commit."""
     haves = [h for h in haves if _kind(repo, h) == "commit"]
     wanted: list[bytes] = []
+    extras: list[bytes] = []
     for w in wants:  # annotated tags travel as themselves, their commits as commits
         while _kind(repo, w) == "tag":
             yield w, None
             w = Tag.from_body(codec.unpack(repo.store.get_typed(w, "tag"))).target
-        if _kind(repo, w) != "commit":
-            raise InvalidInput(f"{w.hex()} is not a commit or tag")
+        k = _kind(repo, w)
+        if k in ("run", "artefact"):
+            extras.append(w)
+            wanted.extend(c for t, c in references(k, codec.unpack(repo.store.get_typed(w, k)))
+                          if t == "commit" and repo.store.has(c))
+            continue
+        if k != "commit":
+            raise InvalidInput(f"{w.hex()} is not a commit, tag, run or artefact")
         wanted.append(w)
+    yield from _experiment_objects(repo, extras, set(known))
     commits = commits_to_send(repo, wanted, haves)
     sent: set[bytes] = set()
     base_snaps = [repo.snapshot_object(repo.commit_object(h).root) for h in haves]
@@ -175,6 +187,23 @@ def objects_with_bases(
                     yield oid, base
 
 
+def _experiment_objects(repo: Repository, wants: list[bytes], known: set[bytes]
+                        ) -> Iterator[tuple[bytes, bytes | None]]:
+    """Runs and artefacts with what they reference (commits aside), each once, skipping ``known``."""
+    stack = list(reversed(wants))
+    while stack:
+        oid = stack.pop()
+        if oid in known:
+            continue
+        known.add(oid)
+        t = _kind(repo, oid)
+        yield oid, None
+        if t in ("run", "artefact"):
+            for rt, r in reversed(references(t, codec.unpack(repo.store.get_typed(oid, t)))):
+                if rt != "commit" and r not in known:
+                    stack.append(r)
+
+
 # --- the stream ---------------------------------------------------------------------------------------
 
 
@@ -193,7 +222,7 @@ def write_stream(repo: Repository, oids: Iterable[bytes | tuple[bytes, bytes | N
     n = 0
     for item in oids:
         oid, base = item if isinstance(item, tuple) else (item, None)
-        t, data = repo.store.get(oid)
+        t, data = repo.store.get_uncached(oid)
         frame = None
         if base is not None:
             bt, bdata = repo.store.get(base)
@@ -233,7 +262,7 @@ def _refs_of(t: str, body: Any) -> list[bytes]:
         return [Tag.from_body(body).target]
     if t == "snapshot":
         return [oid for _, oid in Snapshot.from_body(body).references()]
-    return []
+    return [oid for _, oid in references(t, body)]
 
 
 @dataclass
@@ -415,7 +444,11 @@ def check_update(repo: Repository, u: RefUpdate) -> Refusal | None:
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":
             return Refusal("invalid_object", 422, f"{u.ref} must point at a commit, not a {t}")
-        if t not in ("commit", "tag"):
+        want = EXPERIMENT_REFS.get(u.ref.split("/", 1)[0])
+        if want is not None:
+            if t != want:
+                return Refusal("invalid_object", 422, f"{u.ref} must point at a {want}, not a {t}")
+        elif t not in ("commit", "tag"):
             return Refusal("invalid_object", 422, f"{u.ref} must point at a commit or a tag, not a {t}")
     clash = _name_clash(repo, u.ref)
     if clash is not None:

@@ -194,6 +194,11 @@ EXACT_PATHS: dict[str, Any] = {
         **_op("put", "Set the branch the EXACT-compatible API reads (admin)", [_REPO],
               _obj({"read_branch": _STR}))},
 }
+_ARTEFACT = _op("get", "An artefact's bytes, verified chunk by chunk; Range: bytes=A-B gives 206", [
+    _REPO, _path("artefact", {"type": "string", "pattern": "^[0-9a-f]{4,64}$"})], content="application/octet-stream")
+_ARTEFACT["get"]["responses"]["206"] = {"description": "a byte range",
+                                        "content": {"application/octet-stream": {"schema": {}}}}
+_ARTEFACT["get"]["responses"]["416"] = _ERR
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -272,6 +277,16 @@ OPENAPI: dict[str, Any] = {
                                                                           "maximum": 100}})),
         **PULL_PATHS,
         **EXACT_PATHS,
+        "/api/v1/repos/{name}/runs": _op("get", "Runs, oldest first (docs/experiments.md)", [
+            _REPO, _query("commit", _STR, description="only runs on this revision"), _query("name", _STR)]),
+        "/api/v1/repos/{name}/runs/{ident}": _op(
+            "get", "One run (id, unique prefix, alias or name): metrics, parameters, code state, artefacts",
+            [_REPO, _path("ident")]),
+        "/api/v1/repos/{name}/metrics": _op("get", "The metrics table with label changes between run commits", [
+            _REPO, _query("run", _STR), _query("revs", _STR, description="A..B"), _query("branch", _STR),
+            _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
+        "/api/v1/repos/{name}/artefacts": _op("get", "Artefacts attached to a commit", [_REPO, _REV]),
+        "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),
@@ -307,7 +322,7 @@ OPENAPI: dict[str, Any] = {
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),
         "/{name}/fetch": _op("post", "Objects reachable from wants, not from haves (section 3)", [_REPO],
-                             _obj({"wants": _IDS, "haves": _IDS}, ["wants"]),
+                             _obj({"wants": _IDS, "haves": _IDS, "known": _IDS}, ["wants"]),
                              content="application/x-exactvc-stream"),
         "/{name}/push": _op("post", "u32 LE header length, header JSON, object stream (section 4)", [_REPO],
                             {"type": "string", "format": "binary"}, body_type="application/x-exactvc-push"),

@@ -77,9 +77,10 @@ def fetch(name: str) -> Response:
     for w in wants:
         if not repo.store.has(w):
             raise InvalidInput(f"unknown object {w.hex()}")
-        if repo.store.get(w)[0] not in ("commit", "tag"):
-            raise InvalidInput(f"{w.hex()} is not a commit or tag")
-    oids = list(transfer.objects_with_bases(repo, wants, haves))
+        if repo.store.get(w)[0] not in ("commit", "tag", "run", "artefact"):
+            raise InvalidInput(f"{w.hex()} is not a commit, tag, run or artefact")
+    known = _ids(body.get("known", []), "known")  # runs' artefacts and chunks the client has
+    oids = list(transfer.objects_with_bases(repo, wants, haves, known))
     data = transfer.stream_bytes(repo, oids)
     return Response(data, mimetype="application/x-exactvc-stream",
                     headers={"X-Exact-Objects": str(len(oids))})

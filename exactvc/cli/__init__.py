@@ -54,6 +54,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("maint", "gc"),
     "pr": ("pr", "pr"),
     "bundle": ("bundle", "bundle"),
+    "run": ("runs", "run"),
+    "runs": ("runs", "runs_cmd"),
+    "artefact": ("runs", "artefact"),
+    "metrics": ("runs", "metrics"),
+    "predict": ("runs", "predict"),
+    "eval": ("runs", "eval_cmd"),
 }
 
 
@@ -78,15 +84,17 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, path: str) -> None:
     """exact: version control for whole-slide image annotations."""
-    if path != ".":  # as if started there: relative files (-o, inputs, ROOT) resolve in PATH
-        import os
+    import os
 
+    start_dir = os.getcwd()  # `exact -C LABELS run -- CMD` runs CMD where it was started
+    if path != ".":  # as if started there: relative files (-o, inputs, ROOT) resolve in PATH
         from ..errors import NotFound
 
         if not os.path.isdir(path):
             raise NotFound(f"-C {path}: no such folder" if not os.path.exists(path) else f"-C {path}: not a folder")
         os.chdir(path)
     ctx.obj = Ctx(".")
+    ctx.obj.start_dir = start_dir
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ class Ctx:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.start_dir = path  # the folder `exact` was started in (before -C)
         self._repo: Repository | None = None
 
     @property

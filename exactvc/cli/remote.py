@@ -52,16 +52,17 @@ def remote_rm(c: Ctx, name: str) -> None:
 @click.command()
 @click.argument("url")
 @click.argument("directory", required=False)
+@click.option("--no-runs", is_flag=True, help="Leave runs, run aliases and artefacts out.")
 @json_option
 @pass_ctx
-def clone(c: Ctx, url: str, directory: str | None, as_json: bool) -> None:
+def clone(c: Ctx, url: str, directory: str | None, no_runs: bool, as_json: bool) -> None:
     """Copy a repository from a server (with its whole history)."""
     from pathlib import Path
 
     from .. import remote as rm
 
     dest = Path(c.path) / (directory or url.rstrip("/").rsplit("/", 1)[-1])
-    res = rm.clone(url, dest, progress=Progress("receiving"))
+    res = rm.clone(url, dest, progress=Progress("receiving"), runs=not no_runs)
     if as_json:
         emit_json("clone", res)
     else:
@@ -70,9 +71,10 @@ def clone(c: Ctx, url: str, directory: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("remote_name", default="origin")
+@click.option("--no-runs", is_flag=True, help="Leave runs, run aliases and artefacts out.")
 @json_option
 @pass_ctx
-def fetch(c: Ctx, remote_name: str, as_json: bool) -> None:
+def fetch(c: Ctx, remote_name: str, no_runs: bool, as_json: bool) -> None:
     """Download commits, branches and tags from a remote.
 
     Remote-tracking branches (REMOTE/NAME) move, yours do not. Tags the remote has and you do not
@@ -80,7 +82,7 @@ def fetch(c: Ctx, remote_name: str, as_json: bool) -> None:
     """
     from .. import remote as rm
 
-    res = rm.fetch(c.repo, remote_name, progress=Progress("receiving"))
+    res = rm.fetch(c.repo, remote_name, progress=Progress("receiving"), runs=not no_runs)
     if as_json:
         emit_json("fetch", res)
     else:
@@ -120,10 +122,11 @@ def pull(c: Ctx, remote_name: str | None, branch_name: str | None, as_json: bool
               help="Allow a non-fast-forward update or moving a tag (needs the right to force).")
 @click.option("-u", "--set-upstream", is_flag=True, help="Remember the remote branch for pull and status.")
 @click.option("--delete", is_flag=True, help="Delete the named branches or tags on the remote.")
+@click.option("--no-runs", is_flag=True, help="Leave runs, run aliases and artefacts out.")
 @json_option
 @pass_ctx
 def push(c: Ctx, remote_name: str, refspecs: tuple[str, ...], tags: bool, force: bool, set_upstream: bool,
-         delete: bool, as_json: bool) -> None:
+         delete: bool, no_runs: bool, as_json: bool) -> None:
     """Send branches and tags to a remote (default: the current branch).
 
     REFSPEC is a local branch or tag NAME, SRC:DST (a branch, tag or any revision SRC to the remote
@@ -134,7 +137,7 @@ def push(c: Ctx, remote_name: str, refspecs: tuple[str, ...], tags: bool, force:
     from .. import remote as rm
 
     res = rm.push_refs(c.repo, remote_name, list(refspecs), tags=tags, force=force, set_upstream=set_upstream,
-                       delete=delete, progress=Progress("sending"))
+                       delete=delete, progress=Progress("sending"), runs=not no_runs)
     if as_json:
         emit_json("push", res)
         return
@@ -142,6 +145,8 @@ def push(c: Ctx, remote_name: str, refspecs: tuple[str, ...], tags: bool, force:
         click.echo("Everything up to date")
         return
     for e in res["updates"]:
+        if e["ref"].startswith(("runs/", "runtags/", "artefacts/")):
+            continue
         name = e["ref"].replace("heads/", "", 1)
         if e["status"] == "deleted":
             click.echo(f"Deleted {remote_name}/{name}")
@@ -150,6 +155,8 @@ def push(c: Ctx, remote_name: str, refspecs: tuple[str, ...], tags: bool, force:
         else:
             new = "new tag" if e["ref"].startswith("tags/") else "new branch"
             click.echo(f"{remote_name}/{name}: {(e['old'] or new)[:12]} -> {e['new'][:12]}")
+    if res.get("runs"):
+        click.echo(f"{remote_name}: {res['runs']} runs")
     click.echo(f"({res['objects']} objects, {human(res['bytes'])}B)")
 
 
