@@ -223,6 +223,11 @@ class Tab:
         if modifiers:
             self.page.keyboard.up(modifiers)
         self.page.wait_for_timeout(60)
+        self.settled()
+
+    def settled(self) -> None:
+        """Wait until the editor has handled every pointer action so far (picking is asynchronous)."""
+        self.page.evaluate("() => window.exact && window.exact.editor && window.exact.editor.settled()")
 
     def drag(self, points: list[tuple[float, float]], steps: int = 4) -> None:
         """Press at the first image point, move through the others, release at the last."""
@@ -234,6 +239,7 @@ class Tab:
             self.page.mouse.move(tx, ty, steps=steps)
         self.page.mouse.up()
         self.page.wait_for_timeout(80)
+        self.settled()
 
     def key(self, k: str) -> None:
         self.page.keyboard.press(k)

@@ -55,8 +55,16 @@ export function startEditing(ctx, side, viewerEl) {
     return saved.get(id) || null;
   }
 
+  const inflight = new Set(); // tool handlers still running (picking is asynchronous)
   const ed = {
     ctx, state, labels, message, visible,
+    // a tool handler's promise, remembered until it settles (see settled())
+    track(p) {
+      if (p && typeof p.then === "function") { inflight.add(p); p.finally(() => inflight.delete(p)); }
+      return p;
+    },
+    // resolves once every pointer action so far has been handled (scripts and tests wait on it)
+    async settled() { while (inflight.size) await Promise.allSettled([...inflight]); },
     label: () => currentLabel,
     setLabel(l) { currentLabel = l; panels.labels.update(); },
     tool: () => tool,
@@ -232,18 +240,18 @@ function bindPointer(ed, viewer, viewerEl) {
   viewer.addHandler("canvas-press", (e) => {
     dragged = false;
     const t = ed.tool();
-    if (t.handlesDrag && t.press) t.press(ed, pt(e), mods(e));
+    if (t.handlesDrag && t.press) ed.track(t.press(ed, pt(e), mods(e)));
   });
   viewer.addHandler("canvas-drag", (e) => {
     const t = ed.tool();
     if (!t.handlesDrag) return;
     e.preventDefaultAction = true;
     dragged = true;
-    if (t.drag) t.drag(ed, pt(e), mods(e));
+    if (t.drag) ed.track(t.drag(ed, pt(e), mods(e)));
   });
   viewer.addHandler("canvas-release", (e) => {
     const t = ed.tool();
-    if (t.handlesDrag && dragged && t.release) t.release(ed, pt(e), mods(e));
+    if (t.handlesDrag && dragged && t.release) ed.track(t.release(ed, pt(e), mods(e)));
     else if (t.cancel && t.handlesDrag && !t.busy) t.cancel(ed);
     dragged = false;
   });
@@ -251,7 +259,7 @@ function bindPointer(ed, viewer, viewerEl) {
     const t = ed.tool();
     if (!e.quick) return;
     e.preventDefaultAction = true;
-    if (t.click) t.click(ed, pt(e), mods(e));
+    if (t.click) ed.track(t.click(ed, pt(e), mods(e)));
   });
   viewerEl.addEventListener("pointermove", (ev) => {
     const t = ed.tool();
