@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from typing import Any
 import blake3
 
 from .errors import Conflict, InvalidInput, NotFound
+from .sqlitedb import SqliteDB
 
 ROLES = ("read", "annotate", "maintain", "admin")
 RANK = {r: i + 1 for i, r in enumerate(ROLES)}
@@ -111,40 +109,22 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
-class AccessStore:
+class AccessStore(SqliteDB):
     def __init__(self, root: Path) -> None:
-        self.path = root / DB_NAME
-        self._local = threading.local()
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.executescript(_SCHEMA)
-            cols = {r[1] for r in conn.execute("PRAGMA table_info(repo_settings)")}
-            if "required_approvals" not in cols:  # databases made before pull requests
-                try:
-                    conn.execute("ALTER TABLE repo_settings ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 0")
-                except sqlite3.OperationalError:  # another process added it meanwhile
-                    pass
-        finally:
-            conn.close()
+        super().__init__(root / DB_NAME, _SCHEMA)
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(repo_settings)")}
+        if "required_approvals" not in cols:  # databases made before pull requests
+            try:
+                conn.execute("ALTER TABLE repo_settings ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError:  # another process added it meanwhile
+                pass
+
+    def _before_commit(self, conn: sqlite3.Connection) -> None:
         if conn.total_changes != getattr(self._local, "changes", 0):
             self._local.changes = conn.total_changes
             self._own_writes = getattr(self, "_own_writes", 0) + 1  # data_version ignores our own commits
-        conn.execute("COMMIT")
 
     # --- users ---
     def add_user(self, name: str, site_admin: bool = False) -> str:

@@ -11,10 +11,7 @@ methods.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import AlreadyExists, InvalidGeometry, InvalidInput, NotFound, RefConflict
 from .ids import format_id, parse_id
 from .objects import ImageEntry, ImageRecord, Label, LabelSet, Snapshot
+from .sqlitedb import SqliteDB
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -46,32 +44,11 @@ def parts_of(key: str) -> list[str]:
     return key.split(SEP)
 
 
-class IdStore:
+class IdStore(SqliteDB):
     """Stable integer ids (1, 2, ... per kind) for text keys, and the read branch of each repository."""
 
     def __init__(self, root: Path) -> None:
-        self.path = root / DB_NAME
-        self._local = threading.local()
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        super().__init__(root / DB_NAME, _SCHEMA)
 
     def ids(self, kind: str, keys: Sequence[str]) -> list[int]:
         """The id of each key, new ones assigned (in the order given) where a key has none yet."""

@@ -7,11 +7,7 @@ by implementing :class:`PullStore`'s methods. Every write is one transaction.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ import orjson
 
 from ..access import DB_NAME
 from ..errors import InvalidInput, NotFound
+from ..sqlitedb import SqliteDB
 
 STATES = ("draft", "open", "closed", "merged")
 REVIEW_KINDS = ("comment", "approve", "request_changes")
@@ -62,33 +59,11 @@ def check_text(value: Any, what: str, limit: int, required: bool = False) -> str
     return value
 
 
-class PullStore:
+class PullStore(SqliteDB):
     """The pull requests of every repository of a server ROOT."""
 
     def __init__(self, root: Path) -> None:
-        self.path = root / DB_NAME
-        self._local = threading.local()
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.executescript(_SCHEMA)
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        super().__init__(root / DB_NAME, _SCHEMA)
 
     # --- pull requests ---
     def create(self, repo: str, title: str, body: str, author: str, state: str, source: str, target: str,
