@@ -14,8 +14,3 @@ class Forbidden(ExactError):
     http_status = 403
     kind = "forbidden"
 
-
-class NonFastForward(ExactError):
-    exit_code = 6
-    http_status = 409
-    kind = "non_fast_forward"
