@@ -142,22 +142,29 @@ export class Renderer {
     return b;
   }
 
-  uploadGeometry(t) {
-    const gl = this.gl, p = this.geom;
+  // a vertex array of `program` over the attributes [name, data, size, type, integer]
+  _vertexArray(program, attrs) {
+    const gl = this.gl;
     const vao = gl.createVertexArray();
     gl.bindVertexArray(vao);
     const bufs = [];
-    const attr = (name, data, size, type, integer) => {
-      const loc = p.attr(name);
+    for (const [name, data, size, type, integer] of attrs) {
+      const loc = program.attr(name);
       bufs.push(this._buffer(gl.ARRAY_BUFFER, data));
       gl.enableVertexAttribArray(loc);
       if (integer) gl.vertexAttribIPointer(loc, size, type, 0, 0);
       else gl.vertexAttribPointer(loc, size, type, false, 0, 0);
-    };
-    attr("a_pos", t.pos, 2, gl.FLOAT, false);
-    attr("a_label", t.vLabel, 1, gl.UNSIGNED_SHORT, true);
-    attr("a_ann", t.vAnn, 1, gl.UNSIGNED_INT, true);
+    }
     gl.bindVertexArray(null);
+    return { vao, bufs };
+  }
+
+  uploadGeometry(t) {
+    const gl = this.gl;
+    const { vao, bufs } = this._vertexArray(this.geom, [
+      ["a_pos", t.pos, 2, gl.FLOAT, false],
+      ["a_label", t.vLabel, 1, gl.UNSIGNED_SHORT, true],
+      ["a_ann", t.vAnn, 1, gl.UNSIGNED_INT, true]]);
     const elems = {};
     for (const k of ["tris", "lines", "points"]) {
       if (t[k].length) elems[k] = this._buffer(gl.ELEMENT_ARRAY_BUFFER, t[k]);
@@ -172,21 +179,11 @@ export class Renderer {
   }
 
   uploadDensity(t) {
-    const gl = this.gl, p = this.dens;
-    const vao = gl.createVertexArray();
-    gl.bindVertexArray(vao);
-    const bufs = [];
-    const attr = (name, data, size, type, integer) => {
-      const loc = p.attr(name);
-      bufs.push(this._buffer(gl.ARRAY_BUFFER, data));
-      gl.enableVertexAttribArray(loc);
-      if (integer) gl.vertexAttribIPointer(loc, size, type, 0, 0);
-      else gl.vertexAttribPointer(loc, size, type, false, 0, 0);
-    };
-    attr("a_pos", t.pos, 2, gl.FLOAT, false);
-    attr("a_label", t.lab, 1, gl.UNSIGNED_SHORT, true);
-    attr("a_count", t.cnt, 1, gl.FLOAT, false);
-    gl.bindVertexArray(null);
+    const gl = this.gl;
+    const { vao, bufs } = this._vertexArray(this.dens, [
+      ["a_pos", t.pos, 2, gl.FLOAT, false],
+      ["a_label", t.lab, 1, gl.UNSIGNED_SHORT, true],
+      ["a_count", t.cnt, 1, gl.FLOAT, false]]);
     return { vao, bufs, elems: {}, counts: { cells: t.n }, status: null };
   }
 
