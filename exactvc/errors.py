@@ -125,3 +125,11 @@ class NetworkError(ExactError):
     exit_code = 10
     http_status = 502
     kind = "network"
+
+
+class BackendUnavailable(ExactError):
+    """A storage backend (the object store, the metadata database) cannot be reached right now; retry later."""
+
+    exit_code = 75  # EX_TEMPFAIL
+    http_status = 503
+    kind = "backend_unavailable"
