@@ -489,3 +489,14 @@ def apply_update(repo: Repository, u: RefUpdate, who: str, message: str) -> None
     cur = repo.refs.read(u.ref)
     expected = cur if u.force else u.old
     repo.refs.cas(u.ref, expected, u.new, who, message)
+
+
+def apply_updates(repo: Repository, updates: list[RefUpdate], who: str, message: str) -> None:
+    """Move every ref of one push in one step (``RefStore.update_many``): all of them or, on a lost race
+    (RefConflict), none. Forced updates swap from whatever is there now."""
+    moves: list[tuple[str, bytes | None, bytes | None]] = []
+    for u in updates:
+        cur = repo.refs.read(u.ref)
+        moves.append((u.ref, cur if u.force else u.old, u.new))
+    if moves:
+        repo.refs.update_many(moves, who, message)
