@@ -34,3 +34,13 @@ def run_exact(*args: str, cwd: Path | None = None, input: bytes | None = None) -
     env["EXACT_AUTHOR"] = "Test <test@example.org>"
     return subprocess.run([sys.executable, "-m", "exactvc.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, input=input.decode() if input else None, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def postgres():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL server for the session (tests/engines/postgres.py); stopped at session end."""
+    from .engines.postgres import PostgresEngine
+
+    engine = PostgresEngine()
+    yield engine
+    engine.close()

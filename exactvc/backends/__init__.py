@@ -1,0 +1,1 @@
+"""Scale-out backends: objects in S3, metadata (refs, access, sessions, pulls) in PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Real storage engines started for the tests (PostgreSQL; SeaweedFS for S3)."""
