@@ -44,7 +44,9 @@ def create_app(config: dict[str, Any]) -> Flask:
     root.mkdir(parents=True, exist_ok=True)
     app.config["EXACT"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = cfg["max_request_bytes"]
-    app.extensions["exact_repos"] = Repos(root)
+    from exactvc.backends.config import Backends
+
+    app.extensions["exact_repos"] = Repos(root, Backends.load(root, config.get("objects"), config.get("db")))
     app.extensions["exact_access"] = AccessStore(root)
     from exactvc.pulls.store import PullStore
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, current_app, g, jsonify, request
 
 from exactvc.access import RANK, AccessStore, User, check_name
+from exactvc.backends.config import Backends
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.repo import Repository
 
@@ -20,8 +21,9 @@ from .errors import Forbidden, Unauthorized
 class Repos:
     """Open repositories, shared by request threads."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, backends: Backends | None = None) -> None:
         self.root = root
+        self.backends = backends or Backends()
         self._open: dict[str, Repository] = {}
         self._lock = threading.Lock()
 
@@ -41,6 +43,9 @@ class Repos:
             repo = self._open.get(name)
             if repo is None:
                 repo = Repository.open(p, search_parents=False)
+                shared = self.backends.refs_for(name)
+                if shared is not None:
+                    repo.refs = shared  # the refs live in the shared database (several server processes)
                 self._open[name] = repo
         repo.store.refresh()  # type: ignore[attr-defined]
         return repo

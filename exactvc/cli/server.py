@@ -18,11 +18,14 @@ from .output import emit_json, json_option
               help="Worker processes sharing the port (tile serving scales with cores).")
 @click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
               help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
-def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...]) -> None:
+@click.option("--objects", default=None, help="Object store: s3://BUCKET/PREFIX (default: each repository's files).")
+@click.option("--db", default=None, help="Metadata database: postgresql://... (default: files and SQLite in ROOT).")
+def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...],
+          objects: str | None, db: str | None) -> None:
     """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
     from ..serving import serve as run
 
-    run(root, host, port, threads, list(slide_folders), processes)
+    run(root, host, port, threads, list(slide_folders), processes, objects, db)
 
 
 @click.group()
@@ -177,3 +180,15 @@ def server_team_member(team: str, user: str, remove: bool, root: str) -> None:
     else:
         acc.team_add(team, user)
     click.echo(f"{user} {'left' if remove else 'joined'} {team}")
+
+
+@server.command("migrate")
+@root_option
+@click.option("--objects", default=None, help="Object store: s3://BUCKET/PREFIX.")
+@click.option("--db", default=None, help="Metadata database: postgresql://...")
+def server_migrate(root: str, objects: str | None, db: str | None) -> None:
+    """Apply the metadata database's schema migrations not yet applied (versioned SQL files)."""
+    from ..backends.config import Backends
+
+    done = Backends.load(root, objects, db).migrate()
+    click.echo("\n".join(f"applied {n}" for n in done) or "schema is up to date")

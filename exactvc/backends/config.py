@@ -1,0 +1,64 @@
+"""Which backends a server uses: one setting each, from the command line or ``ROOT/backends.json``.
+
+``objects``: None (each repository's own ``.exact/objects``) or ``s3://BUCKET/PREFIX``;
+``db``: None (files and SQLite under ROOT) or ``postgresql://...``. Command-line values win over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput
+from ..refs import RefStore
+
+CONFIG_FILE = "backends.json"
+
+
+@dataclass
+class Backends:
+    objects: str | None = None
+    db: str | None = None
+    _db: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(cls, root: str | Path, objects: str | None = None, db: str | None = None) -> Backends:
+        f = Path(root) / CONFIG_FILE
+        conf: dict[str, Any] = {}
+        if f.is_file():
+            try:
+                conf = json.loads(f.read_text())
+            except ValueError as e:
+                raise InvalidInput(f"{CONFIG_FILE}: not JSON ({e})") from None
+        b = cls(objects or conf.get("objects") or None, db or conf.get("db") or None)
+        if b.objects is not None and not b.objects.startswith("s3://"):
+            raise InvalidInput(f"--objects must be s3://BUCKET/PREFIX, not {b.objects!r}")
+        if b.db is not None and not b.db.startswith(("postgresql://", "postgres://")):
+            raise InvalidInput(f"--db must be a postgresql:// URL, not {b.db!r}")
+        return b
+
+    def database(self) -> Any:
+        """The shared PostgreSQL pool (opened on first use; one per process)."""
+        from .postgres import PgDatabase
+
+        with self._lock:
+            if self._db is None:
+                self._db = PgDatabase(str(self.db))
+            return self._db
+
+    def refs_for(self, repo: str) -> RefStore | None:
+        """The refs of repository ``repo`` in the shared database, or None for the repository's own files."""
+        if self.db is None:
+            return None
+        from .postgres_refs import PgRefs
+
+        return PgRefs(self.database(), repo)
+
+    def migrate(self) -> list[str]:
+        from .postgres import migrate
+
+        return migrate(self.database()) if self.db else []
