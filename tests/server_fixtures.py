@@ -82,13 +82,14 @@ def fsck_clean(path: Path) -> None:
 class ServerProcess:
     """``exact serve ROOT --port 0`` in a subprocess; the URL is read from its first line of output."""
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ)
         env.pop("EXACT_TOKEN", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "exactvc.cli", "serve", str(root), "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "exactvc.cli", "serve", str(root), "--port", "0",
+                                      *extra_args],
                                      stdout=subprocess.PIPE, stderr=self._log, env=env)
         lines: queue.Queue[bytes] = queue.Queue()
 
