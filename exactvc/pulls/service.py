@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import tree
+from ..diff import Change
 from ..errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from ..history import write_commit
 from ..ids import format_id, parse_id
-from ..diff import Change
 from ..merge import merge_bases
 from ..objects import Snapshot
 from ..refs import check_short_name
