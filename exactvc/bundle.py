@@ -189,7 +189,7 @@ def unbundle(repo: Repository, path: str | os.PathLike[str], who: str = "exact")
             check_new_branch(repo.refs, name)
         repo.refs.cas(ref, cur, oid, who, f"unbundle {Path(path).name}")
         updated[name] = oid.hex()
-    for name, oid in tags_new.items():
-        repo.refs.cas("tags/" + name, None, bytes.fromhex(oid), who, f"unbundle {Path(path).name}")
+    for name, hexid in tags_new.items():
+        repo.refs.cas("tags/" + name, None, bytes.fromhex(hexid), who, f"unbundle {Path(path).name}")
     return {**info, "stored": len(new), "updated": updated, "kept": kept, "tags_updated": tags_new,
             "tags_kept": tags_kept}

@@ -338,8 +338,8 @@ def upload_bundle(name: str) -> Response:
 
             raise Conflict(why.message)
         transfer.apply_update(repo, u, user.name, f"bundle uploaded by {user.name}")
-    for tag, oid in tags_new.items():
-        transfer.apply_update(repo, transfer.RefUpdate("tags/" + tag, None, bytes.fromhex(oid)), user.name,
+    for tag, hexid in tags_new.items():
+        transfer.apply_update(repo, transfer.RefUpdate("tags/" + tag, None, bytes.fromhex(hexid)), user.name,
                               f"bundle uploaded by {user.name}")
     out: dict[str, Any] = {"branch": branch, "head": tip.hex(), "objects": len(b.items), "new": len(new),
                            "refs": {k: v.hex() for k, v in b.refs.items()},
