@@ -323,6 +323,8 @@ OPENAPI: dict[str, Any] = {
         "/{name}/slide/{image}": _op("get", "Web viewer: the slide page; the query is the deep link", [
             _REPO, _path("image"), _REV, _query("x", {"type": "number"}), _query("y", {"type": "number"}),
             _query("zoom", {"type": "number"}), _FRAME], content="text/html"),
+        "/{name}/diff/{image}": _op("get", "Web viewer: the diff view of one image between two revisions", [
+            _REPO, _path("image"), _query("old", _STR), _query("new", _STR)], content="text/html"),
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
             content="text/html"),

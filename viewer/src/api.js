@@ -89,3 +89,5 @@ api.run = (name, ident) => call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(id
 api.metrics = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/metrics${q(params)}`);
 api.outcomes = (name, ident, params) =>
   call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}/outcomes${q(params)}`);
+api.imageChanges = (name, image, params) =>
+  call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/changes${q(params)}`);
