@@ -4,7 +4,7 @@ Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fet
 
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
 - ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
-  view, ``/<repo>/experiments`` the
+  view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments), ``/<repo>/experiments`` the
   experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
@@ -49,7 +49,7 @@ _SHELL = """<!doctype html>
 <link rel="stylesheet" href="/-/assets/viewer.css">
 <script type="module" src="/-/assets/{entry}.js"></script>
 </head>
-<body data-page="{page}" data-repo="{repo}" data-image="{image}">
+<body data-page="{page}" data-repo="{repo}" data-image="{image}" data-number="{number}">
 <noscript>The exactvc viewer needs JavaScript.</noscript>
 <main id="app" aria-live="polite">Loading …</main>
 </body>
@@ -75,11 +75,12 @@ def _secure(resp: Response) -> Response:
     return resp
 
 
-def _page(page: str, title: str, entry: str, repo: str = "", image: str = "", status: int = 200) -> Response:
+def _page(page: str, title: str, entry: str, repo: str = "", image: str = "", status: int = 200,
+          number: int = 0) -> Response:
     if not (_dist() / f"{entry}.js").is_file():
         return _secure(Response(_NOT_BUILT, status=503, mimetype="text/html"))
     body = _SHELL.format(title=html.escape(title), entry=entry, page=page, repo=html.escape(repo),
-                         image=html.escape(image))
+                         image=html.escape(image), number=number or "")
     return _secure(Response(body, status=status, mimetype="text/html"))
 
 
@@ -124,6 +125,13 @@ def diff_view(name: str, image: str) -> Response:
     status = _gate(name)
     return _page("diff", f"diff of {image} · {name}" if status == 200 else "exactvc", "diff", repo=name,
                  image=image, status=status)
+
+
+@pages.get("/<name>/pull/<int:number>")
+def pull_page(name: str, number: int) -> Response:
+    status = _gate(name)
+    return _page("pull", f"#{number} · {name}" if status == 200 else "exactvc", "diff", repo=name,
+                 image=request.args.get("image", ""), status=status, number=number)
 
 
 @pages.get("/<name>/experiments")

@@ -89,3 +89,71 @@ def test_diff_view_of_a_missing_image_says_so(tab: Tab, site: Site) -> None:
     page.goto(f"{site.url}/cells/diff/nosuchimage?old=HEAD&new=HEAD")
     page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60000)
     assert "nosuchimage" in page.locator("#page-error").inner_text()
+
+
+def test_pull_request_review_in_the_browser(tab: Tab, site: Site, new_tab: Any) -> None:
+    """ada proposes three mitoses; ben (maintain) accepts one with `a`, rejects one with `r`, pins a comment
+    to the third, approves and merges; ada sees the pinned comment; main holds exactly the accepted and the
+    undecided one."""
+    from exactvc.access import AccessStore
+
+    AccessStore(site.root).grant("cells", "ben", "maintain")
+    ada = site.tokens["ada"]
+    points = [[200, 1200], [260, 1300], [320, 1400]]
+    made = site.api("POST", "/api/v1/repos/cells/edits", {
+        "branch": "users/ada/mitoses", "expected_parent": None, "from": "main", "image": IMAGE,
+        "message": "three mitoses", "create": [{"label": "mitosis", "geometry": {"type": "Point", "coordinates": c}}
+                                               for c in points]}, token=ada)
+    created = made["created"] if "created" in made else made["ids"]
+    pr = site.api("POST", "/api/v1/repos/cells/pulls", {"title": "Three mitoses", "source": "users/ada/mitoses",
+                                                         "target": "main"}, token=ada)
+    n = pr["number"]
+    before = {a["id"] for a in site.api("GET", f"/api/v1/repos/cells/images/{IMAGE}/annotations?rev=main",
+                                        token=ada)["annotations"]}
+
+    tab.sign_in("ben")
+    page = tab.page
+    page.goto(f"{site.url}/cells/pull/{n}")
+    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60000)
+    assert page.locator("#page-error").count() == 0, page.locator("#page-error").inner_text()
+    tab.idle()
+    assert page.locator("#pull-title").inner_text() == "Three mitoses"
+    img = tab.pixels()
+    for c in points:  # the proposals are drawn as added
+        assert near_color(img, *tab.to_screen(*c), hex_rgb(KIND["added"]), radius=5), c
+    order = [c["id"] for c in page.evaluate("() => window.exact.changes()")]
+    assert sorted(order) == sorted(created)
+    tab.key("n")
+    tab.key("a")
+    page.wait_for_selector("#selected-decision[data-decision='accept']")
+    tab.key("n")
+    tab.key("r")
+    page.wait_for_selector("#selected-decision[data-decision='reject']")
+    decided = site.api("GET", f"/api/v1/repos/cells/pulls/{n}/changes", token=ada)["changes"]
+    assert {c["id"]: c["decision"] for c in decided} == {order[0]: "accept", order[1]: "reject",
+                                                         order[2]: "undecided"}
+    # a comment pinned to the third change
+    tab.key("n")
+    page.fill("#comment-text", "Is this really a mitosis?")
+    page.click("#comment-send")
+    page.wait_for_selector(f"#comments li.comment[data-annotation='{order[2]}']")
+
+    # ada sees it, anchored, in her own browser
+    other = new_tab()
+    other.sign_in("ada")
+    other.page.goto(f"{site.url}/cells/pull/{n}")
+    other.page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=60000)
+    other.page.wait_for_selector(f"#comments li.comment[data-annotation='{order[2]}']")
+    assert "Is this really a mitosis?" in other.page.locator("#comments").inner_text()
+    assert other.page.locator("#approve").count() == 0  # nobody approves their own pull request
+
+    # ben approves and merges: main gains the accepted and the undecided proposal, not the rejected one
+    page.click("#approve")
+    page.wait_for_function("() => document.querySelector('#approvals').textContent.startsWith('1 of')")
+    page.click("#merge")
+    page.wait_for_function("() => document.querySelector('#pull-status').textContent.startsWith('Merged')")
+    after = {a["id"] for a in site.api("GET", f"/api/v1/repos/cells/images/{IMAGE}/annotations?rev=main",
+                                       token=ada)["annotations"]}
+    assert after - before == {order[0], order[2]}
+    assert site.api("GET", f"/api/v1/repos/cells/pulls/{n}", token=ada)["state"] == "merged"
+    assert not tab.errors, tab.errors

@@ -91,3 +91,10 @@ api.outcomes = (name, ident, params) =>
   call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}/outcomes${q(params)}`);
 api.imageChanges = (name, image, params) =>
   call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/changes${q(params)}`);
+api.pull = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}`);
+api.pullChanges = (name, n, params) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/changes${q(params)}`);
+api.decide = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/decisions`, body);
+api.review = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/reviews`, body);
+api.comments = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`);
+api.comment = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`, body);
+api.mergePull = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, body);

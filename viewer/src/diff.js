@@ -1,6 +1,8 @@
-// Entry of the diff view (/{repo}/diff/{image}?old=A&new=B): the slide with the changes drawn by kind
-// (added, deleted, modified; a modified annotation's old geometry as a dashed ghost, its outline in the
-// new label's colour), a legend, filters, and n/p to fly from change to change.
+// Entry of the diff view (/{repo}/diff/{image}?old=A&new=B) and of the pull-request page
+// (/{repo}/pull/{n}?image=IMG): the slide with the changes drawn by kind (added, deleted, modified; a
+// modified annotation's old geometry as a dashed ghost, its outline in the new label's colour), a legend,
+// filters, n/p to fly from change to change; on a pull request also a/r to accept/reject the selected
+// change, reviews, comments pinned to annotations and merging (panels/pull.js).
 import { api } from "./api.js";
 import { h, clear, page } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
@@ -8,6 +10,7 @@ import { createViewer, settled } from "./tiles.js";
 import { createOverlay } from "./overlay.js";
 import { loadChanges } from "./diffdata.js";
 import { createChangesPanel, KIND_COLORS } from "./panels/changes.js";
+import { createPullPanel } from "./panels/pull.js";
 
 const GHOST = "#9e9e9e";
 const short = (rev) => (/^[0-9a-f]{16,}$/.test(rev) ? rev.slice(0, 12) : rev);
@@ -19,10 +22,21 @@ async function main() {
   const exact = { viewer: null, whenIdle: async () => {}, changes: () => [], selected: () => null };
   window.exact = exact;
   const params = new URLSearchParams(location.search);
-  const oldRev = params.get("old") || "HEAD~1";
-  const newRev = params.get("new") || "HEAD";
+  let oldRev = params.get("old") || "HEAD~1";
+  let newRev = params.get("new") || "HEAD";
   try {
-    await renderHeader(document.body, p);
+    const session = await renderHeader(document.body, p);
+    let pr = null;
+    if (p.page === "pull") {
+      pr = await api.pull(p.repo, +p.number);
+      oldRev = pr.base;
+      newRev = pr.head;
+      if (!p.image) {
+        const first = await api.pullChanges(p.repo, pr.number, { limit: 1 });
+        if (!first.changes.length) throw new Error(`pull request #${pr.number} changes nothing`);
+        p.image = first.changes[0].image;
+      }
+    }
     const [{ images }, labels] = await Promise.all([api.images(p.repo, newRev), api.labels(p.repo, newRev)]);
     const img = images.find((i) => i.name === p.image);
     if (!img) throw new Error(`no image ${p.image} at ${newRev}`);
@@ -40,7 +54,24 @@ async function main() {
     let selectedId = null;
     let shown = [];
     const panel = createChangesPanel(side, labelColors, { onSelect: (id) => select(id, true), onFilter: () => refilter() });
-    const data = loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); });
+    const fetchPage = pr ? (cursor) => api.pullChanges(p.repo, pr.number, { image: p.image, limit: 500, cursor }) : null;
+    const data = loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); }, fetchPage);
+    const current = () => data.changes.find((c) => c.id === selectedId) || null;
+    const pull = pr ? createPullPanel(side, { repo: p.repo, pr, session, selected: () => current(),
+      flyTo: (id) => select(id, true), onMerged: () => {} }) : null;
+    if (pull) pull.refresh().catch((e) => pull.say(e.message, true));
+    async function decide(decision) {
+      const ch = current();
+      if (!pr || !ch) return;
+      try {
+        await api.decide(p.repo, pr.number, { decision, ids: [ch.id], image: ch.image });
+        ch.decision = decision;
+        pull.say(`${decision === "accept" ? "Accepted" : "Rejected"} ${ch.id.slice(0, 10)}.`);
+        panel.detail(ch);
+        panel.list(shown, selectedId);
+        overlay.redraw();
+      } catch (e) { pull.say(e.message, true); }
+    }
 
     function matches(ch) {
       const f = panel.filter();
@@ -65,7 +96,8 @@ async function main() {
         const a = ch.new || ch.old;
         const color = KIND_COLORS[ch.change];
         out.push({ geometry: a.geometry, color: ch.change === "modified" && ch.label.old !== ch.label.new ? labelColors[ch.label.new] || color : color,
-          fill: ch.change === "deleted" ? null : color, dashed: ch.change === "deleted" || ch.property_only, width: sel ? 4 : 2 });
+          fill: ch.change === "deleted" || ch.decision === "reject" ? null : color,
+          dashed: ch.change === "deleted" || ch.property_only || ch.decision === "reject", width: sel ? 4 : 2 });
       }
       return out;
     });
@@ -93,12 +125,15 @@ async function main() {
       if (ev.ctrlKey || ev.metaKey || ev.altKey || (ev.target instanceof HTMLElement && ev.target.matches("input, textarea, select"))) return;
       if (ev.key === "n") { step(1); ev.preventDefault(); }
       if (ev.key === "p") { step(-1); ev.preventDefault(); }
+      if (pr && ev.key === "a") { decide("accept"); ev.preventDefault(); }
+      if (pr && ev.key === "r") { decide("reject"); ev.preventDefault(); }
     });
     exact.changes = () => data.changes;
     exact.selected = () => data.changes.find((c) => c.id === selectedId) || null;
     exact.next = () => step(1);
     exact.prev = () => step(-1);
     exact.summary = () => data.summary();
+    exact.pull = pr ? { number: pr.number, refresh: () => pull.refresh() } : null;
     exact.whenIdle = async () => {
       await data.done;
       await settled(viewer);

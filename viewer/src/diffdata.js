@@ -2,7 +2,7 @@
 // (GET .../images/IMG/changes: only what changed is read and sent), with each change's bounds.
 import { api } from "./api.js";
 
-const PAGE = 500;
+export const PAGE = 500;
 
 export function geometryBounds(g) {
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -21,14 +21,16 @@ function boundsOf(ch) {
     Math.max(...bs.map((b) => b[2])), Math.max(...bs.map((b) => b[3]))];
 }
 
-// loads every page in the background; onPage(summary, changesSoFar) after each one
-export function loadChanges(repo, image, oldRev, newRev, onPage) {
+// loads every page in the background; onPage(summary, changesSoFar) after each one. ``fetchPage(cursor)``
+// gives one page (default: the changes of one image between two revisions).
+export function loadChanges(repo, image, oldRev, newRev, onPage, fetchPage = null) {
+  const get = fetchPage || ((cursor) => api.imageChanges(repo, image, { old: oldRev, new: newRev, limit: PAGE, cursor }));
   const changes = [];
   let summary = null;
   const done = (async () => {
     let cursor;
     for (let guard = 0; guard < 100000; guard++) {
-      const page = await api.imageChanges(repo, image, { old: oldRev, new: newRev, limit: PAGE, cursor });
+      const page = await get(cursor);
       if (!summary) summary = { total: page.total, counts: page.counts, labels: page.labels, relabels: page.relabels,
         old: page.old, new: page.new };
       for (const ch of page.changes) { ch.bounds = boundsOf(ch); changes.push(ch); }

@@ -48,7 +48,8 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter }) {
       for (const ch of shown.slice(0, MAX_ROWS)) {
         list.append(h("li", { dataset: { id: ch.id, kind: ch.change }, class: ch.id === selectedId ? "selected" : "",
           onclick: () => onSelect(ch.id) }, h("span.swatch", { style: { background: KIND_COLORS[ch.change] } }),
-        `${ch.change} `, ch.label.old && ch.label.new && ch.label.old !== ch.label.new ? `${ch.label.old} → ${ch.label.new}`
+        `${ch.change} `, ch.decision && ch.decision !== "undecided" ? h("span.decision", { dataset: { decision: ch.decision } }, `[${ch.decision}] `) : "",
+        ch.label.old && ch.label.new && ch.label.old !== ch.label.new ? `${ch.label.old} → ${ch.label.new}`
           : (ch.label.new || ch.label.old), ch.property_only ? " (properties)" : ""));
       }
       if (shown.length > MAX_ROWS) list.append(h("li.more", {}, `… ${shown.length - MAX_ROWS} more (n / p reach them)`));
@@ -56,6 +57,7 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter }) {
     detail(ch) {
       if (!ch) { detail.replaceChildren("No change selected."); return; }
       detail.replaceChildren(h("div.change-head", {}, h("b", {}, ch.change), ` ${ch.id.slice(0, 12)}`,
+        ch.decision ? h("span.decision", { id: "selected-decision", dataset: { decision: ch.decision } }, ` · ${ch.decision}`) : "",
         ch.fields && ch.fields.length ? ` · changed: ${ch.fields.join(", ")}` : ""),
       h("div.side-by-side", {}, h("div.old", {}, h("h3", {}, "old"), values(ch.old)), h("div.new", {}, h("h3", {}, "new"), values(ch.new))));
     },
