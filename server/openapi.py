@@ -326,7 +326,7 @@ OPENAPI: dict[str, Any] = {
         "/{name}/diff/{image}": _op("get", "Web viewer: the diff view of one image between two revisions", [
             _REPO, _path("image"), _query("old", _STR), _query("new", _STR)], content="text/html"),
         "/{name}/pull/{number}": _op("get", "Web viewer: a pull request on its diff view (decisions, reviews, comments)", [
-            _REPO, _path("number", {"type": "integer"}), _query("image", _STR)], content="text/html"),
+            _REPO, _path("number"), _query("image", _STR)], content="text/html"),
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
             content="text/html"),

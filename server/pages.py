@@ -127,11 +127,14 @@ def diff_view(name: str, image: str) -> Response:
                  image=image, status=status)
 
 
-@pages.get("/<name>/pull/<int:number>")
-def pull_page(name: str, number: int) -> Response:
+@pages.get("/<name>/pull/<number>")
+def pull_page(name: str, number: str) -> Response:
     status = _gate(name)
-    return _page("pull", f"#{number} · {name}" if status == 200 else "exactvc", "diff", repo=name,
-                 image=request.args.get("image", ""), status=status, number=number)
+    if status == 200 and not (number.isascii() and number.isdigit() and len(number) <= 9):
+        raise NotFound(f"no pull request {number[:20]!r}")
+    n = int(number) if status == 200 else 0
+    return _page("pull", f"#{n} · {name}" if status == 200 else "exactvc", "diff", repo=name,
+                 image=request.args.get("image", ""), status=status, number=n)
 
 
 @pages.get("/<name>/experiments")
