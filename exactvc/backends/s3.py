@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ..store import IDX_MAGIC, PACK_MAGIC, DiskStore, ObjectStore, Pack, Pending
 BLOCK = 1 << 20  # packs are read and cached in aligned blocks of this size
 GRACE = 3600.0  # gc never deletes a pack younger than this (an upload in flight may own it)
 DEFAULT_CACHE = 1 << 30
+LIST_INTERVAL = 0.5  # has() re-lists on a miss at most this often
 
 
 def _unavailable(exc: BaseException, what: str) -> BackendUnavailable:
@@ -278,7 +279,17 @@ class S3ObjectStore(ObjectStore):
         return None
 
     def has(self, oid: bytes) -> bool:
+        # a miss re-lists (at most every LIST_INTERVAL s), so objects pushed through another server process
+        # are seen; writes skip this (a stale "no" there only stores a harmless duplicate)
+        if self._find(oid) is not None:
+            return True
+        if time.monotonic() - self._listed < LIST_INTERVAL:
+            return False
+        self.refresh()
         return self._find(oid) is not None
+
+    def _stored_test(self, n: int) -> Callable[[bytes], bool]:
+        return lambda oid: self._find(oid) is not None
 
     def depth(self, oid: bytes) -> int:
         found = self._find(oid)
