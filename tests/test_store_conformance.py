@@ -147,3 +147,24 @@ def test_s3_outage_is_503_then_recovers(s3_env: Seaweed, tmp_path: Path) -> None
     assert not any(fresh.has(p.oid) for p in during)  # nothing half-written became visible
     assert fresh.write(during) == 20
     assert all(_s3(tmp_path, name).get(p.oid)[1] == p.data for p in during)
+
+
+def test_s3_pack_without_index_is_invisible_and_gc_removes_it(s3_env: Seaweed, tmp_path: Path) -> None:
+    import obstore
+
+    from exactvc import maintenance
+
+    name = uuid.uuid4().hex
+    s = _s3(tmp_path, name)
+    objs = _objs(20, "crashed")
+    # an upload that died between the pack and its index: the pack's bytes are there, the index is not
+    other = _s3(tmp_path, uuid.uuid4().hex)
+    other.write(objs)
+    pack_name = other.packs()[0].path.stem
+    body = bytes(obstore.get(other.client, f"packs/{pack_name}.pack").bytes())
+    obstore.put(s.client, f"packs/{pack_name}.pack", body)
+    fresh = _s3(tmp_path, name)
+    assert fresh.packs() == [] and not any(fresh.has(p.oid) for p in objs)
+    maintenance.gc(Repository(fresh, Repository.memory().refs), grace=0)
+    listed = [m["path"] for batch in obstore.list(fresh.client, prefix="packs/") for m in batch]
+    assert f"packs/{pack_name}.pack" not in listed
