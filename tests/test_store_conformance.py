@@ -136,9 +136,14 @@ def test_s3_discovery_of_other_writers_and_concurrency(s3_env: Seaweed, tmp_path
 def test_s3_outage_is_503_then_recovers(s3_env: Seaweed, tmp_path: Path) -> None:
     name = uuid.uuid4().hex
     s = _s3(tmp_path, name)
-    s.write(_objs(20, "before"))
+    before = _objs(20, "before")
+    s.write(before)
+    cold = _s3(tmp_path, name)  # listed its packs, read nothing yet
     during = _objs(20, "during")
     with s3_env.stopped():
+        assert s.get(before[0].oid)[1] == before[0].data  # cached: immutable bytes need no round trip
+        with pytest.raises(BackendUnavailable):
+            cold.get(before[1].oid)
         with pytest.raises(BackendUnavailable) as info:
             s.write(during)
         assert info.value.http_status == 503 and "unavailable" in info.value.message
