@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from ..store import IDX_MAGIC, PACK_MAGIC, DiskStore, ObjectStore, Pack, Pending
 BLOCK = 1 << 20  # packs are read and cached in aligned blocks of this size
 GRACE = 3600.0  # gc never deletes a pack younger than this (an upload in flight may own it)
 DEFAULT_CACHE = 1 << 30
+READ_AHEAD = 4  # blocks fetched together on a miss
 LIST_INTERVAL = 0.5  # has() re-lists on a miss at most this often
 
 
@@ -80,6 +82,9 @@ class BlockCache:
             return None
         self._remember(key, data)
         return data
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._files
 
     def put(self, key: str, data: bytes) -> None:
         if len(data) > self.max_bytes:
@@ -164,6 +169,7 @@ class S3ObjectStore(ObjectStore):
         self._order: list[RemotePack] = []
         self._lock = threading.RLock()
         self._listed = 0.0
+        self._executor: ThreadPoolExecutor | None = None
         self.refresh()
 
     # --- talking to S3 ---------------------------------------------------------
@@ -224,21 +230,39 @@ class S3ObjectStore(ObjectStore):
 
         key = f"{pack.name}.{b}"
         data = self.cache.get(key)
-        if data is None:
-            start = b * BLOCK
-            end = min(start + BLOCK, pack.size)
-            path = f"packs/{pack.name}.pack"
-            try:
-                data = bytes(self._call(f"range read {path}", obstore.get_range, self.client, path,
-                                        start=start, end=end))
-            except Exception as exc:
-                import obstore.exceptions as oe
+        if data is not None:
+            return data
+        # read ahead: the next blocks (not cached yet) are fetched at the same time, in parallel
+        # (reads of a pack come in runs: a clone, a tree walk, gc)
+        last = (pack.size - 1) // BLOCK
+        todo = [b] + [k for k in range(b + 1, min(b + READ_AHEAD, last + 1))
+                      if f"{pack.name}.{k}" not in self.cache]
+        path = f"packs/{pack.name}.pack"
 
-                if isinstance(exc, oe.NotFoundError):  # removed by a consolidation elsewhere
-                    raise CorruptObject(f"pack {pack.name} is gone from {self.where}") from None
-                raise
-            self.cache.put(key, data)
-        return data
+        def fetch(k: int) -> bytes:
+            start = k * BLOCK
+            return bytes(obstore.get_range(self.client, path, start=start, end=min(start + BLOCK, pack.size)))
+
+        try:
+            if len(todo) == 1:
+                got = [self._call(f"range read {path}", fetch, b)]
+            else:
+                got = self._call(f"range read {path}", lambda: list(self._pool().map(fetch, todo)))
+        except Exception as exc:
+            import obstore.exceptions as oe
+
+            if isinstance(exc, oe.NotFoundError):  # removed by a consolidation elsewhere
+                raise CorruptObject(f"pack {pack.name} is gone from {self.where}") from None
+            raise
+        for k, blob in zip(todo, got, strict=True):
+            self.cache.put(f"{pack.name}.{k}", blob)
+        return got[0]
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="exact-s3")
+            return self._executor
 
     # --- packs ---------------------------------------------------------------
     def refresh(self, force: bool = True) -> None:
