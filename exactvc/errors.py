@@ -125,3 +125,11 @@ class NetworkError(ExactError):
     exit_code = 10
     http_status = 502
     kind = "network"
+
+
+class BackendUnavailable(ExactError):
+    """A storage backend (S3-compatible object storage, PostgreSQL) cannot be reached; retry later."""
+
+    exit_code = 75
+    http_status = 503
+    kind = "backend_unavailable"
