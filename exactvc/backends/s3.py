@@ -96,7 +96,7 @@ class S3ObjectStore(ObjectStore):
         self._lock = threading.RLock()
         self._listed = 0.0
         self._executor: ThreadPoolExecutor | None = None
-        self.refresh()
+        self.refresh(force=True)
 
     # --- talking to S3 ---------------------------------------------------------
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -191,7 +191,11 @@ class S3ObjectStore(ObjectStore):
             return self._executor
 
     # --- packs ---------------------------------------------------------------
-    def refresh(self, force: bool = True) -> None:
+    def refresh(self, force: bool = False) -> None:
+        """List the packs again. Unforced (the server's per-request call) at most every LIST_INTERVAL s:
+        misses re-list by themselves, so nothing correct depends on it."""
+        if not force and time.monotonic() - self._listed < LIST_INTERVAL:
+            return
         with self._lock:
             listing = self._list()
             names = {k[:-4] for k in listing if k.endswith(".idx") and k[:-4] + ".pack" in listing}
@@ -235,7 +239,7 @@ class S3ObjectStore(ObjectStore):
             return True
         if time.monotonic() - self._listed < LIST_INTERVAL:
             return False
-        self.refresh()
+        self.refresh(force=True)
         return self._find(oid) is not None
 
     def _stored_test(self, n: int) -> Callable[[bytes], bool]:
@@ -248,7 +252,7 @@ class S3ObjectStore(ObjectStore):
     def _read(self, oid: bytes) -> tuple[str, bytes] | None:
         found = self._find(oid)
         if found is None:
-            self.refresh()  # written by another process since the last listing
+            self.refresh(force=True)  # written by another process since the last listing
             found = self._find(oid)
             if found is None:
                 return None
@@ -256,7 +260,7 @@ class S3ObjectStore(ObjectStore):
         try:
             return DiskStore._read_entry(self, oid, pack, i)  # type: ignore[arg-type]
         except CorruptObject:
-            self.refresh()  # the pack may have been consolidated away: look again
+            self.refresh(force=True)  # the pack may have been consolidated away: look again
             again = self._find(oid)
             if again is None or again[0] is pack:
                 raise
@@ -331,7 +335,7 @@ class S3ObjectStore(ObjectStore):
 
     def consolidate(self, max_packs: int = 8) -> int:
         """Merge the smallest packs into one, as ``DiskStore.consolidate`` does; returns how many."""
-        self.refresh()
+        self.refresh(force=True)
         packs = sorted(self.packs(), key=lambda p: p.size)
         if len(packs) <= max_packs:
             return 0
@@ -357,14 +361,14 @@ class S3ObjectStore(ObjectStore):
             keys += [f"packs/{p.path.stem}.idx", f"packs/{p.path.stem}.pack"]  # the index goes first
         if keys:
             self._call("delete", obstore.delete, self.client, keys)
-        self.refresh()
+        self.refresh(force=True)
 
     def collect(self, keep: Iterator[Pending], grace: float = GRACE) -> tuple[str | None, int, int]:
         """gc: write ``keep`` (every reachable object) as one pack, then delete every other pack older
         than ``grace`` seconds, and index-less uploads as old. Returns (new pack, packs removed, kept)."""
         import obstore
 
-        self.refresh()
+        self.refresh(force=True)
         old = list(self._order)
         first = next(keep, None)
         name = None
