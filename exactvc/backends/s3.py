@@ -18,7 +18,6 @@ import os
 import struct
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -29,6 +28,7 @@ import blake3
 
 from ..errors import BackendUnavailable, CorruptObject, UsageError
 from ..store import IDX_MAGIC, PACK_MAGIC, DiskStore, ObjectStore, Pack, Pending, _IdView
+from .blockcache import BlockCache
 
 BLOCK = 1 << 20  # packs are read and cached in aligned blocks of this size
 GRACE = 3600.0  # gc never deletes a pack younger than this (an upload in flight may own it)
@@ -40,80 +40,6 @@ LIST_INTERVAL = 0.5  # has() re-lists on a miss at most this often
 def _unavailable(exc: BaseException, what: str) -> BackendUnavailable:
     first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return BackendUnavailable(f"object storage is unavailable ({what}): {first}")
-
-
-class BlockCache:
-    """Immutable byte blobs in a folder, at most ``max_bytes`` of them (LRU), with a small memory tier."""
-
-    def __init__(self, root: Path, max_bytes: int, memory_bytes: int = 64 << 20) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
-        root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._files: OrderedDict[str, int] = OrderedDict()
-        self.total = 0
-        for p in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
-            if p.name.startswith("."):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-                continue
-            size = p.stat().st_size
-            self._files[p.name] = size
-            self.total += size
-        self._mem: OrderedDict[str, bytes] = OrderedDict()
-        self._mem_total = 0
-        self._mem_max = min(memory_bytes, max_bytes)
-        self._evict()
-
-    def get(self, key: str) -> bytes | None:
-        with self._lock:
-            hit = self._mem.get(key)
-            if hit is not None:
-                self._mem.move_to_end(key)
-                return hit
-            if key not in self._files:
-                return None
-            self._files.move_to_end(key)
-        try:
-            data = (self.root / key).read_bytes()
-        except FileNotFoundError:
-            with self._lock:
-                self.total -= self._files.pop(key, 0)
-            return None
-        self._remember(key, data)
-        return data
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._files
-
-    def put(self, key: str, data: bytes) -> None:
-        if len(data) > self.max_bytes:
-            return
-        tmp = self.root / f".{key}.{os.getpid()}.{threading.get_ident()}"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.root / key)
-        with self._lock:
-            self.total += len(data) - self._files.pop(key, 0)
-            self._files[key] = len(data)
-        self._remember(key, data)
-        self._evict()
-
-    def _remember(self, key: str, data: bytes) -> None:
-        with self._lock:
-            if key in self._mem:
-                return
-            self._mem[key] = data
-            self._mem_total += len(data)
-            while self._mem_total > self._mem_max and self._mem:
-                self._mem_total -= len(self._mem.popitem(last=False)[1])
-
-    def _evict(self) -> None:
-        with self._lock:
-            while self.total > self.max_bytes and self._files:
-                key, size = self._files.popitem(last=False)
-                self.total -= size
-                with contextlib.suppress(FileNotFoundError):
-                    (self.root / key).unlink()
 
 
 class RemotePack(Pack):
@@ -170,7 +96,7 @@ class S3ObjectStore(ObjectStore):
         self._lock = threading.RLock()
         self._listed = 0.0
         self._executor: ThreadPoolExecutor | None = None
-        self.refresh()
+        self.refresh(force=True)
 
     # --- talking to S3 ---------------------------------------------------------
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -265,7 +191,11 @@ class S3ObjectStore(ObjectStore):
             return self._executor
 
     # --- packs ---------------------------------------------------------------
-    def refresh(self, force: bool = True) -> None:
+    def refresh(self, force: bool = False) -> None:
+        """List the packs again. Unforced (the server's per-request call) at most every LIST_INTERVAL s:
+        misses re-list by themselves, so nothing correct depends on it."""
+        if not force and time.monotonic() - self._listed < LIST_INTERVAL:
+            return
         with self._lock:
             listing = self._list()
             names = {k[:-4] for k in listing if k.endswith(".idx") and k[:-4] + ".pack" in listing}
@@ -309,7 +239,7 @@ class S3ObjectStore(ObjectStore):
             return True
         if time.monotonic() - self._listed < LIST_INTERVAL:
             return False
-        self.refresh()
+        self.refresh(force=True)
         return self._find(oid) is not None
 
     def _stored_test(self, n: int) -> Callable[[bytes], bool]:
@@ -322,7 +252,7 @@ class S3ObjectStore(ObjectStore):
     def _read(self, oid: bytes) -> tuple[str, bytes] | None:
         found = self._find(oid)
         if found is None:
-            self.refresh()  # written by another process since the last listing
+            self.refresh(force=True)  # written by another process since the last listing
             found = self._find(oid)
             if found is None:
                 return None
@@ -330,7 +260,7 @@ class S3ObjectStore(ObjectStore):
         try:
             return DiskStore._read_entry(self, oid, pack, i)  # type: ignore[arg-type]
         except CorruptObject:
-            self.refresh()  # the pack may have been consolidated away: look again
+            self.refresh(force=True)  # the pack may have been consolidated away: look again
             again = self._find(oid)
             if again is None or again[0] is pack:
                 raise
@@ -405,7 +335,7 @@ class S3ObjectStore(ObjectStore):
 
     def consolidate(self, max_packs: int = 8) -> int:
         """Merge the smallest packs into one, as ``DiskStore.consolidate`` does; returns how many."""
-        self.refresh()
+        self.refresh(force=True)
         packs = sorted(self.packs(), key=lambda p: p.size)
         if len(packs) <= max_packs:
             return 0
@@ -431,14 +361,14 @@ class S3ObjectStore(ObjectStore):
             keys += [f"packs/{p.path.stem}.idx", f"packs/{p.path.stem}.pack"]  # the index goes first
         if keys:
             self._call("delete", obstore.delete, self.client, keys)
-        self.refresh()
+        self.refresh(force=True)
 
     def collect(self, keep: Iterator[Pending], grace: float = GRACE) -> tuple[str | None, int, int]:
         """gc: write ``keep`` (every reachable object) as one pack, then delete every other pack older
         than ``grace`` seconds, and index-less uploads as old. Returns (new pack, packs removed, kept)."""
         import obstore
 
-        self.refresh()
+        self.refresh(force=True)
         old = list(self._order)
         first = next(keep, None)
         name = None
