@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import artefacts, codec, geometry, runs, tree
 from .errors import InvalidInput, NotFound, UsageError
-from .match import label_radius, match_items, parse_spec
+from .match import MatchSpec, label_radius, match_items, parse_spec
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -226,3 +226,47 @@ def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[s
 
     runs.update(repo, run_id, change)
     return result
+
+
+def overlay(repo: Repository, ident: str, image: str, truth: str | None = None, spec_text: str | None = None,
+            score_threshold: float | None = None) -> dict[str, Any]:
+    """A run's predictions on one image against the truth, each item marked ``tp`` (a matched prediction),
+    ``fp`` (an unmatched prediction) or ``fn`` (unmatched truth), with its GeoJSON geometry: what the
+    viewer draws over the slide. The match rule and truth default to the run's last ``exact eval`` (else
+    ``iou=0.5`` against the run's commit)."""
+    run_id, oid = runs.resolve(repo, ident)
+    body = runs.load(repo, oid)
+    preds = body.get("predictions") or {}
+    last = body.get("evals") or {}
+    truth_c = repo.resolve(truth) if truth else (bytes.fromhex(last["truth"]) if last.get("truth")
+                                                 else body.get("commit"))
+    if truth_c is None:
+        raise UsageError("the run records no commit: give a truth revision")
+    name = repo.image(image, truth_c.hex()).name
+    if name not in preds:
+        raise NotFound(f"run {run_id[:12]} has no predictions for image {name!r}")
+    m = last.get("match")
+    if spec_text is None and isinstance(m, dict):
+        spec = MatchSpec(iou=m.get("iou"), dist=m.get("dist"), any_kind=m.get("kinds") == "any")
+    else:
+        spec = parse_spec(spec_text or "iou=0.5")
+    if score_threshold is None:
+        score_threshold = last.get("score_threshold") if spec_text is None else None
+    radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
+    rows = load_predictions(repo, preds[name])
+    if score_threshold is not None:
+        rows = [r for r in rows if r[4] is not None and r[4] >= score_threshold]
+    a = _truth(repo, name, truth_c.hex())
+    res = match_items(a, [(r[0], r[1], r[2], r[3]) for r in rows], spec, radii)
+    hit_a: set[int] = set()
+    hit_b: set[int] = set()
+    for x, y, _lb, _by, _s in res["pairs"]:
+        hit_a.add(x)
+        hit_b.add(y)
+    items = [{"status": "tp" if i in hit_b else "fp", "label": r[0], "score": r[4],
+              "geometry": geometry.to_geojson(r[1], r[2])} for i, r in enumerate(rows)]
+    items += [{"status": "fn", "label": t[0], "score": None, "geometry": geometry.to_geojson(t[1], t[2])}
+              for i, t in enumerate(a) if i not in hit_a]
+    counts = {s: sum(1 for it in items if it["status"] == s) for s in ("tp", "fp", "fn")}
+    return {"run": run_id, "image": name, "truth": truth_c.hex(), "match": spec.to_json(),
+            "score_threshold": score_threshold, "counts": counts, "items": items}

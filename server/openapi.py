@@ -287,6 +287,10 @@ OPENAPI: dict[str, Any] = {
             _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
         "/api/v1/repos/{name}/artefacts": _op("get", "Artefacts attached to a commit", [_REPO, _REV]),
         "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
+        "/api/v1/repos/{name}/runs/{ident}/overlay/{image}": _op(
+            "get", "A run's predictions on an image against the truth as TP / FP / FN items (the viewer overlay)",
+            [_REPO, _path("ident"), _path("image"), _query("truth", _STR, description="truth revision"),
+             _query("match", _STR, description="iou=0.5 or dist=PX"), _query("score_threshold", {"type": "number"})]),
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),
@@ -318,6 +322,8 @@ OPENAPI: dict[str, Any] = {
         "/{name}/slide/{image}": _op("get", "Web viewer: the slide page; the query is the deep link", [
             _REPO, _path("image"), _REV, _query("x", {"type": "number"}), _query("y", {"type": "number"}),
             _query("zoom", {"type": "number"}), _FRAME], content="text/html"),
+        "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, metric chart, comparison)",
+                                   [_REPO], content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),

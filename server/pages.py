@@ -4,6 +4,7 @@ Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fet
 
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
 - ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page
+- ``/<repo>/experiments`` the experiments page (runs, metric chart, comparison; docs/experiments.md)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
 renders through the REST API, so a page carries no data and no inline script. Pages
@@ -114,6 +115,13 @@ def image_set(name: str) -> Response:
 def slide(name: str, image: str) -> Response:
     status = _gate(name)
     return _page("slide", f"{image} · {name}" if status == 200 else "exactvc", "slide", repo=name, image=image,
+                 status=status)
+
+
+@pages.get("/<name>/experiments")
+def experiments(name: str) -> Response:
+    status = _gate(name)
+    return _page("experiments", f"experiments · {name}" if status == 200 else "exactvc", "app", repo=name,
                  status=status)
 
 

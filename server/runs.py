@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from exactvc import artefacts, experiments, runs
+from exactvc import artefacts, evaluate, experiments, runs
 from exactvc.errors import InvalidInput, NotFound
 
 from .context import error_response, repos, require
@@ -103,3 +103,19 @@ def _unsatisfiable(size: int, message: str) -> Response:
     resp = error_response("range_not_satisfiable", message, 416)
     resp.headers["Content-Range"] = f"bytes */{size}"
     return resp
+
+
+@runs_api.get("/repos/<name>/runs/<ident>/overlay/<image>")
+def overlay(name: str, ident: str, image: str) -> Response:
+    """The run's predictions on ``image`` against the truth as TP / FP / FN items (the viewer's overlay);
+    ``truth`` (a revision), ``match`` (``iou=0.5``, ``dist=PX``) and ``score_threshold`` default to the
+    run's last evaluation."""
+    require(name, "read")
+    repo = repos().get(name)
+    thr = request.args.get("score_threshold")
+    try:
+        threshold = float(thr) if thr not in (None, "") else None
+    except ValueError:
+        raise InvalidInput(f"score_threshold is a number, not {thr[:40]!r}") from None
+    return jsonify(evaluate.overlay(repo, ident, image, request.args.get("truth") or None,
+                                    request.args.get("match") or None, threshold))

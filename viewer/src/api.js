@@ -84,3 +84,8 @@ export const api = {
 };
 api.diffs = (name, oldRev, newRev, image) =>
   call("GET", `/api/v1/repos/${enc(name)}/diff${q({ old: oldRev, new: newRev, image })}`);
+api.runs = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/runs${q(params)}`);
+api.run = (name, run) => call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(run)}`);
+api.metrics = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/metrics${q(params)}`);
+api.runOverlay = (name, run, image, params = {}) =>
+  call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(run)}/overlay/${enc(image)}${q(params)}`);

@@ -7,6 +7,7 @@ import { createViewer, hasWebGL2, restoreView, currentView } from "./tiles.js";
 import { createEvents } from "./events.js";
 import { loadSlideContext } from "./context.js";
 import { startEditing } from "./editor.js";
+import { createEvaluationPanel } from "./panels/evaluation.js";
 
 async function main() {
   const p = page();
@@ -51,6 +52,12 @@ async function main() {
     exact.annotationsAt = (x, y) => editor.annotationsAt(x, y);
     exact.editor = editor; // for tests and scripts: pending edits, selection, save()
     exact.view = () => currentView(viewer);
+    if (params.get("run")) {
+      const ev = await createEvaluationPanel(ctx, { repo: p.repo, image: p.image, run: params.get("run"),
+        truth: params.get("truth") || undefined, match: params.get("match") || undefined });
+      side.prepend(ev.el);
+      exact.evaluation = ev.overlay; // counts, setVisible(), for tests and scripts
+    }
     events.emit("load", { repo: p.repo, image: p.image, commit: ctx.commit });
   } catch (e) {
     console.error(e);
