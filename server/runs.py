@@ -112,9 +112,9 @@ def overlay(name: str, ident: str, image: str) -> Response:
     run's last evaluation."""
     require(name, "read")
     repo = repos().get(name)
-    thr = request.args.get("score_threshold")
+    thr = request.args.get("score_threshold") or ""
     try:
-        threshold = float(thr) if thr not in (None, "") else None
+        threshold = float(thr) if thr else None
     except ValueError:
         raise InvalidInput(f"score_threshold is a number, not {thr[:40]!r}") from None
     return jsonify(evaluate.overlay(repo, ident, image, request.args.get("truth") or None,
