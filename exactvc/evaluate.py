@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import artefacts, codec, geometry, runs, tree
 from .errors import InvalidInput, NotFound, UsageError
-from .match import MatchSpec, label_radius, match_items, parse_spec
+from .match import label_radius, match_items, parse_spec
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -228,45 +228,59 @@ def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[s
     return result
 
 
-def overlay(repo: Repository, ident: str, image: str, truth: str | None = None, spec_text: str | None = None,
-            score_threshold: float | None = None) -> dict[str, Any]:
-    """A run's predictions on one image against the truth, each item marked ``tp`` (a matched prediction),
-    ``fp`` (an unmatched prediction) or ``fn`` (unmatched truth), with its GeoJSON geometry: what the
-    viewer draws over the slide. The match rule and truth default to the run's last ``exact eval`` (else
-    ``iou=0.5`` against the run's commit)."""
+OUTCOMES = ("tp", "fp", "fn")
+
+
+def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None, spec_text: str = "iou=0.5",
+             bbox: tuple[float, float, float, float] | None = None, limit: int = 5000) -> dict[str, Any]:
+    """Where a run's predictions on ``image`` hit and missed, for drawing: each matched prediction (tp),
+    unmatched prediction (fp) and unmatched truth annotation (fn) with its label, GeoJSON geometry and
+    score, by the same matcher as :func:`evaluate`. ``counts`` cover the whole image; ``items`` only those
+    whose bounds meet ``bbox`` (x0, y0, x1, y1), in a stable order (tp, fp, fn; input order within),
+    at most ``limit`` of them (``truncated`` says when some were left out)."""
+    if limit < 0:
+        raise InvalidInput("limit must be zero or more")
     run_id, oid = runs.resolve(repo, ident)
     body = runs.load(repo, oid)
     preds = body.get("predictions") or {}
-    last = body.get("evals") or {}
-    truth_c = repo.resolve(truth) if truth else (bytes.fromhex(last["truth"]) if last.get("truth")
-                                                 else body.get("commit"))
-    if truth_c is None:
-        raise UsageError("the run records no commit: give a truth revision")
-    name = repo.image(image, truth_c.hex()).name
-    if name not in preds:
-        raise NotFound(f"run {run_id[:12]} has no predictions for image {name!r}")
-    m = last.get("match")
-    if spec_text is None and isinstance(m, dict):
-        spec = MatchSpec(iou=m.get("iou"), dist=m.get("dist"), any_kind=m.get("kinds") == "any")
+    if image not in preds:
+        raise NotFound(f"run {run_id[:12]} has no predictions for image {image!r}")
+    if truth is None:
+        if body.get("commit") is None:
+            raise UsageError("the run records no commit: give a truth revision")
+        truth_c = body["commit"]
     else:
-        spec = parse_spec(spec_text or "iou=0.5")
-    if score_threshold is None:
-        score_threshold = last.get("score_threshold") if spec_text is None else None
+        truth_c = repo.resolve(truth)
+    spec = parse_spec(spec_text)
     radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
-    rows = load_predictions(repo, preds[name])
-    if score_threshold is not None:
-        rows = [r for r in rows if r[4] is not None and r[4] >= score_threshold]
-    a = _truth(repo, name, truth_c.hex())
-    res = match_items(a, [(r[0], r[1], r[2], r[3]) for r in rows], spec, radii)
-    hit_a: set[int] = set()
-    hit_b: set[int] = set()
-    for x, y, _lb, _by, _s in res["pairs"]:
-        hit_a.add(x)
-        hit_b.add(y)
-    items = [{"status": "tp" if i in hit_b else "fp", "label": r[0], "score": r[4],
-              "geometry": geometry.to_geojson(r[1], r[2])} for i, r in enumerate(rows)]
-    items += [{"status": "fn", "label": t[0], "score": None, "geometry": geometry.to_geojson(t[1], t[2])}
-              for i, t in enumerate(a) if i not in hit_a]
-    counts = {s: sum(1 for it in items if it["status"] == s) for s in ("tp", "fp", "fn")}
-    return {"run": run_id, "image": name, "truth": truth_c.hex(), "match": spec.to_json(),
-            "score_threshold": score_threshold, "counts": counts, "items": items}
+    with _no_gc():
+        rows = load_predictions(repo, preds[image])
+        a = _truth(repo, image, truth_c.hex())
+        b = [(r[0], r[1], r[2], r[3]) for r in rows]
+        res = match_items(a, b, spec, radii)
+        hit_a = {x for x, _y, _lb, _r, _s in res["pairs"]}
+        hit_b = {y for _x, y, _lb, _r, _s in res["pairs"]}
+        tagged: list[tuple[str, str, str, Any, float | None]] = []
+        for i, r in enumerate(rows):
+            tagged.append(("tp" if i in hit_b else "fp", r[0], r[1], r[2], r[4]))
+        for i, (label, kind, g, _z) in enumerate(a):
+            if i not in hit_a:
+                tagged.append(("fn", label, kind, g, None))
+    tagged.sort(key=lambda t: OUTCOMES.index(t[0]))  # stable: input order kept within each outcome
+    counts = {o: 0 for o in OUTCOMES}
+    for t in tagged:
+        counts[t[0]] += 1
+    items: list[dict[str, Any]] = []
+    truncated = False
+    for o, label, kind, g, score in tagged:
+        if bbox is not None:
+            x0, y0, x1, y1 = geometry.bounds(kind, g)
+            if x1 < bbox[0] or y1 < bbox[1] or x0 > bbox[2] or y0 > bbox[3]:
+                continue
+        if len(items) >= limit:
+            truncated = True
+            break
+        items.append({"outcome": o, "label": label, "kind": kind, "geometry": geometry.to_geojson(kind, g),
+                      "score": score})
+    return {"run": run_id, "image": image, "truth": truth_c.hex(), "match": spec.to_json(), "counts": counts,
+            "items": items, "truncated": truncated}

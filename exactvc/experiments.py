@@ -184,8 +184,7 @@ def metrics_table(repo: Repository, idents: list[str] | None = None, revs: str |
         rows.append({"run": run_id, "object": oid.hex(), "name": body.get("name", ""), "status": body["status"],
                      "commit": c.hex() if c else None, "base": prev.hex() if prev and prev != c else None,
                      "params": dict(body.get("params") or {}), "metrics": runs.final_metrics(body),
-                     "labels": changes, "code": _code_state(body),
-                     "predictions": sorted(body.get("predictions") or {})})
+                     "labels": changes})
         if c is not None:
             prev = c
     params = sorted({k for r in rows for k in r["params"]})
@@ -195,11 +194,6 @@ def metrics_table(repo: Repository, idents: list[str] | None = None, revs: str |
         metrics = [m for m in metrics if len({r["metrics"].get(m) for r in rows}) > 1]
     labels = sorted({k for r in rows for k in r["labels"]})
     return {"params": params, "metrics": metrics, "labels": labels, "rows": rows}
-
-
-def _code_state(body: dict[str, Any]) -> dict[str, Any] | None:
-    code = body.get("code") or None
-    return None if code is None else {k: code.get(k) for k in ("commit", "branch", "dirty", "remote")}
 
 
 def metrics_diff(repo: Repository, a: str, b: str) -> dict[str, Any]:

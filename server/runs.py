@@ -35,6 +35,33 @@ def show_run(name: str, ident: str) -> Response:
     return jsonify(runs.describe(repo, run_id, oid))
 
 
+@runs_api.get("/repos/<name>/runs/<ident>/outcomes")
+def outcomes(name: str, ident: str) -> Response:
+    """Where the run's predictions on ``image`` hit and missed (tp, fp, fn with geometry), for drawing:
+    ``truth`` (a revision; default the run's commit), ``match`` (iou=0.5, dist=PX), ``bbox`` (x0,y0,x1,y1),
+    ``limit`` (default 5000, at most 50000)."""
+    require(name, "read")
+    repo = repos().get(name)
+    image = request.args.get("image")
+    if not image:
+        raise InvalidInput("outcomes need an image (?image=NAME)")
+    bbox = None
+    if request.args.get("bbox"):
+        try:
+            x0, y0, x1, y1 = (float(v) for v in request.args["bbox"].split(","))
+        except ValueError:
+            raise InvalidInput("bbox takes four numbers x0,y0,x1,y1") from None
+        bbox = (x0, y0, x1, y1)
+    try:
+        limit = int(request.args.get("limit", "5000"))
+    except ValueError:
+        raise InvalidInput("limit takes a whole number") from None
+    if not 0 <= limit <= 50000:
+        raise InvalidInput("limit must be between 0 and 50000")
+    return jsonify(evaluate.outcomes(repo, ident, image, request.args.get("truth"),
+                                     request.args.get("match", "iou=0.5"), bbox, limit))
+
+
 @runs_api.get("/repos/<name>/metrics")
 def metrics(name: str) -> Response:
     """The metrics table (``exact metrics --json``): ``run`` (repeatable), ``revs`` (A..B) or ``branch``."""
@@ -103,19 +130,3 @@ def _unsatisfiable(size: int, message: str) -> Response:
     resp = error_response("range_not_satisfiable", message, 416)
     resp.headers["Content-Range"] = f"bytes */{size}"
     return resp
-
-
-@runs_api.get("/repos/<name>/runs/<ident>/overlay/<image>")
-def overlay(name: str, ident: str, image: str) -> Response:
-    """The run's predictions on ``image`` against the truth as TP / FP / FN items (the viewer's overlay);
-    ``truth`` (a revision), ``match`` (``iou=0.5``, ``dist=PX``) and ``score_threshold`` default to the
-    run's last evaluation."""
-    require(name, "read")
-    repo = repos().get(name)
-    thr = request.args.get("score_threshold") or ""
-    try:
-        threshold = float(thr) if thr else None
-    except ValueError:
-        raise InvalidInput(f"score_threshold is a number, not {thr[:40]!r}") from None
-    return jsonify(evaluate.overlay(repo, ident, image, request.args.get("truth") or None,
-                                    request.args.get("match") or None, threshold))

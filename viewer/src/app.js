@@ -3,11 +3,9 @@ import { renderRepos } from "./pages/repos.js";
 import { renderSignin } from "./pages/signin.js";
 import { renderImageSet } from "./pages/imageset.js";
 import { renderHeader } from "./pages/header.js";
-import { renderExperiments } from "./pages/experiments.js";
 import { page, clear, showError } from "./dom.js";
 
-const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet,
-  experiments: renderExperiments };
+const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet };
 
 async function main() {
   const app = clear(document.getElementById("app"));

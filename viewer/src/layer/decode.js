@@ -49,101 +49,42 @@ export function decodeGeometry(buf) {
       }
     }
     bbox[4 * i] = x0 + bx0; bbox[4 * i + 1] = y0 + by0; bbox[4 * i + 2] = x0 + bx1; bbox[4 * i + 3] = y0 + by1;
-    drawIndices(kind[i], r0, r1, ringFlag, vertStart, pos, tris, lines, points);
-  }
-  return finish({ n, x0, y0, unit, label, kind, ringStart, ringFlag, vertStart, pos, vLabel, vAnn, bbox },
-    tris, lines, points);
-}
-
-// the triangles (polygons: earcut of each part), outline segments and point vertices of one annotation
-function drawIndices(kd, r0, r1, ringFlag, vertStart, pos, tris, lines, points) {
-  if (kd === 0) {
-    for (let k = r0; k < r1; k++) points.push(vertStart[k]);
-  } else if (kd === 1) {
-    const a = vertStart[r0], b = vertStart[r0 + 1];
-    for (let j = a; j + 1 < b; j++) lines.push(j, j + 1);
-  } else {
-    // polygon parts: an exterior ring (flag 1) and the holes after it
-    let k = r0;
-    while (k < r1) {
-      let e = k + 1;
-      while (e < r1 && ringFlag[e] === 0) e++;
-      const base = vertStart[k];
-      const flat = pos.subarray(2 * base, 2 * vertStart[e]);
-      const holes = [];
-      for (let h = k + 1; h < e; h++) holes.push(vertStart[h] - base);
-      const t = earcut(flat, holes.length ? holes : undefined, 2);
-      for (let q = 0; q < t.length; q++) tris.push(base + t[q]);
-      for (let h = k; h < e; h++) {
-        const a = vertStart[h], b = vertStart[h + 1];
-        for (let j = a; j < b; j++) lines.push(j, j + 1 < b ? j + 1 : a);
+    const kd = kind[i];
+    if (kd === 0) {
+      for (let k = r0; k < r1; k++) points.push(vertStart[k]);
+    } else if (kd === 1) {
+      const a = vertStart[r0], b = vertStart[r0 + 1];
+      for (let j = a; j + 1 < b; j++) lines.push(j, j + 1);
+    } else {
+      // polygon parts: an exterior ring (flag 1) and the holes after it
+      let k = r0;
+      while (k < r1) {
+        let e = k + 1;
+        while (e < r1 && ringFlag[e] === 0) e++;
+        const base = vertStart[k];
+        const flat = pos.subarray(2 * base, 2 * vertStart[e]);
+        const holes = [];
+        for (let h = k + 1; h < e; h++) holes.push(vertStart[h] - base);
+        const t = earcut(flat, holes.length ? holes : undefined, 2);
+        for (let q = 0; q < t.length; q++) tris.push(base + t[q]);
+        for (let h = k; h < e; h++) {
+          const a = vertStart[h], b = vertStart[h + 1];
+          for (let j = a; j < b; j++) lines.push(j, j + 1 < b ? j + 1 : a);
+        }
+        k = e;
       }
-      k = e;
     }
   }
-}
-
-function finish(t, tris, lines, points) {
   let index = null;
-  if (t.n) {
-    index = new Flatbush(t.n);
-    for (let i = 0; i < t.n; i++) index.add(t.bbox[4 * i], t.bbox[4 * i + 1], t.bbox[4 * i + 2], t.bbox[4 * i + 3]);
+  if (n) {
+    index = new Flatbush(n);
+    for (let i = 0; i < n; i++) index.add(bbox[4 * i], bbox[4 * i + 1], bbox[4 * i + 2], bbox[4 * i + 3]);
     index.finish();
   }
-  return { ...t, index, tris: Uint32Array.from(tris), lines: Uint32Array.from(lines),
-    points: Uint32Array.from(points) };
-}
-
-// The same structure as a decoded geometry tile from GeoJSON geometries with a style index each
-// (shapes: [{geometry, style}]): drawn by the same Renderer, so overlays get the per-instance colours,
-// outlines, fills and point discs of the annotation layer. Coordinates are image px.
-export function geometryFromShapes(shapes) {
-  const parts = []; // per annotation: kind, rings [[x, y], ...] with exterior flags
-  let x0 = Infinity, y0 = Infinity;
-  for (const s of shapes) {
-    const g = s.geometry || {};
-    let kd, rings;
-    if (g.type === "Point") { kd = 0; rings = [[g.coordinates]]; }
-    else if (g.type === "MultiPoint") { kd = 0; rings = g.coordinates.map((c) => [c]); }
-    else if (g.type === "LineString") { kd = 1; rings = [g.coordinates]; }
-    else if (g.type === "Polygon" || g.type === "MultiPolygon") {
-      kd = 2;
-      rings = [];
-      for (const poly of g.type === "Polygon" ? [g.coordinates] : g.coordinates) {
-        poly.forEach((r, k) => { const open = r.slice(0, -1); open.outer = k === 0; rings.push(open); });
-      }
-    } else continue;
-    for (const r of rings) for (const [x, y] of r) { if (x < x0) x0 = x; if (y < y0) y0 = y; }
-    parts.push({ kd, rings, style: s.style });
-  }
-  if (!parts.length) { x0 = 0; y0 = 0; }
-  const n = parts.length;
-  const nr = parts.reduce((a, p) => a + p.rings.length, 0);
-  const nv = parts.reduce((a, p) => a + p.rings.reduce((b, r) => b + r.length, 0), 0);
-  const label = new Uint16Array(n), kind = new Uint8Array(n), ringStart = new Uint32Array(n + 1);
-  const ringFlag = new Uint8Array(nr), vertStart = new Uint32Array(nr + 1);
-  const pos = new Float32Array(2 * nv), vLabel = new Uint16Array(nv), vAnn = new Uint32Array(nv);
-  const bbox = new Float64Array(4 * n);
-  const tris = [], lines = [], points = [];
-  let r = 0, v = 0;
-  parts.forEach((p, i) => {
-    label[i] = p.style; kind[i] = p.kd; ringStart[i] = r;
-    let bx0 = Infinity, by0 = Infinity, bx1 = -Infinity, by1 = -Infinity;
-    for (const ring of p.rings) {
-      ringFlag[r] = p.kd !== 2 || ring.outer ? 1 : 0;
-      vertStart[r++] = v;
-      for (const [x, y] of ring) {
-        pos[2 * v] = x - x0; pos[2 * v + 1] = y - y0; vLabel[v] = p.style; vAnn[v] = i; v++;
-        if (x < bx0) bx0 = x; if (x > bx1) bx1 = x; if (y < by0) by0 = y; if (y > by1) by1 = y;
-      }
-    }
-    vertStart[r] = v;
-    bbox.set([bx0, by0, bx1, by1], 4 * i);
-  });
-  ringStart[n] = r;
-  parts.forEach((p, i) => drawIndices(p.kd, ringStart[i], ringStart[i + 1], ringFlag, vertStart, pos, tris, lines, points));
-  return finish({ n, x0, y0, unit: 1, label, kind, ringStart, ringFlag, vertStart, pos, vLabel, vAnn, bbox },
-    tris, lines, points);
+  return {
+    n, x0, y0, unit, label, kind, ringStart, ringFlag, vertStart, pos, vLabel, vAnn, bbox, index,
+    tris: Uint32Array.from(tris), lines: Uint32Array.from(lines), points: Uint32Array.from(points),
+  };
 }
 
 // A density tile: one instance per non-empty (label, cell): cell centre relative to (x0, y0), label, count.

@@ -18,19 +18,6 @@ const PICK_PX = 6; // picking tolerance, CSS px
 const MAX_TILES = 600; // decoded tiles kept (GPU buffers freed beyond)
 const CONCURRENCY = 6;
 
-// the Renderer's view of an OpenSeadragon viewer: CSS size, device pixel ratio, CSS px per image px, the
-// CSS position of image (0, 0) and the image box in sight
-export function viewOf(osdViewer) {
-  const el = osdViewer.container;
-  const vp = osdViewer.viewport;
-  const p0 = vp.imageToViewerElementCoordinates(new OpenSeadragon.Point(0, 0));
-  const p1 = vp.imageToViewerElementCoordinates(new OpenSeadragon.Point(1000, 0));
-  const scale = (p1.x - p0.x) / 1000;
-  const width = el.clientWidth, height = el.clientHeight;
-  return { width, height, dpr: window.devicePixelRatio || 1, scale, ox: p0.x, oy: p0.y,
-    box: [-p0.x / scale, -p0.y / scale, (width - p0.x) / scale, (height - p0.y) / scale] };
-}
-
 export function createAnnotationLayer(osdViewer, { api, repo, image, commit, labels }) {
   const base = typeof api === "string" ? api : (api && api.base) || "/api/v1";
   const enc = encodeURIComponent;
@@ -108,7 +95,16 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
 
   // --- view and tile choice --------------------------------------------------------------------------
 
-  const view = () => viewOf(osdViewer);
+  function view() {
+    const el = osdViewer.container;
+    const vp = osdViewer.viewport;
+    const p0 = vp.imageToViewerElementCoordinates(new OpenSeadragon.Point(0, 0));
+    const p1 = vp.imageToViewerElementCoordinates(new OpenSeadragon.Point(1000, 0));
+    const scale = (p1.x - p0.x) / 1000;
+    const width = el.clientWidth, height = el.clientHeight;
+    return { width, height, dpr: window.devicePixelRatio || 1, scale, ox: p0.x, oy: p0.y,
+      box: [-p0.x / scale, -p0.y / scale, (width - p0.x) / scale, (height - p0.y) / scale] };
+  }
 
   function tilesIn(kind, z, box, grow) {
     const m = state.manifest;
