@@ -19,6 +19,7 @@ from xml.sax.saxutils import quoteattr
 from ..errors import InvalidInput
 from .common import (
     UNCLASSIFIED,
+    OutImage,
     ReadResult,
     Record,
     SourceImage,
@@ -193,17 +194,28 @@ def _coords_xml(pts: list[list[float]]) -> str:
                    for i, (x, y) in enumerate(pts))
 
 
+FLUSH = 4096  # annotations per write of the streamed export
+
+
 def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
-    """One ASAP file (ASAP files name no image: give one image, or a repository with one)."""
-    imgs, colors = export_images(repo, rev, image)
+    """One ASAP file (ASAP files name no image: give one image, or a repository with one). Streamed:
+    annotations are read from the store and written as they come (the groups, which ASAP lists after
+    the annotations, are collected on the way), so memory does not grow with the annotation count."""
+    imgs, colors = export_images(repo, rev, image, lazy=True)
     if len(imgs) != 1:
         from ..errors import UsageError
 
         raise UsageError("an ASAP file holds one image's annotations: name the image with --image")
+    return write(imgs[0], colors, out)
+
+
+def write(img: OutImage, colors: dict[str, str], out: BinaryIO) -> int:
+    """The ASAP file of one image's annotations (any iterable, consumed once) to ``out``."""
     groups: dict[str, dict[str, Any]] = {}
     parts: list[str] = []
     n = 0
-    for o in imgs[0].annotations:
+    out.write(b'<?xml version="1.0"?>\n<ASAP_Annotations>\n\t<Annotations>\n')
+    for o in img.annotations:
         own = o.own(FMT)
         for g, info in (own.get("groups") or {}).items():
             groups.setdefault(g, info)
@@ -237,7 +249,9 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
                          f"Color={quoteattr(color)}>\n\t\t\t<Coordinates>\n{_coords_xml(pts)}"
                          "\t\t\t</Coordinates>\n\t\t</Annotation>\n")
         n += 1
-    out.write(b'<?xml version="1.0"?>\n<ASAP_Annotations>\n\t<Annotations>\n')
+        if len(parts) >= FLUSH:
+            out.write("".join(parts).encode())
+            parts.clear()
     out.write("".join(parts).encode())
     out.write(b"\t</Annotations>\n\t<AnnotationGroups>\n")
     for g in sorted(groups):
