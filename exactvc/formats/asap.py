@@ -11,6 +11,7 @@ attributes are kept. Comma decimal separators (``X="12711,2998"``) are read.
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.parsers import expat
@@ -47,13 +48,25 @@ def _float(v: str | None, where: str, axis: str) -> float:
         raise InvalidInput(f"{where}: {axis}={v!r} is not a number") from None
 
 
+_XY = operator.itemgetter("X", "Y")
+_ORDER = operator.itemgetter("Order")
+_ORDERS: list[str] = []
+
+
+def _orders(n: int) -> list[str]:
+    """``["0", "1", ..., str(n - 1)]`` (grown once, sliced after)."""
+    while len(_ORDERS) < n:
+        _ORDERS.extend(str(i) for i in range(len(_ORDERS), max(n, 2 * len(_ORDERS), 64)))
+    return _ORDERS[:n]
+
+
 def _coords(cs: list[dict[str, str]], where: str) -> list[Any]:
     """Vertices from the attributes of an annotation's ``Coordinate`` elements, in ``Order`` order."""
-    try:  # the usual file: Order 0..n-1 in document order, dot decimals
-        pts = [(float(c.get("X")), float(c.get("Y"))) for c in cs]  # type: ignore[arg-type]
-        if all(c.get("Order") == str(i) for i, c in enumerate(cs)):
+    try:  # the usual file: Order 0..n-1 in document order, dot decimals (list operations in C)
+        pts = [(float(x), float(y)) for x, y in map(_XY, cs)]
+        if list(map(_ORDER, cs)) == _orders(len(cs)):
             return pts
-    except (TypeError, ValueError):
+    except (KeyError, ValueError):
         pass
     slots: dict[int, list[float]] = {}
     for c in cs:
