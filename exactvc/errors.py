@@ -125,3 +125,11 @@ class NetworkError(ExactError):
     exit_code = 10
     http_status = 502
     kind = "network"
+
+
+class PluginFailed(ExactError):
+    """A plugin raised, ran past its time limit, was cancelled or returned something invalid (nothing changed)."""
+
+    exit_code = 1
+    http_status = 422
+    kind = "plugin_failed"

@@ -294,7 +294,10 @@ def merge(repo: Repository, store: PullStore, name: str, number: int, user: str,
         head = bytes.fromhex(pr["head"])
         pc = changes(repo, pr)
         live = review.live_decisions(pc, store.decisions(name, number))
-        rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject"]
+        # a detector's proposals (docs/plugins.md) merge only where accepted: undecided ones count as rejected
+        strict = pr["source"].startswith("proposals/")
+        rejected = [ch for key, ch in pc.index.items()
+                    if live.get(key) == "reject" or (strict and key not in live)]
         theirs, review_commit = head, None
         if rejected:
             snap = review.rejection_snapshot(repo, pc, rejected)
