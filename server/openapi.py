@@ -282,6 +282,11 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/repos/{name}/runs/{ident}": _op(
             "get", "One run (id, unique prefix, alias or name): metrics, parameters, code state, artefacts",
             [_REPO, _path("ident")]),
+        "/api/v1/repos/{name}/runs/{ident}/outcomes": _op(
+            "get", "Where a run's predictions on an image hit and missed: tp, fp, fn with geometry and score", [
+                _REPO, _path("ident"), _query("image", _STR, required=True), _query("truth", _STR),
+                _query("match", _STR, description="iou=0.5 or dist=PX"),
+                _query("bbox", _STR, description="x0,y0,x1,y1"), _query("limit", {"type": "integer"})]),
         "/api/v1/repos/{name}/metrics": _op("get", "The metrics table with label changes between run commits", [
             _REPO, _query("run", _STR), _query("revs", _STR, description="A..B"), _query("branch", _STR),
             _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
@@ -331,6 +336,11 @@ OPENAPI: dict[str, Any] = {
         "/{name}/slide/{image}": _op("get", "Web viewer: the slide page; the query is the deep link", [
             _REPO, _path("image"), _REV, _query("x", {"type": "number"}), _query("y", {"type": "number"}),
             _query("zoom", {"type": "number"}), _FRAME], content="text/html"),
+        "/{name}/diff/{image}": _op("get", "Web viewer: the diff view of one image between two revisions", [
+            _REPO, _path("image"), _query("old", _STR), _query("new", _STR)], content="text/html"),
+        "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
+            _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
+            content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),

@@ -3,7 +3,9 @@
 Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fetch|push``):
 
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
-- ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page
+- ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
+  view, ``/<repo>/experiments`` the
+  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
 renders through the REST API, so a page carries no data and no inline script. Pages
@@ -114,6 +116,20 @@ def image_set(name: str) -> Response:
 def slide(name: str, image: str) -> Response:
     status = _gate(name)
     return _page("slide", f"{image} · {name}" if status == 200 else "exactvc", "slide", repo=name, image=image,
+                 status=status)
+
+
+@pages.get("/<name>/diff/<image>")
+def diff_view(name: str, image: str) -> Response:
+    status = _gate(name)
+    return _page("diff", f"diff of {image} · {name}" if status == 200 else "exactvc", "diff", repo=name,
+                 image=image, status=status)
+
+
+@pages.get("/<name>/experiments")
+def experiments(name: str) -> Response:
+    status = _gate(name)
+    return _page("experiments", f"Experiments · {name}" if status == 200 else "exactvc", "experiments", repo=name,
                  status=status)
 
 

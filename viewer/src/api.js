@@ -84,3 +84,10 @@ export const api = {
 };
 api.diffs = (name, oldRev, newRev, image) =>
   call("GET", `/api/v1/repos/${enc(name)}/diff${q({ old: oldRev, new: newRev, image })}`);
+api.runs = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/runs${q(params)}`);
+api.run = (name, ident) => call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}`);
+api.metrics = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/metrics${q(params)}`);
+api.outcomes = (name, ident, params) =>
+  call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}/outcomes${q(params)}`);
+api.imageChanges = (name, image, params) =>
+  call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/changes${q(params)}`);
