@@ -300,6 +300,17 @@ OPENAPI: dict[str, Any] = {
             **_op("get", "A detector run: state, progress, result or error", [_REPO, _path("ident")]),
             **_op("delete", "Cancel a detector run", [_REPO, _path("ident")]),
         },
+        "/api/v1/repos/{name}/images/{image}/screening": {
+            **_op("get", "The caller's screening position and progress on the image, with its fields of view",
+                  [_REPO, _path("image")]),
+            **_op("put", "Store the caller's screening state (read)", [_REPO, _path("image")],
+                  _obj({"field": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+                                  "maxItems": 2},
+                        "current": {"type": "integer", "minimum": 0},
+                        "screened": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "zoom": {"type": "number"}}, ["field"])),
+            **_op("delete", "Forget the caller's screening state on the image", [_REPO, _path("image")]),
+        },
         "/api/v1/repos/{name}/analyses": _op(
             "post", "Run an analysis over the annotations of a region: its figures", [_REPO],
             _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "rev": _STR},
