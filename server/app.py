@@ -20,8 +20,8 @@ from .exact_compat import basic_authenticate, exact_compat
 from .pages import pages
 from .plugins import plugins_api
 from .pulls import pulls
-from .screening import screening_api
 from .runs import runs_api
+from .screening import screening_api
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync

@@ -91,3 +91,6 @@ api.outcomes = (name, ident, params) =>
   call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}/outcomes${q(params)}`);
 api.imageChanges = (name, image, params) =>
   call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/changes${q(params)}`);
+api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
+api.putScreening = (name, image, state) =>
+  call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
