@@ -94,3 +94,7 @@ api.imageChanges = (name, image, params) =>
 api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
 api.putScreening = (name, image, state) =>
   call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
+api.pullChanges = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/changes?limit=5000`);
+api.decide = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/decisions`, body);
+api.mergePull = (name, n) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, {});
+api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);

@@ -13,6 +13,7 @@ import { createHelp } from "./panels/help.js";
 import { createToolbar } from "./panels/toolbar.js";
 import { createSelectionPanel } from "./panels/selection.js";
 import { createScreeningPanel } from "./panels/screening.js";
+import { createProposalsPanel } from "./panels/proposals.js";
 import { bindKeys } from "./keys.js";
 import { h } from "./dom.js";
 import OpenSeadragon from "openseadragon";
@@ -201,8 +202,10 @@ export function startEditing(ctx, side, viewerEl) {
     save: createSavePanel(ed),
     help: createHelp(ed, TOOLS),
     screening: createScreeningPanel(ed),
+    proposals: createProposalsPanel(ed),
   };
   ed.screening = panels.screening.api;
+  ed.proposals = panels.proposals.api;
   if (ctx.canEdit) side.append(panels.toolbar.el);
   else {
     side.append(h("p.readonly", { id: "readonly-note" }, ctx.mayEdit
@@ -214,6 +217,7 @@ export function startEditing(ctx, side, viewerEl) {
   if (ctx.canEdit) side.append(panels.save.el);
   side.append(panels.view.el);
   side.append(panels.screening.el);
+  side.append(panels.proposals.el);
   document.body.append(panels.help.el);
 
   bindPointer(ed, viewer, viewerEl);
