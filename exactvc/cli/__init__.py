@@ -61,6 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("runs", "predict"),
     "eval": ("runs", "eval_cmd"),
     "propose": ("propose", "propose"),
+    "media": ("media", "media"),
 }
 
 
