@@ -83,3 +83,13 @@ def test_threshold_slider_accepts_all_above(tab: Tab, site: Site) -> None:
     items = page.evaluate("() => window.exact.proposals.items()")
     assert sorted(i["decision"] for i in items) == ["accept", "accept", "accept", "undecided", "undecided"]
     assert all((i["score"] >= 0.45) == (i["decision"] == "accept") for i in items)
+
+
+def test_analysis_panel_shows_the_figures(tab: Tab, site: Site) -> None:
+    tab.sign_in("max")
+    page = tab.open_slide()
+    page.click("#analyse-here")
+    page.evaluate("() => window.exact.proposals.settled()")
+    text = page.inner_text("#analysis-figures")
+    assert "EIPH score (Doucet)" in text and "graded cells: 0" in text and "cells per grade: 0: 0" in text, text
+    assert not tab.errors, tab.errors

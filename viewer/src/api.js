@@ -98,3 +98,4 @@ api.pullChanges = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n
 api.decide = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/decisions`, body);
 api.mergePull = (name, n) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, {});
 api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);
+api.analyse = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/analyses`, body);

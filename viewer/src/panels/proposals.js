@@ -20,8 +20,11 @@ export function createProposalsPanel(ed) {
   const merge = h("button", { id: "proposals-merge", type: "button" }, "Merge accepted");
   const plugin = h("input", { id: "detect-plugin", value: "blobs", size: 8, "aria-label": "detector plugin" });
   const detect = h("button", { id: "detect-here", type: "button" }, "Detect here");
+  const analysis = h("input", { id: "analysis-plugin", value: "eiph", size: 8, "aria-label": "analysis plugin" });
+  const analyseBtn = h("button", { id: "analyse-here", type: "button" }, "Analyse field");
+  const figures = h("div", { id: "analysis-figures" });
   const el = h("section.proposals", { id: "proposals" }, h("h2", {}, "Proposals"),
-    h("div.row", {}, plugin, " ", detect), status);
+    h("div.row", {}, plugin, " ", detect), status, h("div.row", {}, analysis, " ", analyseBtn), figures);
   if (pull) el.append(h("div.row", {}, "Score ", slider, " ", thr, " ", acceptAbove), list, merge,
     h("p.hint", {}, "Y: accept, X: reject (then the next one)"));
 
@@ -84,6 +87,16 @@ export function createProposalsPanel(ed) {
     const res = r.result;
     status.textContent = res.pull ? `${res.proposals} proposals: pull request #${res.pull}` : "no proposals";
     if (res.pull) status.append(" ", h("a", { id: "proposals-open", href: `?rev=${encodeURIComponent(res.branch)}&pull=${res.pull}` }, "review"));
+  }));
+  analyseBtn.addEventListener("click", () => queue(async () => {
+    const b = viewer.viewport.viewportToImageRectangle(viewer.viewport.getBounds(true));
+    const x = Math.max(0, Math.round(b.x)), y = Math.max(0, Math.round(b.y));
+    const r = await api.analyse(ctx.repo, { image: ctx.image.name, plugin: analysis.value, rev: ctx.commit,
+      region: [x, y, Math.max(1, Math.min(ctx.image.width - x, Math.round(b.width))),
+        Math.max(1, Math.min(ctx.image.height - y, Math.round(b.height)))] });
+    figures.replaceChildren(h("b", {}, r.title || analysis.value), ...r.figures.map((f) => h("div.figure", {
+      dataset: { name: f.name } }, `${f.name}: `, f.kind === "bar"
+      ? f.labels.map((l, i) => `${l}: ${f.values[i]}`).join(", ") : String(f.value ?? "–"))));
   }));
   document.addEventListener("keydown", (ev) => {
     if (!pull || ev.ctrlKey || ev.metaKey || ev.altKey) return;
