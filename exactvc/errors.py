@@ -133,3 +133,11 @@ class BackendUnavailable(ExactError):
     exit_code = 75
     http_status = 503
     kind = "backend_unavailable"
+
+
+class PluginFailed(ExactError):
+    """A plugin raised, ran past its time limit, was cancelled or returned something invalid (nothing changed)."""
+
+    exit_code = 1
+    http_status = 422
+    kind = "plugin_failed"

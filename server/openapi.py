@@ -291,6 +291,30 @@ OPENAPI: dict[str, Any] = {
             _REPO, _query("run", _STR), _query("revs", _STR, description="A..B"), _query("branch", _STR),
             _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
         "/api/v1/repos/{name}/artefacts": _op("get", "Artefacts attached to a commit", [_REPO, _REV]),
+        "/api/v1/plugins": _op("get", "Installed plugins: detectors and analyses (docs/plugins.md)"),
+        "/api/v1/repos/{name}/proposals": _op(
+            "post", "Run a detector; its proposals on proposals/PLUGIN/N and a pull request (annotate)", [_REPO],
+            _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "target": _STR,
+                  "wait": {"type": "boolean"}, "title": _STR}, ["image", "plugin"]), ok="201"),
+        "/api/v1/repos/{name}/proposals/jobs/{ident}": {
+            **_op("get", "A detector run: state, progress, result or error", [_REPO, _path("ident")]),
+            **_op("delete", "Cancel a detector run", [_REPO, _path("ident")]),
+        },
+        "/api/v1/repos/{name}/images/{image}/screening": {
+            **_op("get", "The caller's screening position and progress on the image, with its fields of view",
+                  [_REPO, _path("image")]),
+            **_op("put", "Store the caller's screening state (read)", [_REPO, _path("image")],
+                  _obj({"field": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+                                  "maxItems": 2},
+                        "current": {"type": "integer", "minimum": 0},
+                        "screened": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "zoom": {"type": "number"}}, ["field"])),
+            **_op("delete", "Forget the caller's screening state on the image", [_REPO, _path("image")]),
+        },
+        "/api/v1/repos/{name}/analyses": _op(
+            "post", "Run an analysis over the annotations of a region: its figures", [_REPO],
+            _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "rev": _STR},
+                 ["image", "plugin"])),
         "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [

@@ -37,7 +37,7 @@ DIST = Path(__file__).resolve().parents[1] / "viewer" / "dist"
 
 # the one hash: an empty <style> (OpenSeadragon adds a rule of its own unless that marker exists)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data: blob:; "
-       "connect-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
+       "connect-src 'self'; media-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'; object-src 'none'")
 
 _SHELL = """<!doctype html>

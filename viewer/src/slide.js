@@ -51,6 +51,8 @@ async function main() {
     exact.annotationsAt = (x, y) => editor.annotationsAt(x, y);
     exact.editor = editor; // for tests and scripts: pending edits, selection, save()
     exact.view = () => currentView(viewer);
+    exact.proposals = editor.proposals; // ?pull=N: ready(), settled(), items()
+    exact.screening = editor.screening; // screening mode: start(), next(), previous(), state(), settled()
     events.emit("load", { repo: p.repo, image: p.image, commit: ctx.commit });
   } catch (e) {
     console.error(e);
