@@ -37,7 +37,7 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# the scale-out tests run Debian's PostgreSQL 15 (started by tests/engines/postgres.py as user postgres)
+# the scale-out tests start a real PostgreSQL 15 (Debian's package) in a temporary folder
 postgresql:
 	@test -x /usr/lib/postgresql/15/bin/initdb || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -18,6 +18,7 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,27 @@ class RefStore(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> dict[str, bytes]: ...
 
+    def cas_many(self, updates: Sequence[tuple[str, bytes | None, bytes | None]], who: str = "",
+                 message: str = "") -> None:
+        """Move several refs, each from its expected value to its new one, or none (RefConflict).
+
+        This default checks every expected value first and undoes the swaps already made when one fails;
+        a backend with transactions (PostgreSQL) does it in one transaction, atomic against every writer."""
+        for name, old, _new in updates:
+            cur = self.read(name)
+            if cur != old:
+                raise RefConflict(f"ref {name} moved: expected {_h(old)}, found {_h(cur)}")
+        done: builtins.list[tuple[str, bytes | None, bytes | None]] = []
+        try:
+            for name, old, new in updates:
+                self.cas(name, old, new, who, message)
+                done.append((name, old, new))
+        except RefConflict:
+            for name, old, new in reversed(done):
+                with contextlib.suppress(RefConflict):
+                    self.cas(name, new, old, who, f"undo: {message}")
+            raise
+
     @abstractmethod
     def read_head(self) -> str:
         """``ref: heads/NAME`` or a commit id in hex."""
@@ -121,28 +143,6 @@ class RefStore(ABC):
 
     @abstractmethod
     def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
-
-    def update_many(self, updates: builtins.list[tuple[str, bytes | None, bytes | None]], who: str = "",
-                    message: str = "") -> None:
-        """Move every ``(name, old, new)`` or none: RefConflict when any ref is not at its ``old``.
-
-        This default checks all, then swaps one by one (and swaps back what it moved when a later swap loses
-        a race); stores that can do better (one lock set, one transaction) override it."""
-        for name, old, _new in updates:
-            check_ref_name(name)
-            cur = self.read(name)
-            if cur != old:
-                raise RefConflict(f"ref {name} moved: expected {_h(old)[:12]}, found {_h(cur)[:12]}")
-        done: builtins.list[tuple[str, bytes | None, bytes | None]] = []
-        try:
-            for name, old, new in updates:
-                self.cas(name, old, new, who, message)
-                done.append((name, old, new))
-        except BaseException:
-            for name, old, new in reversed(done):
-                with contextlib.suppress(RefConflict):
-                    self.cas(name, new, old, who, f"undo: {message}")
-            raise
 
     def _head_target(self, value: str) -> bytes | None:
         if value.startswith("ref: "):
@@ -302,50 +302,6 @@ class DiskRefs(RefStore):
         self._log(name, old, new, who, message)
         if self.read_head() == f"ref: {name}":
             self._log("HEAD", old, new, who, message)
-
-    def update_many(self, updates: builtins.list[tuple[str, bytes | None, bytes | None]], who: str = "",
-                    message: str = "") -> None:
-        """All locks taken (in name order, so two pushes cannot deadlock), all refs checked, then all renamed."""
-        if len({name for name, _, _ in updates}) != len(updates):
-            raise InvalidInput("the same ref twice in one update")
-        held: dict[str, tuple[Path, Path, int]] = {}
-        try:
-            for name, _, _ in sorted(updates):
-                path = self._path(name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                lock = path.with_name(path.name + ".lock")
-                held[name] = (path, lock, _acquire(lock, name))
-            for name, old, _ in updates:
-                cur = self.read(name)
-                if cur != old:
-                    raise RefConflict(f"ref {name} moved: expected {_h(old)[:12]}, found {_h(cur)[:12]}")
-            for name, _, new in updates:
-                if new is not None:
-                    fd = held[name][2]
-                    os.ftruncate(fd, 0)
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    os.write(fd, (new.hex() + "\n").encode())
-                    os.fsync(fd)
-            for name, _, new in updates:
-                path, lock, fd = held.pop(name)
-                os.close(fd)
-                if new is None:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                    lock.unlink()
-                else:
-                    os.replace(lock, path)
-                fsync_dir(path.parent)
-        finally:
-            for _path, lock, fd in held.values():
-                os.close(fd)
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-        head = self.read_head()
-        for name, old, new in updates:
-            self._log(name, old, new, who, message)
-            if head == f"ref: {name}":
-                self._log("HEAD", old, new, who, message)
 
     def _log(self, name: str, old: bytes | None, new: bytes | None, who: str, message: str) -> None:
         msg = message.replace("\n", " ").replace("\t", " ")

@@ -484,19 +484,18 @@ def _name_clash(repo: Repository, ref: str) -> str | None:
     return None
 
 
+def apply_updates(repo: Repository, updates: list[RefUpdate], who: str, message: str) -> None:
+    """Move several refs together or none (RefConflict): ``RefStore.cas_many``, one transaction where
+    the ref backend has them (forced updates swap from whatever is there now)."""
+    moves = [(u.ref, repo.refs.read(u.ref) if u.force else u.old, u.new) for u in updates]
+    if len(moves) == 1:
+        repo.refs.cas(*moves[0], who, message)
+    elif moves:
+        repo.refs.cas_many(moves, who, message)
+
+
 def apply_update(repo: Repository, u: RefUpdate, who: str, message: str) -> None:
     """Move one ref by compare-and-swap (forced updates swap from whatever is there now)."""
     cur = repo.refs.read(u.ref)
     expected = cur if u.force else u.old
     repo.refs.cas(u.ref, expected, u.new, who, message)
-
-
-def apply_updates(repo: Repository, updates: list[RefUpdate], who: str, message: str) -> None:
-    """Move every ref of one push in one step (``RefStore.update_many``): all of them or, on a lost race
-    (RefConflict), none. Forced updates swap from whatever is there now."""
-    moves: list[tuple[str, bytes | None, bytes | None]] = []
-    for u in updates:
-        cur = repo.refs.read(u.ref)
-        moves.append((u.ref, cur if u.force else u.old, u.new))
-    if moves:
-        repo.refs.update_many(moves, who, message)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from exactvc import received, transfer
 from exactvc.access import RANK, may_push
-from exactvc.errors import BackendUnavailable, ExactError, InvalidInput, RefConflict
+from exactvc.errors import ExactError, InvalidInput, RefConflict
 from exactvc.hooks import run_hook
 from exactvc.refs import check_pushed_ref
 
@@ -137,34 +137,29 @@ def push(name: str) -> Response:
     # the repository's pre-receive hook may refuse the whole push (objects are stored, refs not moved)
     run_hook(repo.exact_dir, "pre-receive", env_extra={"EXACT_PUSHER": user.name},
              stdin=orjson.dumps({"user": user.name, "updates": [x.to_json() for x in updates]}))
-    # the push is atomic: every ref moves in one step, or (one refused or out of date) none does
-    refusals = [transfer.check_update(repo, u) for u in updates]
-    failed: list[transfer.Refusal] = [why for why in refusals if why is not None]
+    # atomic: every update is checked, then all refs move together (one transaction where the ref
+    # backend has them) or none does
+    checks = [(u, transfer.check_update(repo, u)) for u in updates]
+    failed = [why for _u, why in checks if why is not None]
+    results: list[dict[str, Any]] = []
     if not failed:
-        moving = [u for u in updates if repo.refs.read(u.ref) != u.new]
-        moved = {u.ref for u in moving}
+        moves = [u for u in updates if repo.refs.read(u.ref) != u.new]
         try:
-            transfer.apply_updates(repo, moving, user.name, f"push by {user.name}")
-        except RefConflict:  # a concurrent push won the compare-and-swap
-            refusals = [transfer.Refusal("non_fast_forward", 409,
-                                         f"{u.ref} moved during the push; fetch and merge first (non-fast-forward)")
-                        if u.ref in moved else None for u in updates]
-        except BackendUnavailable:
-            raise
+            transfer.apply_updates(repo, moves, user.name, f"push by {user.name}")
+        except RefConflict:  # a concurrent push won a compare-and-swap: nothing moved
+            failed.append(transfer.Refusal("non_fast_forward", 409,
+                                           "a ref moved during the push; fetch and merge first (non-fast-forward)"))
         except (OSError, ExactError):
-            refusals = [transfer.Refusal("ref_name_conflict", 409,
-                                         f"{u.ref} could not be updated (it conflicts with an existing ref name)")
-                        if u.ref in moved else None for u in updates]
-        failed = [why for why in refusals if why is not None]
-    results = []
-    for u, why in zip(updates, refusals, strict=True):
-        if why is not None:
-            results.append({"ref": u.ref, "status": "rejected", "type": why.kind, "reason": why.message})
-        elif failed:
-            results.append({"ref": u.ref, "status": "rejected", "type": "atomic",
-                            "reason": "not moved: another ref of this push was refused (a push moves all or none)"})
-        else:
+            failed.append(transfer.Refusal("ref_name_conflict", 409,
+                                           "the refs could not be updated (a ref name conflicts with an existing one)"))
+    for u, why in checks:
+        if failed and why is None:
+            why = failed[0] if len(updates) == 1 else transfer.Refusal(
+                failed[0].kind, failed[0].status, f"not applied: the push is atomic and {failed[0].message}")
+        if why is None:
             results.append({"ref": u.ref, "status": "ok"})
+        else:
+            results.append({"ref": u.ref, "status": "rejected", "type": why.kind, "reason": why.message})
     if failed:
         return error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,
                               objects=len(items))

@@ -9,6 +9,8 @@ import pytest
 
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
+from tests.engines.postgres import postgres  # noqa: F401  (session PostgreSQL engine fixture)
+from tests.engines.seaweed import s3_env, seaweed  # noqa: F401  (session S3 engine fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the repository; from a worktree (ROOT/../../wt/NAME) the one two levels up
@@ -34,13 +36,3 @@ def run_exact(*args: str, cwd: Path | None = None, input: bytes | None = None) -
     env["EXACT_AUTHOR"] = "Test <test@example.org>"
     return subprocess.run([sys.executable, "-m", "exactvc.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, input=input.decode() if input else None, timeout=300)
-
-
-@pytest.fixture(scope="session")
-def postgres():  # type: ignore[no-untyped-def]
-    """A real PostgreSQL server for the session (tests/engines/postgres.py); stopped at session end."""
-    from .engines.postgres import PostgresEngine
-
-    engine = PostgresEngine()
-    yield engine
-    engine.close()

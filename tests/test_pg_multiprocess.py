@@ -4,12 +4,13 @@ processes; exactly one wins each round, the rest get non-fast-forward, nothing i
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from exactvc import transfer
-from exactvc.backends.postgres import PgDatabase
+from exactvc.backends.postgres import Database
 from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
@@ -21,7 +22,7 @@ CLIENTS, ROUNDS = 8, 3
 
 
 def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, postgres: Any) -> None:
-    url = postgres.new_database()
+    url = postgres.database("t_" + uuid.uuid4().hex[:12])
     root = tmp_path / "srv"
     root.mkdir()
     ok(exact("server", "migrate", "--root", str(root), "--db", url))
@@ -29,7 +30,7 @@ def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, post
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
     servers = [ServerProcess(root, tmp_path / f"s{i}.log", ("--db", url)) for i in range(3)]
-    db = PgDatabase(url)
+    db = Database(url)
     try:
         c = tmp_path / "c"
         ok(exact("clone", servers[0].repo_url("proj"), str(c), token=tok))

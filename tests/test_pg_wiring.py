@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
-from exactvc.backends.postgres import PgDatabase
+from exactvc.backends.postgres import Database
 from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
@@ -14,10 +15,10 @@ from .server_fixtures import add_squares, admin, exact, ok, thread_server
 
 
 def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: Path, postgres: Any) -> None:
-    url = postgres.new_database()
+    url = postgres.database("t_" + uuid.uuid4().hex[:12])
     root = tmp_path / "srv"
     root.mkdir()
-    assert "applied 0001_refs.sql" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    assert "applied migration 1" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
     assert "schema is up to date" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
@@ -31,7 +32,7 @@ def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: 
         add_squares(repo, "slide-1", 3)
         first = repo.commit("first")
         ok(exact("-C", str(c), "push", token=tok))
-        db = PgDatabase(url)
+        db = Database(url)
         try:
             assert PgRefs(db, "proj").list("heads/") == {"heads/main": bytes.fromhex(first)}
             assert [e.who for e in PgRefs(db, "proj").reflog("heads/main")] == ["alice"]

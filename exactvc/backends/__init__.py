@@ -1,1 +1,1 @@
-"""Scale-out backends: objects in S3, metadata (refs, access, sessions, pulls) in PostgreSQL."""
+"""Scale-out storage backends: objects on S3-compatible storage (``s3``), metadata in PostgreSQL."""

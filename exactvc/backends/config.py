@@ -43,11 +43,11 @@ class Backends:
 
     def database(self) -> Any:
         """The shared PostgreSQL pool (opened on first use; one per process)."""
-        from .postgres import PgDatabase
+        from .postgres import Database
 
         with self._lock:
             if self._db is None:
-                self._db = PgDatabase(str(self.db))
+                self._db = Database(str(self.db))
             return self._db
 
     def refs_for(self, repo: str) -> RefStore | None:
@@ -58,7 +58,6 @@ class Backends:
 
         return PgRefs(self.database(), repo)
 
-    def migrate(self) -> list[str]:
-        from .postgres import migrate
-
-        return migrate(self.database()) if self.db else []
+    def migrate(self) -> list[int]:
+        """The schema versions applied now (none without a database)."""
+        return list(self.database().migrate()) if self.db else []

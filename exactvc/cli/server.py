@@ -191,4 +191,4 @@ def server_migrate(root: str, objects: str | None, db: str | None) -> None:
     from ..backends.config import Backends
 
     done = Backends.load(root, objects, db).migrate()
-    click.echo("\n".join(f"applied {n}" for n in done) or "schema is up to date")
+    click.echo("\n".join(f"applied migration {n}" for n in done) or "schema is up to date")

@@ -1,18 +1,23 @@
-"""A real PostgreSQL 15 for the tests: a temporary data dir, a free port on 127.0.0.1, stopped at session end.
+"""A real PostgreSQL for the tests: Debian's PostgreSQL 15 (`make test` installs the package), a cluster
+in a temporary folder on a free 127.0.0.1 port, started once per test session and stopped at its end.
 
-PostgreSQL refuses to run as root, so (as root) the cluster belongs to and runs as user ``postgres``.
-``stop()`` / ``start()`` let fault tests take the database away for a while.
+PostgreSQL refuses to run as root: when the tests run as root the cluster belongs to the ``postgres``
+user and every server command runs through ``runuser``. ``postgres.stopped()`` stops it for a while and
+starts it again on the same port and data (faults).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -23,40 +28,68 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class PostgresEngine:
-    def __init__(self) -> None:
-        if not (BIN / "initdb").exists():
-            raise RuntimeError("PostgreSQL 15 is not installed (make postgresql)")
-        self.dir = Path(tempfile.mkdtemp(prefix="exact-pg-"))
-        self.data = self.dir / "data"
+class Postgres:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
         self.port = _free_port()
-        self._as = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
-        if os.getuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.dir.chmod(0o755)
-        subprocess.run([*self._as, str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                        "--no-sync"], check=True, capture_output=True, timeout=120)
-        self.start()
+        self.as_root = os.geteuid() == 0
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        cmd = [str(BIN / args[0]), *args[1:]]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {r.stdout[-1000:]} {r.stderr[-2000:]}")
+
+    def init(self) -> None:
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run([*self._as, str(BIN / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
-                        str(self.dir / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=90)
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"), "-w",
+                  "-t", "60", "start")
 
     def stop(self) -> None:
-        subprocess.run([*self._as, str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
-                        "stop"], check=False, capture_output=True, timeout=90)
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
 
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def new_database(self) -> str:
-        """A fresh, empty database (one per test) and its URL."""
-        name = "t_" + uuid.uuid4().hex[:12]
-        subprocess.run([*self._as, str(BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                        "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
-        return self.url(name)
+    def database(self, name: str) -> str:
+        """A fresh database ``name`` (dropped first if it exists); its URL."""
+        import psycopg
 
-    def close(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The engine is down inside the block and back (same port, same data) after it."""
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            yield
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    if not (BIN / "initdb").exists():
+        pytest.fail(f"{BIN}/initdb is missing: `make test` installs PostgreSQL 15 (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="exact-pg-"))
+    engine = Postgres(root)
+    engine.init()
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(root, ignore_errors=True)
