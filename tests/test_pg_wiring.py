@@ -11,7 +11,7 @@ from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 
-from .server_fixtures import add_squares, admin, exact, ok, thread_server
+from .server_fixtures import add_squares, admin, exact, ok, request, thread_server
 
 
 def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: Path, postgres: Any) -> None:
@@ -48,3 +48,21 @@ def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: 
 def test_bad_backend_settings_are_one_line_errors(tmp_path: Path) -> None:
     res = exact("serve", str(tmp_path), "--db", "mysql://x")
     assert res.returncode != 0 and "postgresql://" in res.stderr
+
+
+def test_database_stopped_gives_503_then_ok(tmp_path: Path, postgres: Any) -> None:
+    url = postgres.database("t_" + uuid.uuid4().hex[:12])
+    root = tmp_path / "srv"
+    root.mkdir()
+    ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    admin(root, "repo", "add", "proj")
+    tok = admin(root, "user", "add", "alice")
+    admin(root, "grant", "alice", "maintain", "proj")
+    with thread_server(root, db=url) as srv:
+        refs_url = srv.repo_url("proj") + "/info/refs"
+        assert request("GET", refs_url, token=tok).status == 200
+        with postgres.stopped():
+            r = request("GET", refs_url, token=tok)
+            assert r.status == 503, r.body
+            assert r.error()["type"] == "backend_unavailable"
+        assert request("GET", refs_url, token=tok).status == 200
