@@ -32,6 +32,7 @@ ROLES = ("read", "annotate", "maintain", "admin")
 RANK = {r: i + 1 for i, r in enumerate(ROLES)}
 DB_NAME = ".exact-server.sqlite"
 DEFAULT_PROTECTED = ("main",)
+MODES = ("cooperative", "blind", "second-opinion")  # annotation modes (docs/collaboration.md)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, active INTEGER NOT NULL,
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT 
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS login_failures (key TEXT PRIMARY KEY, count INTEGER NOT NULL, first INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS repo_settings (repo TEXT PRIMARY KEY, anonymous_read INTEGER NOT NULL DEFAULT 0,
-    protected TEXT NOT NULL DEFAULT 'main', required_approvals INTEGER NOT NULL DEFAULT 0);
+    protected TEXT NOT NULL DEFAULT 'main', required_approvals INTEGER NOT NULL DEFAULT 0,
+    mode TEXT NOT NULL DEFAULT 'cooperative', opinions INTEGER NOT NULL DEFAULT 1);
 """
 
 
@@ -120,6 +122,12 @@ class AccessStore(SqliteDB):
                 conn.execute("ALTER TABLE repo_settings ADD COLUMN required_approvals INTEGER NOT NULL DEFAULT 0")
             except sqlite3.OperationalError:  # another process added it meanwhile
                 pass
+        for col, decl in (("mode", "TEXT NOT NULL DEFAULT 'cooperative'"), ("opinions", "INTEGER NOT NULL DEFAULT 1")):
+            if col not in cols:  # databases made before annotation modes
+                try:
+                    conn.execute(f"ALTER TABLE repo_settings ADD COLUMN {col} {decl}")
+                except sqlite3.OperationalError:
+                    pass
 
     def _before_commit(self, conn: sqlite3.Connection) -> None:
         if conn.total_changes != getattr(self._local, "changes", 0):
@@ -369,15 +377,17 @@ class AccessStore(SqliteDB):
     # --- settings ---
     def settings(self, repo: str) -> dict[str, Any]:
         with self._db() as db:
-            row = db.execute("SELECT anonymous_read, protected, required_approvals FROM repo_settings WHERE repo = ?",
-                             (repo,)).fetchone()
+            row = db.execute("SELECT anonymous_read, protected, required_approvals, mode, opinions FROM repo_settings "
+                             "WHERE repo = ?", (repo,)).fetchone()
         if row is None:
-            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED), "required_approvals": 0}
+            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED), "required_approvals": 0,
+                    "mode": "cooperative", "opinions": 1}
         return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p],
-                "required_approvals": int(row[2])}
+                "required_approvals": int(row[2]), "mode": str(row[3]), "opinions": int(row[4])}
 
     def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None,
-                     required_approvals: int | None = None) -> None:
+                     required_approvals: int | None = None, mode: str | None = None,
+                     opinions: int | None = None) -> None:
         """Change a repository's settings; values of the wrong type, or branch names that are not plain
         branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes.
         ``required_approvals``: approvals a pull request into a protected branch needs (0-100)."""
@@ -388,6 +398,11 @@ class AccessStore(SqliteDB):
                                                not 0 <= required_approvals <= 100):
             raise InvalidInput(f"required_approvals must be a whole number from 0 to 100, not {required_approvals!r}")
 
+        if mode is not None and mode not in MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if opinions is not None and (not isinstance(opinions, int) or isinstance(opinions, bool) or
+                                     not 1 <= opinions <= 20):
+            raise InvalidInput(f"opinions must be a whole number from 1 to 20, not {opinions!r}")
         if anonymous_read is not None and not isinstance(anonymous_read, bool):
             raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
         if protected is not None:
@@ -402,9 +417,12 @@ class AccessStore(SqliteDB):
         anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
         prot = cur["protected"] if protected is None else protected
         need = cur["required_approvals"] if required_approvals is None else required_approvals
+        md = cur["mode"] if mode is None else mode
+        ops = cur["opinions"] if opinions is None else opinions
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected, required_approvals) "
-                       "VALUES (?, ?, ?, ?)", (repo, int(bool(anon)), ",".join(prot), need))  # type: ignore[arg-type]
+            db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected, required_approvals, "
+                       "mode, opinions) VALUES (?, ?, ?, ?, ?, ?)",
+                       (repo, int(bool(anon)), ",".join(prot), need, md, ops))  # type: ignore[arg-type]
 
 
 def may_push(role: str | None, user: User | None, branch_ref: str, protected: list[str], force: bool,
@@ -437,3 +455,21 @@ def may_push(role: str | None, user: User | None, branch_ref: str, protected: li
     if force or delete:
         return "only maintainers may force-push or delete shared branches"
     return None
+
+
+def ref_visible(mode: str, role: str | None, user: User | None, ref: str, protected: list[str]) -> bool:
+    """The one ref-visibility rule: may this caller see ``ref`` (``heads/...``, ``tags/...``)?
+
+    In blind mode, callers below ``maintain`` see only their own branches ``users/NAME/*``, the protected
+    (shared) branches and tags; every other ref, and so every object only it reaches, is hidden.
+    """
+    if mode != "blind" or (role is not None and RANK[role] >= RANK["maintain"]):
+        return True
+    if ref.startswith("tags/"):
+        return True
+    if not ref.startswith("heads/"):
+        return False
+    name = ref[len("heads/"):]
+    if user is not None and name.startswith(f"users/{user.name}/"):
+        return True
+    return not name.startswith("users/") and name in protected

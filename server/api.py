@@ -233,7 +233,8 @@ def roles(name: str) -> Response:
 @api.put("/repos/<name>/settings")
 def settings(name: str) -> Response:
     require(name, "admin")
-    body = _only_keys(_json_body(), {"anonymous_read", "protected", "required_approvals"}, "settings")
+    body = _only_keys(_json_body(), {"anonymous_read", "protected", "required_approvals", "mode", "opinions"},
+                      "settings")
     anon = body.get("anonymous_read")
     if "anonymous_read" in body and not isinstance(anon, bool):
         raise InvalidInput(f"anonymous_read must be true or false, not {anon!r}")
@@ -243,5 +244,11 @@ def settings(name: str) -> Response:
     need = body.get("required_approvals")
     if "required_approvals" in body and (not isinstance(need, int) or isinstance(need, bool)):
         raise InvalidInput(f"required_approvals must be a whole number, not {need!r}")
-    access().set_settings(name, anonymous_read=anon, protected=prot, required_approvals=need)
+    mode, opinions = body.get("mode"), body.get("opinions")
+    if "mode" in body and not isinstance(mode, str):
+        raise InvalidInput(f"mode must be a string, not {mode!r}")
+    if "opinions" in body and (not isinstance(opinions, int) or isinstance(opinions, bool)):
+        raise InvalidInput(f"opinions must be a whole number, not {opinions!r}")
+    access().set_settings(name, anonymous_read=anon, protected=prot, required_approvals=need, mode=mode,
+                          opinions=opinions)
     return jsonify(access().settings(name))

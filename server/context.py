@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, current_app, g, has_request_context, jsonify, request
 
-from exactvc.access import RANK, AccessStore, User, check_name
+from exactvc.access import RANK, AccessStore, User, check_name, ref_visible
 from exactvc.backends.config import Backends
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.repo import Repository
@@ -48,10 +48,27 @@ class Repos:
                     repo.refs = shared  # the refs live in the shared database (several server processes)
                 self._open[name] = repo
         repo.store.refresh()  # type: ignore[attr-defined]
-        return repo
+        return _scope(name, repo)
 
     def names(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file())
+
+
+def _scope(name: str, repo: Repository) -> Repository:
+    """In a request on a blind-mode repository, the caller's view of it (exactvc/visibility.py)."""
+    if not has_request_context():
+        return repo
+    st = access().settings(name)
+    if st["mode"] != "blind":
+        return repo
+    user = current_user()
+    role = access().role(name, user)
+    if role is not None and RANK[role] >= RANK["maintain"]:
+        return repo
+    from exactvc.visibility import scoped
+
+    prot = list(st["protected"])
+    return scoped(repo, lambda ref: ref_visible("blind", role, user, ref, prot))
 
 
 def _valid_name(name: str) -> bool:

@@ -274,7 +274,11 @@ OPENAPI: dict[str, Any] = {
                                              _obj({"anonymous_read": {"type": "boolean"},
                                                    "protected": {"type": "array", "items": _STR},
                                                    "required_approvals": {"type": "integer", "minimum": 0,
-                                                                          "maximum": 100}})),
+                                                                          "maximum": 100},
+                                                   "mode": {"type": "string",
+                                                            "enum": ["cooperative", "blind", "second-opinion"]},
+                                                   "opinions": {"type": "integer", "minimum": 1,
+                                                                "maximum": 20}})),
         **PULL_PATHS,
         **EXACT_PATHS,
         "/api/v1/repos/{name}/runs": _op("get", "Runs, oldest first (docs/experiments.md)", [

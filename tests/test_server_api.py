@@ -439,7 +439,8 @@ def test_repos_refs_log_commits_diff_images_labels(api: Api) -> None:
     info = api.get("/api/v1/repos/proj", who="reader").json()
     assert info["role"] == "read" and info["head"] == "ref: heads/main"
     assert {"name": "main", "commit": main.hex(), "current": True} in info["branches"]
-    assert info["settings"] == {"anonymous_read": False, "protected": ["main"], "required_approvals": 0}
+    assert info["settings"] == {"anonymous_read": False, "protected": ["main"], "required_approvals": 0,
+                                "mode": "cooperative", "opinions": 1}
     assert api.get("/api/v1/repos/nope").status == 404
     # no read access: a private repository answers like a missing one (404 signed in, 401 anonymous)
     hidden, missing = api.get("/api/v1/repos/big", who="annotator"), api.get("/api/v1/repos/nobig", who="annotator")

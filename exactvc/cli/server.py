@@ -137,6 +137,20 @@ def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
     click.echo(f"Created repository {name}")
 
 
+@server_repo.command("set")
+@click.argument("name")
+@root_option
+@click.option("--mode", type=click.Choice(["cooperative", "blind", "second-opinion"]), default=None,
+              help="Annotation mode (docs/collaboration.md).")
+@click.option("--opinions", type=int, default=None, help="Verifications each annotation needs (second opinion).")
+def server_repo_set(name: str, root: str, mode: str | None, opinions: int | None) -> None:
+    """Change the annotation mode of ROOT/NAME."""
+    acc = _access(root)
+    acc.set_settings(name, mode=mode, opinions=opinions)
+    st = acc.settings(name)
+    click.echo(f"{name}: mode {st['mode']}, opinions {st['opinions']}")
+
+
 @server.command("grant")
 @click.argument("who")
 @click.argument("role")

@@ -1,0 +1,67 @@
+"""Annotation modes: settings in the access store and the blind-mode ref-visibility rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exactvc.access import AccessStore, User, ref_visible
+from exactvc.errors import InvalidInput
+
+
+def test_mode_settings_round_trip(tmp_path: Path) -> None:
+    a = AccessStore(tmp_path)
+    assert a.settings("r")["mode"] == "cooperative"
+    a.set_settings("r", mode="second-opinion", opinions=2)
+    assert a.settings("r")["mode"] == "second-opinion" and a.settings("r")["opinions"] == 2
+    a.set_settings("r", required_approvals=1)  # other settings keep the mode
+    assert a.settings("r")["mode"] == "second-opinion"
+    with pytest.raises(InvalidInput):
+        a.set_settings("r", mode="secret")
+    with pytest.raises(InvalidInput):
+        a.set_settings("r", opinions=0)
+    assert a.settings("r")["opinions"] == 2
+
+
+def test_blind_ref_visibility() -> None:
+    alice, bob = User(1, "alice"), User(2, "bob")
+    prot = ["main"]
+    assert ref_visible("blind", "annotate", alice, "heads/users/alice/study", prot)
+    assert not ref_visible("blind", "annotate", alice, "heads/users/bob/study", prot)
+    assert not ref_visible("blind", "annotate", alice, "heads/consensus", prot)
+    assert not ref_visible("blind", "read", None, "heads/users/bob/study", prot)
+    assert ref_visible("blind", "annotate", alice, "heads/main", prot)
+    assert ref_visible("blind", "maintain", bob, "heads/users/alice/study", prot)
+    assert ref_visible("cooperative", "read", alice, "heads/users/bob/study", prot)
+
+
+def test_blind_mode_hides_other_annotators_refs_on_a_real_server(tmp_path: Path) -> None:
+    from exactvc.history import commit_changes
+
+    from .conftest import square
+    from .server_fixtures import make_repo, request, thread_server, users
+
+    root = tmp_path / "root"
+    root.mkdir()
+    repo = make_repo(root / "study")
+    for who in ("alice", "bob", "carol"):
+        commit_changes(repo, f"users/{who}/study", None, "slide-1", f"{who} labels", f"{who} <{who}@x>",
+                       create=[{"label": "cell", "geometry": square(0, 0)}], start="main")
+    tokens = users(root, {"alice": "annotate", "bob": "annotate", "carol": "annotate", "lead": "maintain"}, "study")
+    AccessStore(root).set_settings("study", mode="blind")
+    with thread_server(root) as srv:
+        for route in ("/study/info/refs", "/api/v1/repos/study/refs"):
+            seen = set(request("GET", srv.url + route, token=tokens["alice"]).json()["refs"])
+            assert "heads/users/alice/study" in seen and "heads/main" in seen
+            assert not any("bob" in r or "carol" in r for r in seen), seen
+            lead = set(request("GET", srv.url + route, token=tokens["lead"]).json()["refs"])
+            assert {"heads/users/bob/study", "heads/users/carol/study"} <= lead
+        r = request("GET", srv.url + "/api/v1/repos/study/images/slide-1/annotations?rev=users/bob/study",
+                    token=tokens["alice"])
+        assert r.status == 404 and "bob" not in r.body.decode().replace("users/bob/study", "")
+        own = request("GET", srv.url + "/api/v1/repos/study/images/slide-1/annotations?rev=users/alice/study",
+                      token=tokens["alice"])
+        assert own.status == 200 and own.json()["count"] == 1
+        r = request("GET", srv.url + "/api/v1/repos/study/log?rev=users/carol/study", token=tokens["alice"])
+        assert r.status == 404
