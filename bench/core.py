@@ -605,16 +605,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     ))
 
     # --- 2. edits
-    # the harness's own heap (a million generated ids and more) must not be what the garbage collector walks
-    # during a measured step: freeze what exists now, as a long-running server would after start-up
-    import gc
-
+    # no gc.freeze() / gc.disable(): the collector walks whatever the process holds, as in a user's process
     from exactvc.repo import Repository
 
-    gc.collect()
-    gc.freeze()
-    notes.append("in-process steps: gc.freeze() after loading, so collections skip the benchmark harness's "
-                 "own objects")
     notes.append("before each timed step, os.sync(): no step's fsyncs wait behind the previous step's writeback")
     settle()
 
@@ -794,8 +787,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     first = qrepo.query(IMAGE, wins[0])
     build_s = now() - t0
     q_ms, counts, mismatches = [], [], 0
-    gc.collect()
-    gc.freeze()  # again: what the edits and the log step left
     gcp = GcPauses()
     with gcp:
         for w in wins[1:]:

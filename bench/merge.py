@@ -299,11 +299,6 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     write_branch_file(data, gfile, base_over, [])
     g.run("commit", "-q", "-a", "-m", f"fix {k} outlines")
 
-    # the harness's own heap (a million generated ids and more) must not be what the garbage collector walks
-    # during a measured step: freeze what exists now, as a long-running server would after start-up
-    gc.collect()
-    gc.freeze()
-    notes.append("gc.freeze() after loading, so collections during measured steps skip the harness's own objects")
     log("1. diff")
     quiet_diff = wait_quiet()
     load_diff = load1()

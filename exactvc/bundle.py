@@ -3,7 +3,8 @@
 
     "EXBNDL1\\n"
     u32 LE     length of the header
-    header     JSON {"refs": {BRANCH: commit hex}, "prerequisites": [commit hex, ...]}
+    header     JSON {"refs": {BRANCH: commit hex}, "tags": {TAG: commit or tag object hex},
+               "prerequisites": [commit hex, ...]}  ("tags" may be absent: older bundles)
     stream     the object stream of docs/protocol.md (framed, zlib, ids checked, blake3 trailer)
 
 Prerequisites are commits the receiver must already have (the ``A`` of ``A..B``); objects may travel
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -39,13 +40,20 @@ class Bundle:
     refs: dict[str, bytes]
     prerequisites: list[bytes]
     items: list[Pending]
+    tags: dict[str, bytes] = field(default_factory=dict)  # tag name -> commit or annotated tag object
+
+    def tips(self) -> list[tuple[bytes, str]]:
+        """Every ref the bundle carries, as (object id, ``heads/NAME`` or ``tags/NAME``)."""
+        return ([(oid, "heads/" + n) for n, oid in sorted(self.refs.items())]
+                + [(oid, "tags/" + n) for n, oid in sorted(self.tags.items())])
 
 
-def _parse_revs(repo: Repository, revs: list[str]) -> tuple[dict[str, bytes], list[bytes]]:
+def _parse_revs(repo: Repository, revs: list[str]) -> tuple[dict[str, bytes], dict[str, bytes], list[bytes]]:
+    """(branches, tags, prerequisites) named by ``revs``: ``NAME`` or ``BASE..NAME``, where NAME is a
+    branch, else a tag."""
     refs: dict[str, bytes] = {}
+    tags: dict[str, bytes] = {}
     haves: list[bytes] = []
-    if not revs:
-        raise InvalidInput("name what to bundle: BRANCH or BASE..BRANCH")
     for rev in revs:
         lo, sep, hi = rev.partition("..")
         name = hi if sep else rev
@@ -53,30 +61,44 @@ def _parse_revs(repo: Repository, revs: list[str]) -> tuple[dict[str, bytes], li
             name = repo.current_branch() or ""
             if not name:
                 raise InvalidInput("HEAD is detached: name a branch to bundle")
-        check_short_name(name, "bundled branch")
-        oid = repo.refs.read("heads/" + name)
-        if oid is None:
-            raise NotFound(f"no branch {name!r} to bundle")
-        refs[name] = oid
+        is_tag = name.startswith("tags/")
+        name = name.removeprefix("tags/")
+        check_short_name(name, "bundled branch or tag")
+        oid = None if is_tag else repo.refs.read("heads/" + name)
+        if oid is not None:
+            refs[name] = oid
+        else:
+            oid = repo.refs.read("tags/" + name)
+            if oid is None:
+                raise NotFound(f"no branch or tag {name!r} to bundle")
+            tags[name] = oid
         if sep:
             haves.append(repo.resolve(lo or "HEAD"))
-    return refs, haves
+    return refs, tags, haves
 
 
-def create(repo: Repository, path: str | os.PathLike[str], revs: list[str]) -> dict[str, Any]:
-    """Write branches (``BRANCH``, or ``BASE..BRANCH`` for only what BASE lacks) to one bundle file."""
+def create(repo: Repository, path: str | os.PathLike[str], revs: list[str], all_tags: bool = False) -> dict[str, Any]:
+    """Write branches and tags (``NAME``, or ``BASE..NAME`` for only what BASE lacks) to one bundle file;
+    ``all_tags``: every local tag too (annotated tags travel as their tag objects)."""
     import io
 
-    refs, haves = _parse_revs(repo, revs)
-    oids = list(transfer.objects_with_bases(repo, list(refs.values()), haves))
+    if not revs and not all_tags:
+        raise InvalidInput("name what to bundle: BRANCH, TAG or BASE..BRANCH (or --tags)")
+    refs, tags, haves = _parse_revs(repo, revs)
+    if all_tags:
+        for ref, oid in repo.refs.list("tags/").items():
+            tags.setdefault(ref.removeprefix("tags/"), oid)
+    oids = list(transfer.objects_with_bases(repo, [*refs.values(), *tags.values()], haves))
     buf = io.BytesIO()
     n = transfer.write_stream(repo, oids, buf)
-    header = json.dumps({"refs": {k: v.hex() for k, v in sorted(refs.items())},
-                         "prerequisites": sorted({h.hex() for h in haves})}, sort_keys=True).encode()
+    meta: dict[str, Any] = {"refs": {k: v.hex() for k, v in sorted(refs.items())},
+                            "prerequisites": sorted({h.hex() for h in haves})}
+    if tags:
+        meta["tags"] = {k: v.hex() for k, v in sorted(tags.items())}
+    header = json.dumps(meta, sort_keys=True).encode()
     data = MAGIC + struct.pack("<I", len(header)) + header + buf.getvalue()
     atomic_write(Path(path), data)
-    return {"path": str(path), "refs": {k: v.hex() for k, v in sorted(refs.items())},
-            "prerequisites": sorted({h.hex() for h in haves}), "objects": n, "bytes": len(data)}
+    return {"path": str(path), **meta, "tags": meta.get("tags", {}), "objects": n, "bytes": len(data)}
 
 
 def read(repo: Repository, f: IO[bytes], max_bytes: int = 1 << 34) -> Bundle:
@@ -94,16 +116,21 @@ def read(repo: Repository, f: IO[bytes], max_bytes: int = 1 << 34) -> Bundle:
         meta = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise transfer.BadStream("bundle header is not valid JSON") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("refs"), dict) or not meta["refs"] or \
+    if not isinstance(meta, dict) or not isinstance(meta.get("refs"), dict) or \
+            not isinstance(meta.get("tags", {}), dict) or not (meta["refs"] or meta.get("tags")) or \
             not isinstance(meta.get("prerequisites", []), list):
-        raise transfer.BadStream("bundle header must hold refs (branch -> commit) and prerequisites")
+        raise transfer.BadStream("bundle header must hold refs (branch -> commit), tags and prerequisites")
     refs: dict[str, bytes] = {}
-    for name, oid in meta["refs"].items():
-        check_short_name(name, "bundled branch")
-        b = transfer._opt_hex(oid)
-        if b is None:
-            raise transfer.BadStream(f"bundle ref {name} has no commit")
-        refs[name] = b
+    tags: dict[str, bytes] = {}
+    for into, what, names in ((refs, "branch", meta["refs"]), (tags, "tag", meta.get("tags", {}))):
+        for name, oid in names.items():
+            if not isinstance(name, str):
+                raise transfer.BadStream(f"bundle {what} name is not a string")
+            check_short_name(name, f"bundled {what}")
+            b = transfer._opt_hex(oid)
+            if b is None:
+                raise transfer.BadStream(f"bundle {what} {name} has no object")
+            into[name] = b
     prereq = [b for x in meta.get("prerequisites", []) if (b := transfer._opt_hex(x)) is not None]
     for p in prereq:
         if not repo.store.has(p):
@@ -112,7 +139,7 @@ def read(repo: Repository, f: IO[bytes], max_bytes: int = 1 << 34) -> Bundle:
     items = transfer.read_stream(repo, f, max_bytes)
     if f.read(1):
         raise transfer.BadStream("trailing bytes after the bundle's object stream")
-    return Bundle(refs, prereq, items)
+    return Bundle(refs, prereq, items, tags)
 
 
 def verify(repo: Repository, path: str | os.PathLike[str]) -> tuple[Bundle, dict[str, Any]]:
@@ -120,18 +147,29 @@ def verify(repo: Repository, path: str | os.PathLike[str]) -> tuple[Bundle, dict
     with open(path, "rb") as f:
         b = read(repo, f)
     transfer.verify_closure(repo, b.items)
-    received.refuse_invalid(repo, b.items, [(oid, "heads/" + ref) for ref, oid in b.refs.items()])
+    received.refuse_invalid(repo, b.items, b.tips())
     new = sum(1 for p in b.items if not repo.store.has(p.oid))
     return b, {"path": str(path), "ok": True, "refs": {k: v.hex() for k, v in sorted(b.refs.items())},
+               "tags": {k: v.hex() for k, v in sorted(b.tags.items())},
                "prerequisites": [p.hex() for p in b.prerequisites], "objects": len(b.items), "new": new}
 
 
 def unbundle(repo: Repository, path: str | os.PathLike[str], who: str = "exact") -> dict[str, Any]:
     """Verify, store the objects, then create or fast-forward each bundled branch (a branch that would not
-    fast-forward, or the checked-out branch, is kept and reported)."""
+    fast-forward, or the checked-out branch, is kept and reported) and create each bundled tag (a tag
+    that exists here with another value is kept, as fetch keeps tags, and reported in ``tags_kept``)."""
     from .graph import is_ancestor
+    from .refs import check_new_tag
 
     b, info = verify(repo, path)
+    tags_new, tags_kept = {}, {}
+    for name, oid in sorted(b.tags.items()):
+        cur = repo.refs.read("tags/" + name)
+        if cur is None:
+            check_new_tag(repo.refs, name)  # before anything is stored: a refusal changes nothing
+            tags_new[name] = oid.hex()
+        elif cur != oid:
+            tags_kept[name] = oid.hex()
     new = [p for p in b.items if not repo.store.has(p.oid)]
     if new:
         repo.store.write(new)
@@ -151,4 +189,7 @@ def unbundle(repo: Repository, path: str | os.PathLike[str], who: str = "exact")
             check_new_branch(repo.refs, name)
         repo.refs.cas(ref, cur, oid, who, f"unbundle {Path(path).name}")
         updated[name] = oid.hex()
-    return {**info, "stored": len(new), "updated": updated, "kept": kept}
+    for name, hexid in tags_new.items():
+        repo.refs.cas("tags/" + name, None, bytes.fromhex(hexid), who, f"unbundle {Path(path).name}")
+    return {**info, "stored": len(new), "updated": updated, "kept": kept, "tags_updated": tags_new,
+            "tags_kept": tags_kept}

@@ -300,23 +300,33 @@ def upload_bundle(name: str) -> Response:
     max_bytes = int(request.max_content_length or 1 << 34)
     b = bundle.read(repo, request.stream, max_bytes)
     transfer.verify_closure(repo, b.items)
-    received.refuse_invalid(repo, b.items, [(oid, "heads/" + ref) for ref, oid in b.refs.items()])
+    received.refuse_invalid(repo, b.items, b.tips())
     fps: set[str] = set()
-    for oid in b.refs.values():
+    for oid, _ref in b.tips():
         fps |= received.tip_fingerprints(repo, b.items, oid)
     pixels.check_pushed_images(name, user, fps)
+    if not b.refs:
+        raise InvalidInput("the bundle carries no branch (only tags): bundle a branch to open a pull request")
     want = request.args.get("ref")
     if want is not None and want not in b.refs:
         raise InvalidInput(f"the bundle has no branch {want[:80]!r} (it has {', '.join(sorted(b.refs))})")
     ref = want or sorted(b.refs)[0]
     branch = request.args.get("branch") or f"bundles/{ref}"
     new = [p for p in b.items if not repo.store.has(p.oid)]
-    from exactvc.refs import check_new_branch, check_short_name
+    from exactvc.refs import check_new_branch, check_new_tag, check_short_name
 
     check_short_name(branch, "branch")
     cur = repo.refs.read("heads/" + branch)
     if cur is None:
         check_new_branch(repo.refs, branch)
+    tags_new, tags_kept = {}, {}
+    for tag, oid in sorted(b.tags.items()):  # new tags are created; one that exists here is kept
+        cur_tag = repo.refs.read("tags/" + tag)
+        if cur_tag is None:
+            check_new_tag(repo.refs, tag)  # before anything is stored: a refusal changes nothing
+            tags_new[tag] = oid.hex()
+        elif cur_tag != oid:
+            tags_kept[tag] = oid.hex()
     if new:
         repo.store.write(new)
     tip = b.refs[ref]
@@ -328,8 +338,13 @@ def upload_bundle(name: str) -> Response:
 
             raise Conflict(why.message)
         transfer.apply_update(repo, u, user.name, f"bundle uploaded by {user.name}")
+    for tag, hexid in tags_new.items():
+        transfer.apply_update(repo, transfer.RefUpdate("tags/" + tag, None, bytes.fromhex(hexid)), user.name,
+                              f"bundle uploaded by {user.name}")
     out: dict[str, Any] = {"branch": branch, "head": tip.hex(), "objects": len(b.items), "new": len(new),
-                           "refs": {k: v.hex() for k, v in b.refs.items()}}
+                           "refs": {k: v.hex() for k, v in b.refs.items()},
+                           "tags": {k: v.hex() for k, v in b.tags.items()}, "tags_created": tags_new,
+                           "tags_kept": tags_kept}
     title = request.args.get("title")
     if title is not None:
         pr = service.create(repo, store(), name, user.name, title, request.args.get("body", ""), branch,

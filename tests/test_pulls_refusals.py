@@ -243,3 +243,63 @@ def test_conflicts_drafts_threads_and_lapsing_decisions(world: World) -> None:
     ag = w.call("GET", f"/pulls/{n}/agreement").json()
     corrected = {x["id"]: x["iou"] for x in ag["corrected_geometry"]["annotations"]}
     assert set(corrected) == {w.ids[0], w.ids[7]} and all(0 <= v < 1 for v in corrected.values()), corrected
+
+
+def test_merge_preview_applies_the_rejections(world: World) -> None:
+    """The preview is what merging produces: rejecting the changes that conflict with the target removes
+    the conflicts from the preview, and the merge then needs no resolutions."""
+    w = world
+    from exactvc.history import commit_changes
+
+    repo = Repository.open(w.root / "proj")
+    n = _open(w)["number"]
+    # main redraws ids[6] (bob redraws it too) and deletes ids[0] (bob relabels it): two conflicts
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[6], "geometry": square(800, 800, 11)}], delete=[w.ids[0]])
+    pv = w.call("GET", f"/pulls/{n}/merge").json()
+    assert {c["id"]: c["kind"] for c in pv["conflicts"]} == {w.ids[6]: "modify/modify", w.ids[0]: "delete/modify"}
+    assert pv["rejected"] == 0 and pv["applied"] == 11
+    # reject one of them: only the other is left in the preview
+    assert w.call("POST", f"/pulls/{n}/decisions", {"decision": "reject", "ids": [w.ids[6]]}).status == 200
+    pv = w.call("GET", f"/pulls/{n}/merge").json()
+    assert [c["id"] for c in pv["conflicts"]] == [w.ids[0]], pv["conflicts"]
+    assert pv["rejected"] == 1 and pv["applied"] == 10
+    # reject both: no conflict left, and merging needs no resolution
+    w.call("POST", f"/pulls/{n}/decisions", {"decision": "reject", "ids": [w.ids[0]]})
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    pv = w.call("GET", f"/pulls/{n}/merge").json()
+    assert pv["conflicts"] == [] and pv["mergeable"] is True and pv["rejected"] == 2, pv
+    rep = w.call("POST", f"/pulls/{n}/merge", {})
+    assert rep.status == 200, rep.body
+    assert rep.json()["conflicts_resolved"] == 0 and rep.json()["rejected"] == 2
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert w.ids[0] not in ann  # main's delete stands
+    assert ann[w.ids[6]].geojson == square(800, 800, 11)  # main's outline, bob's redraw rejected
+    assert ann[w.ids[1]].label == "tumor"  # an accepted (undecided) relabel merged
+
+
+def test_merge_preview_conflicts_are_the_merge_conflicts(world: World) -> None:
+    """With a rejection that leaves a conflict, the preview's conflicts are exactly those the merge asks to
+    resolve, and resolving them as the preview listed them merges."""
+    w = world
+    from exactvc.history import commit_changes
+
+    repo = Repository.open(w.root / "proj")
+    n = _open(w)["number"]
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[6], "geometry": square(800, 800, 11)},
+                           {"id": w.ids[7], "geometry": square(900, 900, 11)}])
+    w.call("POST", f"/pulls/{n}/decisions", {"decision": "reject", "ids": [w.ids[7], w.ids[2]]})
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    pv = w.call("GET", f"/pulls/{n}/merge").json()
+    assert [c["id"] for c in pv["conflicts"]] == [w.ids[6]] and pv["rejected"] == 2
+    rep = w.call("POST", f"/pulls/{n}/merge", {})
+    assert rep.status == 409 and "1 conflict " in rep.error()["message"], rep.body
+    rep = w.call("POST", f"/pulls/{n}/merge", {"resolutions": [{"side": "theirs", "ids": [c["id"] for c in
+                                                                                         pv["conflicts"]]}]})
+    assert rep.status == 200, rep.body
+    assert rep.json()["conflicts_resolved"] == 1
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert ann[w.ids[6]].geojson == square(3000 + 30 * 0, 3000, 12)  # bob's redraw, chosen
+    assert ann[w.ids[7]].geojson == square(900, 900, 11)  # bob's redraw rejected: main's
+    assert ann[w.ids[2]].label == "cell"  # bob's relabel rejected

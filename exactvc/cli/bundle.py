@@ -14,18 +14,20 @@ def bundle() -> None:
 
 @bundle.command("create")
 @click.argument("file")
-@click.argument("revs", nargs=-1, required=True)
+@click.argument("revs", nargs=-1)
+@click.option("--tags", "all_tags", is_flag=True, help="Carry every local tag too.")
 @json_option
 @pass_ctx
-def create(c: Ctx, file: str, revs: tuple[str, ...], as_json: bool) -> None:
-    """Write REVS (BRANCH, or BASE..BRANCH for what BASE lacks) to FILE."""
+def create(c: Ctx, file: str, revs: tuple[str, ...], all_tags: bool, as_json: bool) -> None:
+    """Write REVS (BRANCH or TAG, or BASE..BRANCH for what BASE lacks) to FILE."""
     from .. import bundle as bd
 
-    res = bd.create(c.repo, file, list(revs))
+    res = bd.create(c.repo, file, list(revs), all_tags=all_tags)
     if as_json:
         emit_json("bundle", res)
     else:
-        click.echo(f"Wrote {file}: {', '.join(res['refs'])} ({res['objects']} objects, {human(res['bytes'])}B)")
+        names = [*res["refs"], *(f"tag {t}" for t in res["tags"])]
+        click.echo(f"Wrote {file}: {', '.join(names)} ({res['objects']} objects, {human(res['bytes'])}B)")
 
 
 @bundle.command("verify")
@@ -40,7 +42,8 @@ def verify(c: Ctx, file: str, as_json: bool) -> None:
     if as_json:
         emit_json("bundle", res)
     else:
-        click.echo(f"{file} is okay: {', '.join(res['refs'])} ({res['objects']} objects, {res['new']} new)")
+        names = [*res["refs"], *(f"tag {t}" for t in res["tags"])]
+        click.echo(f"{file} is okay: {', '.join(names)} ({res['objects']} objects, {res['new']} new)")
 
 
 @bundle.command("unbundle")
@@ -59,6 +62,10 @@ def unbundle(c: Ctx, file: str, as_json: bool) -> None:
             click.echo(f"  {name} -> {oid[:12]}")
         for name, oid in res["kept"].items():
             click.echo(f"  {name} kept (the bundle has {oid[:12]}, not a fast-forward)", err=True)
+        for name, oid in res["tags_updated"].items():
+            click.echo(f"  tag {name} -> {oid[:12]}")
+        for name, oid in res["tags_kept"].items():
+            click.echo(f"  tag {name} kept (exists here; the bundle has {oid[:12]})", err=True)
         click.echo(f"Stored {res['stored']} new objects")
 
 

@@ -351,14 +351,17 @@ class Merged:
     base: bytes | None
 
 
-def three_way(repo: Repository, ours: bytes, theirs: bytes, policy: str = "field") -> Merged:
+def three_way(repo: Repository, ours: bytes, theirs: bytes, policy: str = "field",
+              theirs_snap: Snapshot | None = None) -> Merged:
     """Merge commit ``theirs`` into commit ``ours`` (annotation by annotation, as ``exact merge``); the
-    merged trees are stored, the snapshot is returned with the conflicts (ours kept where they are)."""
+    merged trees are stored, the snapshot is returned with the conflicts (ours kept where they are).
+    ``theirs_snap``: merge this snapshot instead of ``theirs``'s own (the head with the rejections undone,
+    a commit on top of ``theirs`` that is not written yet: the merge base is the same)."""
     bases = merge_bases(repo, ours, theirs)
     base = bases[0] if bases else None
     bs = repo.snapshot_object(repo.commit_object(base).root) if base else Snapshot()
     os_ = repo.snapshot_object(repo.commit_object(ours).root)
-    ts = repo.snapshot_object(repo.commit_object(theirs).root)
+    ts = theirs_snap if theirs_snap is not None else repo.snapshot_object(repo.commit_object(theirs).root)
     out: list[Pending] = []
     images: dict[str, ImageEntry] = {}
     labels_id, conflicts = merge_labels(repo, bs, os_, ts)

@@ -9,13 +9,16 @@ of that revision.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import tree
+from ..diff import Change
 from ..errors import AlreadyExists, Conflict, InvalidInput, NotFound, PermissionDenied
 from ..history import write_commit
 from ..ids import format_id, parse_id
 from ..merge import merge_bases
+from ..objects import Snapshot
 from ..refs import check_short_name
 from . import review
 from .review import NotMergeable
@@ -248,7 +251,13 @@ def decisions_summary(repo: Repository, store: PullStore, name: str, pr: dict[st
 
 def preview(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
             settings: dict[str, Any]) -> dict[str, Any]:
-    """Can it be merged now, and if not, why: state, approvals, checks, conflicts with the target."""
+    """Can it be merged now, and if not, why: state, approvals, checks, and the conflicts with the target
+    of what merging produces (the rejected changes undone first, as :func:`merge` does)."""
+    return _preview(repo, store, name, pr, settings)[0]
+
+
+def _preview(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
+             settings: dict[str, Any]) -> tuple[dict[str, Any], MergePlan | None]:
     blockers = []
     if pr["state"] != "open":
         blockers.append(f"the pull request is {pr['state']}")
@@ -260,13 +269,42 @@ def preview(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
     if ck is not None and ck["status"] == "failed" and not ck["overridden_by"]:
         blockers.append("a check failed: " + ", ".join(c["name"] for c in ck["checks"] if c["status"] == "failed"))
     conflicts: list[dict[str, Any]] = []
-    tgt = _tip(repo, pr["target"])
-    if pr["state"] in ("draft", "open") and tgt is not None:
-        m = review.three_way(repo, tgt, bytes.fromhex(pr["head"]))
-        conflicts = [review.conflict_json(c) for c in m.conflicts]
+    plan = None
+    if pr["state"] in ("draft", "open"):
+        plan = merge_plan(repo, store, name, pr)
+        if plan.merged is not None:
+            conflicts = [review.conflict_json(c) for c in plan.merged.conflicts]
     return {"mergeable": not blockers, "blockers": blockers, "conflicts": conflicts,
             "approvals": {"required": need, **ap}, "checks": ck["status"] if ck else None,
-            "checks_overridden_by": ck["overridden_by"] if ck else None}
+            "checks_overridden_by": ck["overridden_by"] if ck else None,
+            "rejected": len(plan.rejected) if plan else 0,
+            "applied": len(plan.changes.changes) - len(plan.rejected) if plan else 0}, plan
+
+
+@dataclass
+class MergePlan:
+    """What merging the pull request now produces: its changes, the rejected ones, the head's snapshot with
+    the rejections undone (None without rejections) and the three-way merge of that into the target."""
+
+    changes: review.PullChanges
+    rejected: list[Change]
+    snapshot: Snapshot | None
+    target: bytes | None
+    merged: review.Merged | None
+
+
+def merge_plan(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> MergePlan:
+    """The merge as :func:`merge` will do it, rejections applied (nothing is committed; the trees it
+    needs are stored, content-addressed, so the merge reuses them)."""
+    pc = changes(repo, pr)
+    live = review.live_decisions(pc, store.decisions(name, pr["number"]))
+    # a detector's proposals (docs/plugins.md) merge only where accepted: undecided ones count as rejected
+    strict = pr["source"].startswith("proposals/")
+    rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject" or (strict and key not in live)]
+    snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
+    tgt = _tip(repo, pr["target"])
+    merged = review.three_way(repo, tgt, pc.head, theirs_snap=snap) if tgt is not None else None
+    return MergePlan(pc, rejected, snap, tgt, merged)
 
 
 def merge(repo: Repository, store: PullStore, name: str, number: int, user: str, settings: dict[str, Any],
@@ -284,21 +322,19 @@ def merge(repo: Repository, store: PullStore, name: str, number: int, user: str,
         lock = _MERGE_LOCKS.setdefault(name, threading.Lock())
     with lock:
         pr = get(repo, store, name, number)
-        pv = preview(repo, store, name, pr, {**settings})
+        pv, plan = _preview(repo, store, name, pr, {**settings})
         blockers = list(pv["blockers"])
         if override_checks and any(b.startswith("a check failed") for b in blockers):
             blockers = [b for b in blockers if not b.startswith("a check failed")]
             store.override(name, number, pr["head"], user)
         if blockers:
             raise NotMergeable(f"pull request #{number} cannot be merged: " + "; ".join(blockers))
+        assert plan is not None  # an open pull request has one
         head = bytes.fromhex(pr["head"])
-        pc = changes(repo, pr)
-        live = review.live_decisions(pc, store.decisions(name, number))
-        rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject"]
+        pc, rejected = plan.changes, plan.rejected
         theirs, review_commit = head, None
-        if rejected:
-            snap = review.rejection_snapshot(repo, pc, rejected)
-            sid = repo.put("snapshot", snap.to_body())
+        if plan.snapshot is not None:
+            sid = repo.put("snapshot", plan.snapshot.to_body())
             lines = "\n".join(f"  {ch.image}:{ch.id} ({ch.kind}, {ch.label})" for ch in sorted(
                 rejected, key=lambda c: (c.image, c.key))[:200])
             more = f"\n  ... and {len(rejected) - 200} more" if len(rejected) > 200 else ""
@@ -306,10 +342,9 @@ def merge(repo: Repository, store: PullStore, name: str, number: int, user: str,
                    f"rejected by {user}\n\n{lines}{more}")
             review_commit = write_commit(repo, sid, [head], msg, _who(user))
             theirs = review_commit
-        tgt = _tip(repo, pr["target"])
-        if tgt is None:
+        tgt, m = plan.target, plan.merged
+        if tgt is None or m is None:
             raise NotFound(f"no branch {pr['target']!r}")
-        m = review.three_way(repo, tgt, theirs)
         snap = review.resolve_all(repo, m, res) if m.conflicts else m.snapshot
         sid = repo.put("snapshot", snap.to_body())
         text = message or f"Merge pull request #{number} from {pr['source']}\n\n{pr['title']}"
