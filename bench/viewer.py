@@ -88,12 +88,25 @@ def child_serve(root: str, static: str) -> None:
         return [data]
 
     served: list[float] = []  # service time of each annotation tile request, ms (the server's own share)
+    gc_pauses: list[float] = []  # every garbage collection in the server process, ms (observed, not tuned)
+    gc_t0 = [0.0]
+
+    def on_gc(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.perf_counter() - gc_t0[0]) * 1000)
+
+    import gc
+
+    gc.callbacks.append(on_gc)
 
     def timed(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path == "/bench/served":
-            body = orjson.dumps(served)
+            body = orjson.dumps({"served": served, "gc_ms": gc_pauses, "gc_objects": len(gc.get_objects())})
             served.clear()
+            gc_pauses.clear()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if "/annotiles/" not in path:
@@ -308,8 +321,10 @@ def load_test(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:
     lat = [x for o in out for x in o[0]]
     sizes = [x for o in out for x in o[1]]
     errors = [x for o in out for x in o[2]]
-    served = orjson.loads(urllib.request.urlopen(f"{url}/bench/served").read())
-    return {"requests": len(lat), "p50_ms": median(lat), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
+    got = orjson.loads(urllib.request.urlopen(f"{url}/bench/served").read())
+    served, gcs = got["served"], got["gc_ms"]
+    return {"gc_collections": len(gcs), "gc_max_ms": max(gcs, default=0.0), "gc_total_ms": sum(gcs),
+            "gc_objects": got["gc_objects"], "requests": len(lat), "p50_ms": median(lat), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
             "served_p50_ms": median(served), "served_p99_ms": percentile(served, 99), "served_max_ms": max(served),
             "wall_s": wall, "bytes": sum(sizes), "errors": errors[:10], "step_ms": STEP_MS, "steps": STEPS}
 
@@ -348,6 +363,10 @@ def main() -> int:
     core.bench_args(ap, "viewer")
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--peer-max", type=int, default=100_000, help="largest size the peer is run at")
+    ap.add_argument("--server-only", action="store_true",
+                    help="only part (b), the tile server under load (a fresh server: a quick check, not the figure)")
+    ap.add_argument("--root", help="serve the repositories v{N} already in this folder (made by an earlier run "
+                    "with --keep: its srv/) instead of loading new ones")
     ap.add_argument("--child-serve", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_serve:
@@ -358,18 +377,54 @@ def main() -> int:
         return run(args, tmp)
 
 
-def run(args: argparse.Namespace, tmp: Path) -> int:
+def browser_runs(url0: str, sizes: list[int], peer_urls: dict[int, str], results: dict[str, Any]) -> None:
+    """Part (a): ours at every size (a cold first view, then a second one), the peer up to --peer-max."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        q = f"image={core.IMAGE}&w={core.WIDTH}&h={core.HEIGHT}"
+        for n in sizes:
+            last = n == max(sizes)
+            core.log(f"ours at {n:,}")
+            url = f"{url0}/bench/ours.html?repo=v{n}&{q}"
+            cold = run_page(browser, url, 900)  # the first view of this commit: the server builds its tiles
+            results["ours"][n] = run_page(browser, url, 900, zoom_survey if last else None)
+            results["ours"][n]["cold"] = {k: cold[k] for k in ("ready_ms", "open_ms", "frame_p50_ms",
+                                                               "frame_p95_ms", "long_task_max_ms")}
+            if n in peer_urls:
+                core.log(f"peer at {n:,}")
+                try:
+                    results["peer"][n] = run_page(browser, f"{url0}/bench/peer.html?data={peer_urls[n]}&{q}", 900)
+                except Exception as exc:  # noqa: BLE001 - the peer failing is a result, not a crash
+                    results["peer"][n] = {"error": str(exc)[:500]}
+        browser.close()
+
+
+def overview_rows(results: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    survey = results["ours"][n].get("zoom_survey", [])
+    home = survey[0] if survey else {}
+    every = bool(survey) and home.get("counted") == home.get("count") and all(
+        (s["counted"] > 0 or s["annotations"] > 0) for s in survey)
+    rows.append(row("represented", f"every annotation represented at overview ({n:,}), and at each zoom", "",
+                    home.get("counted"), None, f"= {n:,}", every))
+    ov = results["ours"][n]["annotile_bytes_ready"]["bytes"]
+    rows.append(row("overview_bytes", f"annotation bytes to show the whole slide, {n:,}", "bytes", ov, None,
+                    "<= 5 MB", ov <= TARGETS["overview_bytes"]))
+    return rows
+
+
+def run(args: argparse.Namespace, tmp: Path) -> int:
     t_start = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",")]
-    root, static = tmp / "srv", tmp / "static"
-    root.mkdir()
+    root, static = (Path(args.root) if args.root else tmp / "srv"), tmp / "static"
+    root.mkdir(exist_ok=True)
     core.log("building the benchmark pages")
     build_pages(static)
     setup: dict[int, dict[str, Any]] = {}
     peer_urls: dict[int, str] = {}
-    for n in sizes:
+    for n in [] if args.root else sizes:
         core.log(f"loading {n:,} polygons")
         data, load_s = make_repo(root, n, args.seed, tmp)
         setup[n] = {"load_s": load_s}
@@ -379,24 +434,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     srv = Server(root, static, tmp / "server.log")
     results: dict[str, Any] = {"ours": {}, "peer": {}}
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            q = f"image={core.IMAGE}&w={core.WIDTH}&h={core.HEIGHT}"
-            for n in sizes:
-                last = n == max(sizes)
-                core.log(f"ours at {n:,}")
-                url = f"{srv.url}/bench/ours.html?repo=v{n}&{q}"
-                cold = run_page(browser, url, 900)  # the first view of this commit: the server builds its tiles
-                results["ours"][n] = run_page(browser, url, 900, zoom_survey if last else None)
-                results["ours"][n]["cold"] = {k: cold[k] for k in ("ready_ms", "open_ms", "frame_p50_ms",
-                                                                   "frame_p95_ms", "long_task_max_ms")}
-                if n in peer_urls:
-                    core.log(f"peer at {n:,}")
-                    try:
-                        results["peer"][n] = run_page(browser, f"{srv.url}/bench/peer.html?data={peer_urls[n]}&{q}", 900)
-                    except Exception as exc:  # noqa: BLE001 - the peer failing is a result, not a crash
-                        results["peer"][n] = {"error": str(exc)[:500]}
-            browser.close()
+        if not args.server_only:
+            browser_runs(srv.url, sizes, peer_urls, results)
         n = max(sizes)
         import urllib.request
 
@@ -411,7 +450,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         srv.stop()
 
     rows = []
-    for n in sizes:
+    for n in [] if args.server_only else sizes:
         o, p = results["ours"][n], results["peer"].get(n) or {}
         peer_ok = "error" not in p
 
@@ -441,15 +480,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         rows.append(row(f"heap_{n}", f"JS heap after the pan, {n:,}", "bytes", o["heap_after"], pv("heap_after"),
                         None, None))
     n = max(sizes)
-    survey = results["ours"][n].get("zoom_survey", [])
-    home = survey[0] if survey else {}
-    every = bool(survey) and home.get("counted") == home.get("count") and all(
-        (s["counted"] > 0 or s["annotations"] > 0) for s in survey)
-    rows.append(row("represented", f"every annotation represented at overview ({n:,}), and at each zoom", "",
-                    home.get("counted"), None, f"= {n:,}", every))
-    ov = results["ours"][n]["annotile_bytes_ready"]["bytes"]
-    rows.append(row("overview_bytes", f"annotation bytes to show the whole slide, {n:,}", "bytes", ov, None,
-                    "<= 5 MB", ov <= TARGETS["overview_bytes"]))
+    if not args.server_only:
+        rows += overview_rows(results, n)
     s = results["server"]
     rows.append(row("tile_p50", f"annotation tile p50, {CLIENTS} clients panning, {n:,}", "ms", s["p50_ms"], None,
                     None, None))
@@ -457,6 +489,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                     "<= 20 ms", s["p99_ms"] <= TARGETS["tile_p99_ms"]))
     rows.append(row("served_p99", "  of which in the server (WSGI in to body out), p99", "ms", s["served_p99_ms"],
                     None, None, None))
+    rows.append(row("gc_max", f"  longest garbage collection in the server during the load "
+                    f"({s['gc_collections']} collections, {s['gc_objects']:,} tracked objects)", "ms",
+                    s["gc_max_ms"], None, None, None))
     rows.append(row("bytes_per_annotation", "geometry bytes per annotation on the wire (gzip)", "bytes",
                     results["wire"]["geometry_per_annotation"], None, None, None))
     print()
