@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean viewer chromium
+.PHONY: demo test lint install clean viewer chromium postgresql
 VIEWER_SRC := $(shell find viewer/src -type f 2>/dev/null) viewer/build.mjs
 NPM_STAMP := viewer/node_modules/.exact-installed
 
@@ -37,10 +37,16 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+# the scale-out tests start a real PostgreSQL 15 (Debian's package) in a temporary folder
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
 demo: $(STAMP) viewer
 	$(PY) -m exactvc.demo
 
-test: $(STAMP) viewer chromium
+test: $(STAMP) viewer chromium postgresql
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m ruff check exactvc server tests bench
 	$(PY) -m mypy exactvc server

@@ -125,3 +125,19 @@ class NetworkError(ExactError):
     exit_code = 10
     http_status = 502
     kind = "network"
+
+
+class BackendUnavailable(ExactError):
+    """A storage backend (S3-compatible object storage, PostgreSQL) cannot be reached; retry later."""
+
+    exit_code = 75
+    http_status = 503
+    kind = "backend_unavailable"
+
+
+class PluginFailed(ExactError):
+    """A plugin raised, ran past its time limit, was cancelled or returned something invalid (nothing changed)."""
+
+    exit_code = 1
+    http_status = 422
+    kind = "plugin_failed"

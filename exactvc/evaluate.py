@@ -226,3 +226,61 @@ def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[s
 
     runs.update(repo, run_id, change)
     return result
+
+
+OUTCOMES = ("tp", "fp", "fn")
+
+
+def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None, spec_text: str = "iou=0.5",
+             bbox: tuple[float, float, float, float] | None = None, limit: int = 5000) -> dict[str, Any]:
+    """Where a run's predictions on ``image`` hit and missed, for drawing: each matched prediction (tp),
+    unmatched prediction (fp) and unmatched truth annotation (fn) with its label, GeoJSON geometry and
+    score, by the same matcher as :func:`evaluate`. ``counts`` cover the whole image; ``items`` only those
+    whose bounds meet ``bbox`` (x0, y0, x1, y1), in a stable order (tp, fp, fn; input order within),
+    at most ``limit`` of them (``truncated`` says when some were left out)."""
+    if limit < 0:
+        raise InvalidInput("limit must be zero or more")
+    run_id, oid = runs.resolve(repo, ident)
+    body = runs.load(repo, oid)
+    preds = body.get("predictions") or {}
+    if image not in preds:
+        raise NotFound(f"run {run_id[:12]} has no predictions for image {image!r}")
+    if truth is None:
+        if body.get("commit") is None:
+            raise UsageError("the run records no commit: give a truth revision")
+        truth_c = body["commit"]
+    else:
+        truth_c = repo.resolve(truth)
+    spec = parse_spec(spec_text)
+    radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
+    with _no_gc():
+        rows = load_predictions(repo, preds[image])
+        a = _truth(repo, image, truth_c.hex())
+        b = [(r[0], r[1], r[2], r[3]) for r in rows]
+        res = match_items(a, b, spec, radii)
+        hit_a = {x for x, _y, _lb, _r, _s in res["pairs"]}
+        hit_b = {y for _x, y, _lb, _r, _s in res["pairs"]}
+        tagged: list[tuple[str, str, str, Any, float | None]] = []
+        for i, r in enumerate(rows):
+            tagged.append(("tp" if i in hit_b else "fp", r[0], r[1], r[2], r[4]))
+        for i, (label, kind, g, _z) in enumerate(a):
+            if i not in hit_a:
+                tagged.append(("fn", label, kind, g, None))
+    tagged.sort(key=lambda t: OUTCOMES.index(t[0]))  # stable: input order kept within each outcome
+    counts = {o: 0 for o in OUTCOMES}
+    for t in tagged:
+        counts[t[0]] += 1
+    items: list[dict[str, Any]] = []
+    truncated = False
+    for o, label, kind, g, score in tagged:
+        if bbox is not None:
+            x0, y0, x1, y1 = geometry.bounds(kind, g)
+            if x1 < bbox[0] or y1 < bbox[1] or x0 > bbox[2] or y0 > bbox[3]:
+                continue
+        if len(items) >= limit:
+            truncated = True
+            break
+        items.append({"outcome": o, "label": label, "kind": kind, "geometry": geometry.to_geojson(kind, g),
+                      "score": score})
+    return {"run": run_id, "image": image, "truth": truth_c.hex(), "match": spec.to_json(), "counts": counts,
+            "items": items, "truncated": truncated}

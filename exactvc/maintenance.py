@@ -836,11 +836,16 @@ def _scan_locks(repo: Any, report: FsckReport) -> None:
 # --- gc ---------------------------------------------------------------------------------------
 
 
-def gc(repo: Any, progress: Progress | None = None) -> GcReport:
-    """Keep exactly the reachable objects, all of them whole in one new pack."""
+def gc(repo: Any, progress: Progress | None = None, grace: float | None = None) -> GcReport:
+    """Keep exactly the reachable objects, all of them whole in one new pack.
+
+    ``grace``: on object storage, packs younger than this many seconds are kept (default: an hour).
+    """
     store = repo.store
     if isinstance(store, MemoryStore):
         return _gc_memory(repo, store)
+    if hasattr(store, "collect"):
+        return _gc_remote(repo, store, progress, grace)
     if not isinstance(store, DiskStore):
         raise TypeError(f"gc does not support {type(store).__name__}")
     with repo.lock():
@@ -980,6 +985,24 @@ def _prune_cache(repo: Any, seen: dict[bytes, str], cutoff: float) -> int:
                 p.unlink()
                 n += 1
     return n
+
+
+def _gc_remote(repo: Any, store: Any, progress: Progress | None, grace: float | None) -> GcReport:
+    """gc on object storage (``backends.s3``): one new pack of the reachable objects; older packs go."""
+    with repo.lock():
+        store.refresh()
+        before = sum(1 for _ in store.iter_ids())
+        bytes_before = store.size_on_disk()
+        walker = _Walker(repo, verify=True, lenient=False, structure=False, progress=progress, total=before)
+        items = (Pending(oid, t, data) for oid, t, data in walker.run())
+        kw = {} if grace is None else {"grace": grace}
+        name, removed, kept = store.collect(items, **kw)
+        after = sum(1 for _ in store.iter_ids())
+        if after < kept:
+            raise CorruptObject(f"gc: {kept} objects are reachable but only {after} remain stored")
+        return GcReport(kept=kept, dropped=max(before - after, 0), bytes_before=bytes_before,
+                        bytes_after=store.size_on_disk(), packs_removed=removed, loose_removed=0,
+                        cache_files_removed=0, pack=name)
 
 
 def _gc_memory(repo: Any, store: MemoryStore) -> GcReport:

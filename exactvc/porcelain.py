@@ -6,6 +6,7 @@ result; the server calls the same functions.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -144,7 +145,13 @@ def import_(repo: Repository, image: str | None, file: str, create_labels: bool 
     from .formats.common import import_sources
 
     mod = module(f)
-    read = mod.read(p, bbox=bbox) if f == "coco" else mod.read(p)
+    gc_on = gc.isenabled()
+    gc.disable()  # a record per annotation and no cycles: full collections would walk them again and again
+    try:
+        read = mod.read(p, bbox=bbox) if f == "coco" else mod.read(p)
+    finally:
+        if gc_on:
+            gc.enable()
     out = import_sources(repo, file, read, image=image, source_image=source_image, create_labels=create_labels)
     return {"format": f, "image": out["images"][0] if len(out["images"]) == 1 else None, **out}
 

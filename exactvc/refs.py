@@ -18,6 +18,7 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,27 @@ class RefStore(ABC):
 
     @abstractmethod
     def list(self, prefix: str = "") -> dict[str, bytes]: ...
+
+    def cas_many(self, updates: Sequence[tuple[str, bytes | None, bytes | None]], who: str = "",
+                 message: str = "") -> None:
+        """Move several refs, each from its expected value to its new one, or none (RefConflict).
+
+        This default checks every expected value first and undoes the swaps already made when one fails;
+        a backend with transactions (PostgreSQL) does it in one transaction, atomic against every writer."""
+        for name, old, _new in updates:
+            cur = self.read(name)
+            if cur != old:
+                raise RefConflict(f"ref {name} moved: expected {_h(old)}, found {_h(cur)}")
+        done: builtins.list[tuple[str, bytes | None, bytes | None]] = []
+        try:
+            for name, old, new in updates:
+                self.cas(name, old, new, who, message)
+                done.append((name, old, new))
+        except RefConflict:
+            for name, old, new in reversed(done):
+                with contextlib.suppress(RefConflict):
+                    self.cas(name, new, old, who, f"undo: {message}")
+            raise
 
     @abstractmethod
     def read_head(self) -> str:

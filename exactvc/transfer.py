@@ -484,6 +484,16 @@ def _name_clash(repo: Repository, ref: str) -> str | None:
     return None
 
 
+def apply_updates(repo: Repository, updates: list[RefUpdate], who: str, message: str) -> None:
+    """Move several refs together or none (RefConflict): ``RefStore.cas_many``, one transaction where
+    the ref backend has them (forced updates swap from whatever is there now)."""
+    moves = [(u.ref, repo.refs.read(u.ref) if u.force else u.old, u.new) for u in updates]
+    if len(moves) == 1:
+        repo.refs.cas(*moves[0], who, message)
+    elif moves:
+        repo.refs.cas_many(moves, who, message)
+
+
 def apply_update(repo: Repository, u: RefUpdate, who: str, message: str) -> None:
     """Move one ref by compare-and-swap (forced updates swap from whatever is there now)."""
     cur = repo.refs.read(u.ref)

@@ -18,8 +18,10 @@ from .api import api
 from .context import Repos, access, error_response
 from .exact_compat import basic_authenticate, exact_compat
 from .pages import pages
+from .plugins import plugins_api
 from .pulls import pulls
 from .runs import runs_api
+from .screening import screening_api
 from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
@@ -111,6 +113,8 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(pulls)
     app.register_blueprint(exact_compat)  # EXACT's paths (docs/exact-compat.md); none collides with ours
     app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
+    app.register_blueprint(plugins_api)  # /api/v1/plugins, /api/v1/repos/NAME/proposals, analyses
+    app.register_blueprint(screening_api)  # /api/v1/repos/NAME/images/IMAGE/screening
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route

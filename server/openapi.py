@@ -282,10 +282,39 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/repos/{name}/runs/{ident}": _op(
             "get", "One run (id, unique prefix, alias or name): metrics, parameters, code state, artefacts",
             [_REPO, _path("ident")]),
+        "/api/v1/repos/{name}/runs/{ident}/outcomes": _op(
+            "get", "Where a run's predictions on an image hit and missed: tp, fp, fn with geometry and score", [
+                _REPO, _path("ident"), _query("image", _STR, required=True), _query("truth", _STR),
+                _query("match", _STR, description="iou=0.5 or dist=PX"),
+                _query("bbox", _STR, description="x0,y0,x1,y1"), _query("limit", {"type": "integer"})]),
         "/api/v1/repos/{name}/metrics": _op("get", "The metrics table with label changes between run commits", [
             _REPO, _query("run", _STR), _query("revs", _STR, description="A..B"), _query("branch", _STR),
             _query("only_changed", {"type": "string", "enum": ["0", "1", "true", "false"]})]),
         "/api/v1/repos/{name}/artefacts": _op("get", "Artefacts attached to a commit", [_REPO, _REV]),
+        "/api/v1/plugins": _op("get", "Installed plugins: detectors and analyses (docs/plugins.md)"),
+        "/api/v1/repos/{name}/proposals": _op(
+            "post", "Run a detector; its proposals on proposals/PLUGIN/N and a pull request (annotate)", [_REPO],
+            _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "target": _STR,
+                  "wait": {"type": "boolean"}, "title": _STR}, ["image", "plugin"]), ok="201"),
+        "/api/v1/repos/{name}/proposals/jobs/{ident}": {
+            **_op("get", "A detector run: state, progress, result or error", [_REPO, _path("ident")]),
+            **_op("delete", "Cancel a detector run", [_REPO, _path("ident")]),
+        },
+        "/api/v1/repos/{name}/images/{image}/screening": {
+            **_op("get", "The caller's screening position and progress on the image, with its fields of view",
+                  [_REPO, _path("image")]),
+            **_op("put", "Store the caller's screening state (read)", [_REPO, _path("image")],
+                  _obj({"field": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+                                  "maxItems": 2},
+                        "current": {"type": "integer", "minimum": 0},
+                        "screened": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "zoom": {"type": "number"}}, ["field"])),
+            **_op("delete", "Forget the caller's screening state on the image", [_REPO, _path("image")]),
+        },
+        "/api/v1/repos/{name}/analyses": _op(
+            "post", "Run an analysis over the annotations of a region: its figures", [_REPO],
+            _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "rev": _STR},
+                 ["image", "plugin"])),
         "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
@@ -318,6 +347,13 @@ OPENAPI: dict[str, Any] = {
         "/{name}/slide/{image}": _op("get", "Web viewer: the slide page; the query is the deep link", [
             _REPO, _path("image"), _REV, _query("x", {"type": "number"}), _query("y", {"type": "number"}),
             _query("zoom", {"type": "number"}), _FRAME], content="text/html"),
+        "/{name}/diff/{image}": _op("get", "Web viewer: the diff view of one image between two revisions", [
+            _REPO, _path("image"), _query("old", _STR), _query("new", _STR)], content="text/html"),
+        "/{name}/pull/{number}": _op("get", "Web viewer: a pull request on its diff view (decisions, reviews, comments)", [
+            _REPO, _path("number"), _query("image", _STR)], content="text/html"),
+        "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
+            _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
+            content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),

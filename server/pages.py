@@ -3,7 +3,9 @@
 Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fetch|push``):
 
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
-- ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page
+- ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
+  view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments), ``/<repo>/experiments`` the
+  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
 renders through the REST API, so a page carries no data and no inline script. Pages
@@ -35,7 +37,7 @@ DIST = Path(__file__).resolve().parents[1] / "viewer" / "dist"
 
 # the one hash: an empty <style> (OpenSeadragon adds a rule of its own unless that marker exists)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data: blob:; "
-       "connect-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
+       "connect-src 'self'; media-src 'self'; font-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'; object-src 'none'")
 
 _SHELL = """<!doctype html>
@@ -47,7 +49,7 @@ _SHELL = """<!doctype html>
 <link rel="stylesheet" href="/-/assets/viewer.css">
 <script type="module" src="/-/assets/{entry}.js"></script>
 </head>
-<body data-page="{page}" data-repo="{repo}" data-image="{image}">
+<body data-page="{page}" data-repo="{repo}" data-image="{image}" data-number="{number}">
 <noscript>The exactvc viewer needs JavaScript.</noscript>
 <main id="app" aria-live="polite">Loading …</main>
 </body>
@@ -73,11 +75,12 @@ def _secure(resp: Response) -> Response:
     return resp
 
 
-def _page(page: str, title: str, entry: str, repo: str = "", image: str = "", status: int = 200) -> Response:
+def _page(page: str, title: str, entry: str, repo: str = "", image: str = "", status: int = 200,
+          number: int = 0) -> Response:
     if not (_dist() / f"{entry}.js").is_file():
         return _secure(Response(_NOT_BUILT, status=503, mimetype="text/html"))
     body = _SHELL.format(title=html.escape(title), entry=entry, page=page, repo=html.escape(repo),
-                         image=html.escape(image))
+                         image=html.escape(image), number=number or "")
     return _secure(Response(body, status=status, mimetype="text/html"))
 
 
@@ -114,6 +117,30 @@ def image_set(name: str) -> Response:
 def slide(name: str, image: str) -> Response:
     status = _gate(name)
     return _page("slide", f"{image} · {name}" if status == 200 else "exactvc", "slide", repo=name, image=image,
+                 status=status)
+
+
+@pages.get("/<name>/diff/<image>")
+def diff_view(name: str, image: str) -> Response:
+    status = _gate(name)
+    return _page("diff", f"diff of {image} · {name}" if status == 200 else "exactvc", "diff", repo=name,
+                 image=image, status=status)
+
+
+@pages.get("/<name>/pull/<number>")
+def pull_page(name: str, number: str) -> Response:
+    status = _gate(name)
+    if status == 200 and not (number.isascii() and number.isdigit() and len(number) <= 9):
+        raise NotFound(f"no pull request {number[:20]!r}")
+    n = int(number) if status == 200 else 0
+    return _page("pull", f"#{n} · {name}" if status == 200 else "exactvc", "diff", repo=name,
+                 image=request.args.get("image", ""), status=status, number=n)
+
+
+@pages.get("/<name>/experiments")
+def experiments(name: str) -> Response:
+    status = _gate(name)
+    return _page("experiments", f"Experiments · {name}" if status == 200 else "exactvc", "experiments", repo=name,
                  status=status)
 
 

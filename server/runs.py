@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from exactvc import artefacts, experiments, runs
+from exactvc import artefacts, evaluate, experiments, runs
 from exactvc.errors import InvalidInput, NotFound
 
 from .context import error_response, repos, require
@@ -33,6 +33,33 @@ def show_run(name: str, ident: str) -> Response:
     repo = repos().get(name)
     run_id, oid = runs.resolve(repo, ident)
     return jsonify(runs.describe(repo, run_id, oid))
+
+
+@runs_api.get("/repos/<name>/runs/<ident>/outcomes")
+def outcomes(name: str, ident: str) -> Response:
+    """Where the run's predictions on ``image`` hit and missed (tp, fp, fn with geometry), for drawing:
+    ``truth`` (a revision; default the run's commit), ``match`` (iou=0.5, dist=PX), ``bbox`` (x0,y0,x1,y1),
+    ``limit`` (default 5000, at most 50000)."""
+    require(name, "read")
+    repo = repos().get(name)
+    image = request.args.get("image")
+    if not image:
+        raise InvalidInput("outcomes need an image (?image=NAME)")
+    bbox = None
+    if request.args.get("bbox"):
+        try:
+            x0, y0, x1, y1 = (float(v) for v in request.args["bbox"].split(","))
+        except ValueError:
+            raise InvalidInput("bbox takes four numbers x0,y0,x1,y1") from None
+        bbox = (x0, y0, x1, y1)
+    try:
+        limit = int(request.args.get("limit", "5000"))
+    except ValueError:
+        raise InvalidInput("limit takes a whole number") from None
+    if not 0 <= limit <= 50000:
+        raise InvalidInput("limit must be between 0 and 50000")
+    return jsonify(evaluate.outcomes(repo, ident, image, request.args.get("truth"),
+                                     request.args.get("match", "iou=0.5"), bbox, limit))
 
 
 @runs_api.get("/repos/<name>/metrics")

@@ -137,23 +137,28 @@ def push(name: str) -> Response:
     # the repository's pre-receive hook may refuse the whole push (objects are stored, refs not moved)
     run_hook(repo.exact_dir, "pre-receive", env_extra={"EXACT_PUSHER": user.name},
              stdin=orjson.dumps({"user": user.name, "updates": [x.to_json() for x in updates]}))
-    results = []
-    failed: list[transfer.Refusal] = []
-    for u in updates:
-        why = transfer.check_update(repo, u)
-        if why is None and repo.refs.read(u.ref) != u.new:
-            try:
-                transfer.apply_update(repo, u, user.name, f"push by {user.name}")
-            except RefConflict:  # a concurrent push won the compare-and-swap
-                why = transfer.Refusal("non_fast_forward", 409,
-                                       f"{u.ref} moved during the push; fetch and merge first (non-fast-forward)")
-            except (OSError, ExactError):
-                why = transfer.Refusal("ref_name_conflict", 409,
-                                       f"{u.ref} could not be updated (it conflicts with an existing ref name)")
+    # atomic: every update is checked, then all refs move together (one transaction where the ref
+    # backend has them) or none does
+    checks = [(u, transfer.check_update(repo, u)) for u in updates]
+    failed = [why for _u, why in checks if why is not None]
+    results: list[dict[str, Any]] = []
+    if not failed:
+        moves = [u for u in updates if repo.refs.read(u.ref) != u.new]
+        try:
+            transfer.apply_updates(repo, moves, user.name, f"push by {user.name}")
+        except RefConflict:  # a concurrent push won a compare-and-swap: nothing moved
+            failed.append(transfer.Refusal("non_fast_forward", 409,
+                                           "a ref moved during the push; fetch and merge first (non-fast-forward)"))
+        except (OSError, ExactError):
+            failed.append(transfer.Refusal("ref_name_conflict", 409,
+                                           "the refs could not be updated (a ref name conflicts with an existing one)"))
+    for u, why in checks:
+        if failed and why is None:
+            why = failed[0] if len(updates) == 1 else transfer.Refusal(
+                failed[0].kind, failed[0].status, f"not applied: the push is atomic and {failed[0].message}")
         if why is None:
             results.append({"ref": u.ref, "status": "ok"})
         else:
-            failed.append(why)
             results.append({"ref": u.ref, "status": "rejected", "type": why.kind, "reason": why.message})
     if failed:
         return error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,

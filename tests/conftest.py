@@ -9,6 +9,8 @@ import pytest
 
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
+from tests.engines.postgres import postgres  # noqa: F401  (session PostgreSQL engine fixture)
+from tests.engines.seaweed import s3_env, seaweed  # noqa: F401  (session S3 engine fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the repository; from a worktree (ROOT/../../wt/NAME) the one two levels up

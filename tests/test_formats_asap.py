@@ -106,3 +106,40 @@ def test_problems_are_named_and_change_nothing(tmp_path: Path, body: str, groups
     msg = str(e.value)
     assert msg.startswith(str(f)) and "annotation 1 ('a')" in msg and problem in msg
     assert repo.working() == before
+
+
+def test_streamed_export_is_byte_identical_to_the_in_memory_one(tmp_path: Path) -> None:
+    """The export reads annotations from the store as it writes them (FLUSH at a time); the bytes are
+    the same as writing the fully loaded annotation list, over several flushes and every shape kind."""
+    import io
+
+    from exactvc.formats import asap
+    from exactvc.formats.common import export_images
+
+    repo = repo_for(tmp_path / "r", ["slide"])
+    repo.add_label("Tumor", shape="any", color="#ff0000")
+    n = asap.FLUSH * 2 + 17
+    with repo.edit("slide") as ed:
+        for i in range(n):
+            x, y = 10 + (i % 300) * 40, 10 + (i // 300) * 40
+            if i % 3 == 0:
+                ed.add("Tumor", {"type": "Polygon", "coordinates": [[[x, y], [x + 30, y], [x + 15, y + 25], [x, y]]]})
+            elif i % 3 == 1:
+                ed.add("Tumor", {"type": "Point", "coordinates": [x + 0.5, y + 0.25]})
+            else:
+                ed.add("Tumor", {"type": "LineString", "coordinates": [[x, y], [x + 20, y + 20]]})
+    repo.commit("many", author="t <t@example.org>")
+    streamed = export_bytes(repo, "asap", "slide")
+    imgs, colors = export_images(repo, "WORKING", "slide")  # everything in memory first
+    assert isinstance(imgs[0].annotations, list) and len(imgs[0].annotations) == n
+    buf = io.BytesIO()
+    assert asap.write(imgs[0], colors, buf) == n
+    assert streamed == buf.getvalue()
+    assert streamed.count(b"<Annotation ") == n
+    # and the streamed file imports back to the same annotations
+    f = tmp_path / "out.xml"
+    f.write_bytes(streamed)
+    r2 = repo_for(tmp_path / "r2", ["slide"])
+    r2.add_label("Tumor", shape="any", color="#ff0000")
+    porcelain.import_(r2, "slide", str(f))
+    assert export_bytes(r2, "asap", "slide") == streamed

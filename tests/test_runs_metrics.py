@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shapely.geometry import box as sbox
 
-from exactvc import runs
+from exactvc import evaluate, runs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 
@@ -171,6 +171,15 @@ def test_eval_of_imported_predictions_matches_a_brute_force_matcher(tmp_path: Pa
     bad = _cli(lab, "eval", "m", "--by", "colour")
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
     assert runs.resolve(repo, "m")[0] == shown["id"]
+    # the outcomes the experiments page draws are the same matching: every tp/fp/fn, each where it lies
+    out = evaluate.outcomes(Repository.open(lab), "m", IMAGE)
+    assert out["counts"] == {"tp": m_all, "fp": len(preds) - m_all, "fn": len(truth) - m_all}
+    assert len(out["items"]) == len(preds) + len(truth) - m_all and not out["truncated"]
+    window = evaluate.outcomes(Repository.open(lab), "m", IMAGE, bbox=(0, 1100, 1600, 1600), limit=10)
+    assert window["counts"] == out["counts"] and len(window["items"]) == 10 and window["truncated"]
+    for it in window["items"]:
+        ys = [y for _x, y in it["geometry"]["coordinates"][0]]
+        assert max(ys) >= 1100
 
 
 def test_average_precision_by_hand() -> None:

@@ -298,7 +298,7 @@ def test_fuzz_every_route_no_server_errors(world: dict[str, Any]) -> None:
     seen: dict[str, int] = {}
     local = str(Path(world["root"]).resolve().parent).encode()
 
-    @settings(max_examples=450, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=600, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(_requests(world))
     def one(req: tuple[str, str, bytes, str | None]) -> None:

@@ -60,6 +60,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("runs", "metrics"),
     "predict": ("runs", "predict"),
     "eval": ("runs", "eval_cmd"),
+    "propose": ("propose", "propose"),
+    "media": ("media", "media"),
 }
 
 

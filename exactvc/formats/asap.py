@@ -11,14 +11,16 @@ attributes are kept. Comma decimal separators (``X="12711,2998"``) are read.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import operator
 from pathlib import Path
 from typing import Any, BinaryIO
+from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
 from ..errors import InvalidInput
 from .common import (
     UNCLASSIFIED,
+    OutImage,
     ReadResult,
     Record,
     SourceImage,
@@ -46,14 +48,25 @@ def _float(v: str | None, where: str, axis: str) -> float:
         raise InvalidInput(f"{where}: {axis}={v!r} is not a number") from None
 
 
-def _coords(ann: ET.Element, where: str) -> list[Any]:
-    coords = ann.find("Coordinates")
-    cs = [c for c in coords if c.tag == "Coordinate"] if coords is not None else []
-    try:  # the usual file: Order 0..n-1 in document order, dot decimals
-        pts = [(float(c.get("X")), float(c.get("Y"))) for c in cs]  # type: ignore[arg-type]
-        if all(c.get("Order") == str(i) for i, c in enumerate(cs)):
+_XY = operator.itemgetter("X", "Y")
+_ORDER = operator.itemgetter("Order")
+_ORDERS: list[str] = []
+
+
+def _orders(n: int) -> list[str]:
+    """``["0", "1", ..., str(n - 1)]`` (grown once, sliced after)."""
+    while len(_ORDERS) < n:
+        _ORDERS.extend(str(i) for i in range(len(_ORDERS), max(n, 2 * len(_ORDERS), 64)))
+    return _ORDERS[:n]
+
+
+def _coords(cs: list[dict[str, str]], where: str) -> list[Any]:
+    """Vertices from the attributes of an annotation's ``Coordinate`` elements, in ``Order`` order."""
+    try:  # the usual file: Order 0..n-1 in document order, dot decimals (list operations in C)
+        pts = [(float(x), float(y)) for x, y in map(_XY, cs)]
+        if list(map(_ORDER, cs)) == _orders(len(cs)):
             return pts
-    except (TypeError, ValueError):
+    except (KeyError, ValueError):
         pass
     slots: dict[int, list[float]] = {}
     for c in cs:
@@ -92,54 +105,77 @@ def _geometry(t: str, pts: list[list[float]], where: str) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [pts]}  # not closed: the geometry code closes it
 
 
-def _group(g: ET.Element) -> dict[str, Any]:
+def _group(g: dict[str, str], attrs: dict[str, str]) -> dict[str, Any]:
     info: dict[str, Any] = {}
     parent = g.get("PartOfGroup")
     if parent and parent != "None":
         info["parent"] = parent
     if g.get("Color"):
         info["color"] = g.get("Color")
-    attrs: dict[str, str] = {}
-    ael = g.find("Attributes")
-    for a in ael if ael is not None else []:
-        attrs.update(a.attrib)
     if attrs:
         info["attributes"] = attrs
     return info
 
 
 def read(path: Path) -> ReadResult:
-    """Streamed (iterparse, each annotation dropped once read): memory is the records, not the XML tree."""
+    """Streamed with expat's callbacks (no element objects): memory is the records, not the XML."""
     groups: dict[str, dict[str, Any]] = {}
     pending: list[tuple[Record, str, str]] = []  # record, group, where: groups are declared after annotations
     src = SourceImage(None)
     names: dict[str, int] = {}
-    n = 0
-    root_tag: str | None = None
+    stack: list[str] = []
+    ann: dict[str, str] | None = None
+    coords: list[dict[str, str]] = []
+    grp: dict[str, str] | None = None
+    gattrs: dict[str, str] = {}
+    root_tag: list[str] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal ann, grp, gattrs
+        parent = stack[-1] if stack else None
+        if parent is None:
+            root_tag.append(tag)
+        stack.append(tag)
+        if tag == "Coordinate":
+            if ann is not None and parent == "Coordinates" and len(stack) >= 3 and stack[-3] == "Annotation":
+                coords.append(attrs)
+        elif tag == "Annotation":
+            ann = attrs
+            coords.clear()
+        elif tag == "Group":
+            grp, gattrs = attrs, {}
+        elif tag == "Attribute" and grp is not None and parent == "Attributes":
+            gattrs.update(attrs)
+
+    def end(tag: str) -> None:
+        nonlocal ann, grp
+        stack.pop()
+        if tag == "Annotation" and ann is not None:
+            n = len(pending)
+            pending.append(_annotation(path, ann, coords, n))
+            nm = ann.get("Name")
+            if nm is not None:
+                names[nm] = names.get(nm, 0) + 1
+            ann = None
+        elif tag == "Group" and grp is not None:
+            name = grp.get("Name")
+            if name is not None:
+                if name in groups:
+                    raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
+                groups[name] = _group(grp, gattrs)
+            grp = None
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     try:
-        for _ev, el in ET.iterparse(path):
-            tag = el.tag
-            if tag == "Coordinate" or tag == "Coordinates":
-                continue
-            root_tag = tag  # the root ends last
-            if tag == "Annotation":
-                pending.append(_annotation(path, el, n))
-                nm = el.get("Name")
-                if nm is not None:
-                    names[nm] = names.get(nm, 0) + 1
-                n += 1
-                el.clear()
-            elif el.tag == "Group":
-                name = el.get("Name")
-                if name is not None:
-                    if name in groups:
-                        raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
-                    groups[name] = _group(el)
-                el.clear()
-    except ET.ParseError as exc:
+        with open(path, "rb") as f:
+            parser.ParseFile(f)
+    except expat.ExpatError as exc:
         raise InvalidInput(f"{path}: malformed XML: {exc}") from None
-    if root_tag != "ASAP_Annotations":
-        raise InvalidInput(f"{path}: not an ASAP file (root <{root_tag}>, not <ASAP_Annotations>)")
+    if not root_tag or root_tag[0] != "ASAP_Annotations":
+        raise InvalidInput(f"{path}: not an ASAP file (root <{root_tag[0] if root_tag else None}>, "
+                           "not <ASAP_Annotations>)")
     for name, info in groups.items():
         if "parent" in info and info["parent"] not in groups:
             raise InvalidInput(f"{path}: group {name!r} is part of group {info['parent']!r}, which is not declared "
@@ -164,7 +200,7 @@ def read(path: Path) -> ReadResult:
     return ReadResult([src])
 
 
-def _annotation(path: Path, a: ET.Element, n: int) -> tuple[Record, str, str]:
+def _annotation(path: Path, a: dict[str, str], cs: list[dict[str, str]], n: int) -> tuple[Record, str, str]:
     nm = a.get("Name")
     where = f"annotation {n}" + (f" ({nm!r})" if nm else "")
     t = a.get("Type", "")
@@ -172,7 +208,7 @@ def _annotation(path: Path, a: ET.Element, n: int) -> tuple[Record, str, str]:
         raise InvalidInput(f"{path}: {where}: unknown Type {t!r} (one of {', '.join(TYPES)})")
     group = a.get("PartOfGroup") or "None"
     try:
-        geom = _geometry(t, _coords(a, where), where)
+        geom = _geometry(t, _coords(cs, where), where)
     except InvalidInput as exc:
         raise InvalidInput(f"{path}: {exc.message}") from None
     own: dict[str, Any] = {"type": t}
@@ -193,17 +229,28 @@ def _coords_xml(pts: list[list[float]]) -> str:
                    for i, (x, y) in enumerate(pts))
 
 
+FLUSH = 4096  # annotations per write of the streamed export
+
+
 def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
-    """One ASAP file (ASAP files name no image: give one image, or a repository with one)."""
-    imgs, colors = export_images(repo, rev, image)
+    """One ASAP file (ASAP files name no image: give one image, or a repository with one). Streamed:
+    annotations are read from the store and written as they come (the groups, which ASAP lists after
+    the annotations, are collected on the way), so memory does not grow with the annotation count."""
+    imgs, colors = export_images(repo, rev, image, lazy=True)
     if len(imgs) != 1:
         from ..errors import UsageError
 
         raise UsageError("an ASAP file holds one image's annotations: name the image with --image")
+    return write(imgs[0], colors, out)
+
+
+def write(img: OutImage, colors: dict[str, str], out: BinaryIO) -> int:
+    """The ASAP file of one image's annotations (any iterable, consumed once) to ``out``."""
     groups: dict[str, dict[str, Any]] = {}
     parts: list[str] = []
     n = 0
-    for o in imgs[0].annotations:
+    out.write(b'<?xml version="1.0"?>\n<ASAP_Annotations>\n\t<Annotations>\n')
+    for o in img.annotations:
         own = o.own(FMT)
         for g, info in (own.get("groups") or {}).items():
             groups.setdefault(g, info)
@@ -237,7 +284,9 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
                          f"Color={quoteattr(color)}>\n\t\t\t<Coordinates>\n{_coords_xml(pts)}"
                          "\t\t\t</Coordinates>\n\t\t</Annotation>\n")
         n += 1
-    out.write(b'<?xml version="1.0"?>\n<ASAP_Annotations>\n\t<Annotations>\n')
+        if len(parts) >= FLUSH:
+            out.write("".join(parts).encode())
+            parts.clear()
     out.write("".join(parts).encode())
     out.write(b"\t</Annotations>\n\t<AnnotationGroups>\n")
     for g in sorted(groups):

@@ -222,17 +222,29 @@ def _area(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
+FLUSH = 4096  # annotations per write of the streamed export
+
+
 def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
-    """One COCO instances file for the selected images; lines are dropped (COCO has no lines)."""
-    imgs, colors = export_images(repo, rev, image)
+    """One COCO instances file for the selected images; lines are dropped (COCO has no lines).
+
+    Streamed: a first pass over the store collects categories and the ids in use, a second writes the
+    annotations one by one (the ``annotations`` array comes last in the document), so memory does not
+    grow with the annotation count; the bytes are those of ``orjson.dumps`` of the whole document."""
+    imgs, colors = export_images(repo, rev, image, lazy=True)
     cat_ids: dict[str, int] = {}
     wanted: dict[str, set[int]] = {}
+    used_ids: set[Any] = set()
     for im in imgs:
         for o in im.annotations:
-            cid = o.own(FMT).get("category_id")
+            own = o.own(FMT)
+            cid = own.get("category_id")
             wanted.setdefault(o.label, set())
             if isinstance(cid, int) and not isinstance(cid, bool):
                 wanted[o.label].add(cid)
+            i = own.get("id")
+            if isinstance(i, int) and not isinstance(i, bool):
+                used_ids.add(i)
     taken: set[int] = set()
     for name in sorted(wanted):
         ids = wanted[name]
@@ -245,18 +257,21 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
             cat_ids[name] = nxt
             taken.add(nxt)
             nxt += 1
-    used_ids: set[Any] = set()
-    for im in imgs:
-        for o in im.annotations:
-            i = o.own(FMT).get("id")
-            if isinstance(i, int) and not isinstance(i, bool):
-                used_ids.add(i)
     next_id = max(used_ids, default=0) + 1
+    del used_ids
     seen: set[Any] = set()
-    anns: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
-    for n, im in enumerate(imgs, 1):
-        images.append({"id": n, "file_name": im.name, "width": im.width, "height": im.height})
+    images = [{"id": n, "file_name": im.name, "width": im.width, "height": im.height}
+              for n, im in enumerate(imgs, 1)]
+    cats = [{"id": cid, "name": name, "supercategory": "", **({"color": colors[name]} if name in colors else {})}
+            for name, cid in sorted(cat_ids.items(), key=lambda kv: kv[1])]
+    head = orjson.dumps({"info": {"description": "exported by exactvc"}, "licenses": [], "images": images,
+                         "categories": cats, "annotations": []})
+    assert head.endswith(b"[]}")
+    out.write(head[:-2])
+    count = 0
+    buf: list[bytes] = []
+    lazy, _ = export_images(repo, rev, image, lazy=True)  # the second pass
+    for n, im in enumerate(lazy, 1):
         for o in im.annotations:
             if o.kind == "line":
                 continue
@@ -278,12 +293,13 @@ def export(repo: Any, rev: str | None, image: str | None, out: BinaryIO) -> int:
             generic = {k: v for k, v in o.properties.items() if k not in NAMESPACES}
             if generic:
                 a["exact_properties"] = generic
-            anns.append(a)
-    cats = [{"id": cid, "name": name, "supercategory": "", **({"color": colors[name]} if name in colors else {})}
-            for name, cid in sorted(cat_ids.items(), key=lambda kv: kv[1])]
-    doc = {"info": {"description": "exported by exactvc"}, "licenses": [], "images": images,
-           "categories": cats, "annotations": anns}
-    out.write(orjson.dumps(doc))
-    out.write(b"\n")
-    return len(anns)
+            buf.append(orjson.dumps(a))
+            count += 1
+            if len(buf) >= FLUSH:
+                out.write((b"," if count > len(buf) else b"") + b",".join(buf))
+                buf.clear()
+    if buf:
+        out.write((b"," if count > len(buf) else b"") + b",".join(buf))
+    out.write(b"]}\n")
+    return count
 

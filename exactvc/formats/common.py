@@ -19,7 +19,7 @@ import contextlib
 import gc
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -423,18 +423,21 @@ class OutImage:
     name: str
     width: int
     height: int
-    annotations: list[Out]
+    annotations: Iterable[Out]  # a list, or (export_images(..., lazy=True)) one pass read from the store
 
 
-def export_images(repo: Repository, rev: str | None, image: str | None) -> tuple[list[OutImage], dict[str, str]]:
-    """The images to export (name order) with their annotations (id order), and label name -> colour."""
+def export_images(repo: Repository, rev: str | None, image: str | None, lazy: bool = False
+                  ) -> tuple[list[OutImage], dict[str, str]]:
+    """The images to export (name order) with their annotations (id order), and label name -> colour.
+    ``lazy``: each image's annotations are a generator read from the store as it is consumed (once), so
+    a writer that streams holds one annotation at a time, not all of them."""
     chosen, labels = selected_images(repo, rev, image)
     out: list[OutImage] = []
     for name, entry in chosen:
         rec = repo.image_record(entry)
-        anns = [Out(key, r["l"], r["k"], r["g"], r.get("p") or {}, (r["z"][0], r["z"][1]) if r.get("z") else None)
-                for key, r in iter_records(repo, entry)]
-        out.append(OutImage(name, rec.width, rec.height, anns))
+        anns = (Out(key, r["l"], r["k"], r["g"], r.get("p") or {}, (r["z"][0], r["z"][1]) if r.get("z") else None)
+                for key, r in iter_records(repo, entry))
+        out.append(OutImage(name, rec.width, rec.height, anns if lazy else list(anns)))
     return out, {lb.name: lb.color for lb in labels.labels}
 
 

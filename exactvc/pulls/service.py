@@ -298,7 +298,9 @@ def merge_plan(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]
     needs are stored, content-addressed, so the merge reuses them)."""
     pc = changes(repo, pr)
     live = review.live_decisions(pc, store.decisions(name, pr["number"]))
-    rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject"]
+    # a detector's proposals (docs/plugins.md) merge only where accepted: undecided ones count as rejected
+    strict = pr["source"].startswith("proposals/")
+    rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject" or (strict and key not in live)]
     snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
     tgt = _tip(repo, pr["target"])
     merged = review.three_way(repo, tgt, pc.head, theirs_snap=snap) if tgt is not None else None

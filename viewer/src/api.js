@@ -84,3 +84,22 @@ export const api = {
 };
 api.diffs = (name, oldRev, newRev, image) =>
   call("GET", `/api/v1/repos/${enc(name)}/diff${q({ old: oldRev, new: newRev, image })}`);
+api.runs = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/runs${q(params)}`);
+api.run = (name, ident) => call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}`);
+api.metrics = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/metrics${q(params)}`);
+api.outcomes = (name, ident, params) =>
+  call("GET", `/api/v1/repos/${enc(name)}/runs/${enc(ident)}/outcomes${q(params)}`);
+api.imageChanges = (name, image, params) =>
+  call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/changes${q(params)}`);
+api.pull = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}`);
+api.pullChanges = (name, n, params = { limit: 5000 }) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/changes${q(params)}`);
+api.decide = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/decisions`, body);
+api.review = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/reviews`, body);
+api.comments = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`);
+api.comment = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`, body);
+api.mergePull = (name, n, body = {}) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, body);
+api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
+api.putScreening = (name, image, state) =>
+  call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
+api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);
+api.analyse = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/analyses`, body);

@@ -12,6 +12,8 @@ import { createSavePanel } from "./panels/save.js";
 import { createHelp } from "./panels/help.js";
 import { createToolbar } from "./panels/toolbar.js";
 import { createSelectionPanel } from "./panels/selection.js";
+import { createScreeningPanel } from "./panels/screening.js";
+import { createProposalsPanel } from "./panels/proposals.js";
 import { bindKeys } from "./keys.js";
 import { h } from "./dom.js";
 import OpenSeadragon from "openseadragon";
@@ -199,7 +201,11 @@ export function startEditing(ctx, side, viewerEl) {
     selection: createSelectionPanel(ed),
     save: createSavePanel(ed),
     help: createHelp(ed, TOOLS),
+    screening: createScreeningPanel(ed),
+    proposals: createProposalsPanel(ed),
   };
+  ed.screening = panels.screening.api;
+  ed.proposals = panels.proposals.api;
   if (ctx.canEdit) side.append(panels.toolbar.el);
   else {
     side.append(h("p.readonly", { id: "readonly-note" }, ctx.mayEdit
@@ -210,6 +216,8 @@ export function startEditing(ctx, side, viewerEl) {
   side.append(status, panels.labels.el, panels.selection.el);
   if (ctx.canEdit) side.append(panels.save.el);
   side.append(panels.view.el);
+  side.append(panels.screening.el);
+  side.append(panels.proposals.el);
   document.body.append(panels.help.el);
 
   bindPointer(ed, viewer, viewerEl);

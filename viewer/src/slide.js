@@ -3,7 +3,7 @@ import { createAnnotationLayer } from "./layer/index.js";
 import { api } from "./api.js";
 import { h, clear, page } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
-import { createViewer, hasWebGL2, restoreView, currentView } from "./tiles.js";
+import { createViewer, hasWebGL2, restoreView, currentView, settled } from "./tiles.js";
 import { createEvents } from "./events.js";
 import { loadSlideContext } from "./context.js";
 import { startEditing } from "./editor.js";
@@ -51,6 +51,8 @@ async function main() {
     exact.annotationsAt = (x, y) => editor.annotationsAt(x, y);
     exact.editor = editor; // for tests and scripts: pending edits, selection, save()
     exact.view = () => currentView(viewer);
+    exact.proposals = editor.proposals; // ?pull=N: ready(), settled(), items()
+    exact.screening = editor.screening; // screening mode: start(), next(), previous(), state(), settled()
     events.emit("load", { repo: p.repo, image: p.image, commit: ctx.commit });
   } catch (e) {
     console.error(e);
@@ -58,23 +60,6 @@ async function main() {
   } finally {
     document.body.dataset.ready = "1";
   }
-}
-
-// the view has stopped moving, every tile it needs is loaded and drawn, and a frame has been painted
-function settled(viewer) {
-  return new Promise((resolve) => {
-    const check = () => {
-      const vp = viewer.viewport;
-      const still = vp.getZoom(true) === vp.getZoom(false) && vp.getCenter(true).equals(vp.getCenter(false));
-      const item = viewer.world.getItemAt(0);
-      if (still && item && item.getFullyLoaded() && !viewer.world.needsDraw()) {
-        requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
-      } else {
-        setTimeout(check, 30);
-      }
-    };
-    check();
-  });
 }
 
 main();

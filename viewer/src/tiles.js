@@ -71,3 +71,20 @@ export function hasWebGL2() {
     return false;
   }
 }
+
+// the view has stopped moving, every tile it needs is loaded and drawn, and a frame has been painted
+export function settled(viewer) {
+  return new Promise((resolve) => {
+    const check = () => {
+      const vp = viewer.viewport;
+      const still = vp.getZoom(true) === vp.getZoom(false) && vp.getCenter(true).equals(vp.getCenter(false));
+      const item = viewer.world.getItemAt(0);
+      if (still && item && item.getFullyLoaded() && !viewer.world.needsDraw()) {
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
+      } else {
+        setTimeout(check, 30);
+      }
+    };
+    check();
+  });
+}

@@ -9,6 +9,8 @@ export async function renderImageSet(app, p) {
     api.repo(repo), api.images(repo, rev), api.labels(repo, rev), api.log(repo, { rev, n: 1 }).catch(() => ({ log: [] }))]);
   const colors = Object.fromEntries(labels.labels.map((l) => [l.name, l.color]));
   app.append(h("h1", {}, repo, " ", h("span.role", {}, info.role)));
+  app.append(h("p.links", {}, h("a", { id: "experiments-link", href: `/${encodeURIComponent(repo)}/experiments` },
+    "Experiments"), " — runs, metrics and predictions pinned to commits"));
   const last = log.log[0];
   if (last) {
     app.append(h("p.last-commit", { id: "last-commit" }, "Last commit ", h("code", {}, last.id ? last.id.slice(0, 12) : ""),

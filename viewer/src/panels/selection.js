@@ -28,8 +28,19 @@ export function createSelectionPanel(ed) {
       body.append(h("div.sel", { dataset: { id: r.id } }, h("b", {}, r.label), " ",
         isArea ? h("span.area", {}, formatArea(area(g), ed.ctx.mpp)) : null,
         g.type !== "Point" ? [" ", h("span.length", {}, (isArea ? "perimeter " : "length ") + formatLength(length(g), ed.ctx.mpp))] : null));
+      const media = (r.properties && Array.isArray(r.properties.media)) ? r.properties.media : [];
+      for (const m of media) body.append(mediaElement(ed.ctx.repo, m));
     }
   }
   update();
   return { el, update };
+}
+
+// an attached file (exact media add): played or shown from the repository's artefact route
+function mediaElement(repo, m) {
+  const src = `/api/v1/repos/${encodeURIComponent(repo)}/artefacts/${encodeURIComponent(m.artefact)}`;
+  const t = String(m.type || "");
+  const tag = t.startsWith("audio/") ? "audio" : t.startsWith("video/") ? "video" : "img";
+  const el = h(`${tag}.media`, tag === "img" ? { src, alt: m.name } : { src, controls: true, preload: "metadata" });
+  return h("div.media-item", { dataset: { artefact: m.artefact } }, h("span", {}, m.name), el);
 }

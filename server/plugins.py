@@ -1,0 +1,201 @@
+"""REST routes of plugins (docs/plugins.md): the installed plugins, detector runs that commit proposals on
+``proposals/PLUGIN/N`` and open a pull request (as jobs with progress and cancel), analyses of a region.
+
+Plugins run in child processes with a time limit; a failing one answers 422 ``plugin_failed`` and changes
+nothing. Thin adapters over exactvc.propose and exactvc.plugins."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from exactvc import plugins as registry
+from exactvc import propose as proposing
+from exactvc.errors import ExactError, InvalidInput, NotFound
+from exactvc.plugins import runner
+from exactvc.pulls import service
+
+from .context import current_user, repos, require
+from .errors import Unauthorized
+
+plugins_api = Blueprint("plugins_api", __name__, url_prefix="/api/v1")
+_JOBS: dict[str, dict[str, Any]] = {}
+_JOBS_LOCK = threading.Lock()
+_IDS = itertools.count(1)
+MAX_JOBS = 1000
+
+
+def _body(allowed: set[str]) -> dict[str, Any]:
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise InvalidInput(f"unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    return body
+
+
+def _slide_path(repo: Any, fp: str) -> Path:
+    from exactvc.slidestore import SlideStore
+
+    try:
+        return Path(SlideStore(repos().root).get(fp)["path"])
+    except NotFound:
+        p = repo.image_path(fp)
+        if p is None or not Path(p).exists():
+            raise NotFound(f"no pixels on this server for slide {fp[:12]}") from None
+        return Path(p)
+
+
+def _region(v: Any) -> tuple[int, int, int, int] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) != 4 or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                         for x in v):
+        raise InvalidInput("region must be [x, y, w, h]")
+    return proposing.parse_region(",".join(str(x) for x in v))
+
+
+@plugins_api.get("/plugins")
+def list_plugins() -> Response:
+    return jsonify({"plugins": registry.listing()})
+
+
+PROPOSE_FIELDS = {"image", "plugin", "region", "params", "target", "wait", "title"}
+
+
+@plugins_api.post("/repos/<name>/proposals")
+def propose(name: str) -> Response:
+    """Run a detector; with ``wait`` (default true) answer when done (201), else at once (202) with a job."""
+    require(name, "annotate")
+    user = current_user()
+    if user is None:
+        raise Unauthorized("authentication required (Authorization: Bearer TOKEN)")
+    body = _body(PROPOSE_FIELDS)
+    for k in ("image", "plugin"):
+        if not isinstance(body.get(k), str):
+            raise InvalidInput(f"{k} must be a string")
+    target = body.get("target", "main")
+    if not isinstance(target, str):
+        raise InvalidInput("target must be a branch name")
+    repo = repos().get(name)
+    if repo.refs.read("heads/" + target) is None:
+        raise NotFound(f"no branch {target!r}")
+    rec = repo.image(body["image"], target)
+    region = _region(body.get("region"))
+    registry.entry(body["plugin"])  # 404 before any job starts
+    path = _slide_path(repo, rec.fingerprint)
+    limit = float(current_app.config["EXACT"].get("plugin_time_limit", 0)) or None
+    store = current_app.extensions["exact_pulls"]
+    job: dict[str, Any] = {"id": str(next(_IDS)), "repo": name, "user": user.name, "plugin": body["plugin"],
+                           "image": rec.name, "state": "running", "progress": 0.0, "message": "starting",
+                           "result": None, "error": None, "cancel": threading.Event()}
+    with _JOBS_LOCK:
+        if len(_JOBS) >= MAX_JOBS:
+            for k in [k for k, j in _JOBS.items() if j["state"] != "running"][: MAX_JOBS // 2]:
+                del _JOBS[k]
+        _JOBS[job["id"]] = job
+
+    def progress(f: float, msg: str) -> None:
+        job["progress"], job["message"] = f, msg
+
+    def work() -> None:
+        try:
+            got = proposing.propose(repo, rec.name, body["plugin"], path, target, f"{user.name} <{user.name}@exactvc>",
+                                    region, body.get("params"), limit, progress, job["cancel"])
+            pr = None
+            if got["branch"]:
+                title = body.get("title") or f"{got['proposals']} proposals of {body['plugin']} on {rec.name}"
+                pr = service.create(repo, store, name, user.name, title,
+                                    "Accept the proposals to merge (unaccepted ones are not merged).",
+                                    got["branch"], target)
+            job["result"] = {**got, "pull": pr["number"] if pr else None}
+            job["state"], job["progress"], job["message"] = "done", 1.0, "done"
+        except ExactError as exc:
+            job["state"] = "cancelled" if job["cancel"].is_set() else "failed"
+            job["error"] = {"type": exc.kind, "message": exc.message, "status": exc.http_status}
+            job["message"] = exc.message
+
+    if body.get("wait", True) is not True:
+        threading.Thread(target=work, daemon=True, name=f"plugin-job-{job['id']}").start()
+        resp = jsonify(_public(job))
+        resp.status_code = 202
+        return resp
+    work()
+    if job["error"]:
+        e = job["error"]
+        raise _rebuild(e)
+    resp = jsonify(_public(job))
+    resp.status_code = 201
+    return resp
+
+
+def _rebuild(e: dict[str, Any]) -> ExactError:
+    exc = ExactError(e["message"])
+    exc.kind, exc.http_status = e["type"], e["status"]
+    return exc
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if k != "cancel"}
+
+
+def _job(name: str, ident: str) -> dict[str, Any]:
+    require(name, "annotate")
+    j = _JOBS.get(ident)
+    if j is None or j["repo"] != name:
+        raise NotFound(f"no plugin job {ident[:20]!r}")
+    return j
+
+
+@plugins_api.get("/repos/<name>/proposals/jobs/<ident>")
+def job_status(name: str, ident: str) -> Response:
+    return jsonify(_public(_job(name, ident)))
+
+
+@plugins_api.delete("/repos/<name>/proposals/jobs/<ident>")
+def job_cancel(name: str, ident: str) -> Response:
+    j = _job(name, ident)
+    j["cancel"].set()
+    return jsonify(_public(j))
+
+
+ANALYSE_FIELDS = {"image", "plugin", "region", "params", "rev"}
+
+
+@plugins_api.post("/repos/<name>/analyses")
+def analyse(name: str) -> Response:
+    """Run an analysis over the annotations of a region (or the image) at ``rev``: its figures."""
+    require(name, "read")
+    body = _body(ANALYSE_FIELDS)
+    for k in ("image", "plugin"):
+        if not isinstance(body.get(k), str):
+            raise InvalidInput(f"{k} must be a string")
+    rev = body.get("rev") or "HEAD"
+    if not isinstance(rev, str):
+        raise InvalidInput("rev must be a string")
+    repo = repos().get(name)
+    region = _region(body.get("region"))
+    anns = []
+    for a in repo.annotations(body["image"], rev):
+        d = a.to_dict()
+        if region is not None:
+            x0, y0, x1, y1 = a.bounds
+            if x1 < region[0] or y1 < region[1] or x0 > region[0] + region[2] or y0 > region[1] + region[3]:
+                continue
+        anns.append({"id": d["id"], "label": d["label"], "geometry": d["geometry"]})
+    limit = runner.time_limit_of(body["plugin"], float(current_app.config["EXACT"].get("plugin_time_limit", 0)) or None)
+    out = runner.run(body["plugin"], "analysis", {"annotations": anns, "region": list(region) if region else None,
+                                                  "params": body.get("params") or {}}, limit)
+    if not isinstance(out, dict) or not isinstance(out.get("figures"), list):
+        raise InvalidInput(f"plugin {body['plugin']!r} returned no figures")
+    return jsonify({"plugin": body["plugin"], "annotations": len(anns), **out})
+

@@ -1,0 +1,95 @@
+"""A real PostgreSQL for the tests: Debian's PostgreSQL 15 (`make test` installs the package), a cluster
+in a temporary folder on a free 127.0.0.1 port, started once per test session and stopped at its end.
+
+PostgreSQL refuses to run as root: when the tests run as root the cluster belongs to the ``postgres``
+user and every server command runs through ``runuser``. ``postgres.stopped()`` stops it for a while and
+starts it again on the same port and data (faults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Postgres:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = _free_port()
+        self.as_root = os.geteuid() == 0
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        cmd = [str(BIN / args[0]), *args[1:]]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {r.stdout[-1000:]} {r.stderr[-2000:]}")
+
+    def init(self) -> None:
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"), "-w",
+                  "-t", "60", "start")
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def database(self, name: str) -> str:
+        """A fresh database ``name`` (dropped first if it exists); its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The engine is down inside the block and back (same port, same data) after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    if not (BIN / "initdb").exists():
+        pytest.fail(f"{BIN}/initdb is missing: `make test` installs PostgreSQL 15 (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="exact-pg-"))
+    engine = Postgres(root)
+    engine.init()
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,44 @@
+"""Media attached to an annotation (exact media add) play in the viewer's selection panel (real Chromium),
+served from the repository's content-addressed artefact store."""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from pathlib import Path
+
+from .conftest import Site, Tab
+
+
+def _wav(path: Path, seconds: float = 3.0, rate: int = 8000) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(int(seconds * rate))))
+
+
+def test_attached_audio_plays(tab: Tab, site: Site, tmp_path: Path) -> None:
+    f = tmp_path / "whale.wav"
+    _wav(f)
+    _label, _geom, aid = site.known[1]
+    out = site.exact("media", "add", "cmu", aid, str(f))
+    assert "attached whale.wav (audio/" in out
+    site.exact("commit", "-m", "a recording of the call")
+    tab.sign_in("ada")
+    page = tab.open_slide()
+    page.evaluate("(id) => window.exact.editor.select([id])", aid)
+    page.wait_for_selector("#selection-info audio", timeout=20000)
+    playing = page.evaluate("""() => new Promise((ok, no) => {
+        const a = document.querySelector('#selection-info audio');
+        a.muted = true;  // muted media may start without a user gesture
+        a.addEventListener('playing', () => setTimeout(() => ok({paused: a.paused, t: a.currentTime,
+            d: a.duration}), 300), {once: true});
+        a.addEventListener('error', () => no(new Error('media error ' + (a.error && a.error.code))), {once: true});
+        a.play().catch(no);
+        setTimeout(() => no(new Error('not playing within 15 s')), 15000);
+    })""")
+    assert playing["paused"] is False and playing["t"] > 0 and abs(playing["d"] - 3.0) < 0.1, playing
+    assert not tab.errors, tab.errors
