@@ -18,6 +18,10 @@ changed ones lie in 2,000 px windows of ~800 cells, as an annotator works region
 3. merging with ``--rejections`` rejections (decided in one request; the decision is timed too):
    the rejection commit on the source, then the merge commit on ``main``.
 
+``--profile``: a diagnostic run, every request of the timed steps under cProfile (server side, a WSGI
+middleware); summaries are written next to the JSON as ``review-profile-<step>.txt``. The rows of such a
+run are slower than a user's and say so (``profiled``).
+
 There is no peer to compare with (no other tool reviews annotations change by change), so the peer
 column is empty. Prints a table and writes JSON (``--out``).
 """
@@ -49,6 +53,32 @@ def _call(url: str, method: str, path: str, token: str, body: Any = None) -> tup
     if rep.status >= 400:
         raise SystemExit(f"{method} {path}: {rep.status} {rep.body[:300]!r}")
     return rep.json(), secs
+
+
+class _Profiler:
+    """WSGI middleware: each request under cProfile, into the profile of the current step (``step``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.step: str | None = None
+        self.profiles: dict[str, Any] = {}
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        import cProfile
+
+        if self.step is None:
+            return self.app(environ, start_response)
+        prof = self.profiles.setdefault(self.step, cProfile.Profile())
+        return list(prof.runcall(lambda: list(self.app(environ, start_response))))
+
+    def write(self, out: str) -> None:
+        from _common import profile_summary
+
+        for step, prof in self.profiles.items():
+            base = Path(out).with_name(f"review-profile-{step}")
+            prof.dump_stats(str(base) + ".prof")
+            Path(str(base) + ".txt").write_text(profile_summary(str(base) + ".prof", 40))
+            C.log(f"profile of {step}: {base}.txt")
 
 
 def _branch(repo: Any, data: C.Data, k: int, rng: np.random.Generator, spread: str = "regions") -> dict[str, Any]:
@@ -111,22 +141,36 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     details: dict[str, Any] = {"load_s": round(load_s, 2),
                                "notes": "no gc.freeze(): the collector walks the whole process, harness included"}
     with thread_server(root) as srv:
+        prof = None
+        if args.profile:
+            prof = _Profiler(srv.app.wsgi_app)
+            srv.app.wsgi_app = prof  # type: ignore[method-assign]
+            details["profiled"] = True
+
+        def step(name: str | None) -> None:
+            if prof is not None:
+                prof.step = name
+
         review._CACHE.clear()
+        step("create")
         pr, create_s = _call(srv.url, "POST", "/pulls", tok["bob"],
                              {"title": "bench", "source": "users/bob/review", "target": "main"})
         n = pr["number"]
         details["create_with_checks_s"] = round(create_s, 3)
         assert pr["summary"]["total"] == args.changes, pr["summary"]
         review._CACHE.clear()
+        step("first_page")
         page, first_s = _call(srv.url, "GET", f"/pulls/{n}/changes?limit=500", tok["amy"])
         assert len(page["changes"]) == 500
         rows.append(C.row("first_page", f"diff endpoint: first 500 of {args.changes} changes (cold)", "s",
                           first_s, None, f"<= {TARGETS['first_page_s']} s", first_s <= TARGETS["first_page_s"]))
         review._CACHE.clear()
+        step("image_first_page")
         _img, img_s = _call(srv.url, "GET", f"/images/{C.IMAGE}/changes?old=main&new=users/bob/review&limit=500",
                             tok["amy"])
         rows.append(C.row("image_first_page", "image changes endpoint: first page (cold)", "s", img_s, None,
                           f"<= {TARGETS['first_page_s']} s", img_s <= TARGETS["first_page_s"]))
+        step("pages")
         times = []
         cursor = page["next_cursor"]
         for r in range(args.requests):
@@ -141,6 +185,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         p99 = percentile(times, 99)
         rows.append(C.row("page_p99", f"diff endpoint: p99 of {args.requests} pages / 2,000 px windows", "ms",
                           p99 * 1000, None, None, None, median_ms=round(percentile(times, 50) * 1000, 2)))
+        step(None)
         # a new revision: checks and mergeability
         touched = set(changed["relabel"]) | set(changed["redraw"])
         one = next(i for i in range(data.n) if data.ids[i] not in touched)
@@ -148,7 +193,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             ed.update(data.ids[one], label=C.CLASSES[(int(data.labels[one]) + 1) % len(C.CLASSES)][0])
         repo.commit("one more")
         review._CACHE.clear()
+        step("merge_preview")
         pv, pv_s = _call(srv.url, "GET", f"/pulls/{n}/merge", tok["amy"])
+        step(None)
         ck, _ = _call(srv.url, "GET", f"/pulls/{n}/checks", tok["amy"])
         rows.append(C.row("merge_preview", "new revision: checks + mergeability (cold)", "s", pv_s, None,
                           f"<= {TARGETS['merge_preview_s']} s", pv_s <= TARGETS["merge_preview_s"],
@@ -160,11 +207,15 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         details["decide_s"] = round(dec_s, 3)
         _call(srv.url, "POST", f"/pulls/{n}/reviews", tok["amy"], {"kind": "approve"})
         review._CACHE.clear()
+        step("merge")
         res, merge_s = _call(srv.url, "POST", f"/pulls/{n}/merge", tok["amy"],
                              {"override_checks": ck["status"] == "failed"})
         assert res["rejected"] == len(rej)
         rows.append(C.row("merge", f"merge with {len(rej)} rejections (cold)", "s", merge_s, None,
                           f"<= {TARGETS['merge_s']} s", merge_s <= TARGETS["merge_s"]))
+        step(None)
+        if prof is not None:
+            prof.write(args.out)
     print_table(rows)
     result = {"benchmark": "review", "n": args.n, "changes": args.changes, "spread": args.spread, "rows": rows, "details": details,
               "machine": machine_info(["exactvc", "shapely", "numpy", "orjson"]), "loads": C.LOADS}
@@ -179,6 +230,8 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=10_000)
     ap.add_argument("--rejections", type=int, default=1_000)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--profile", action="store_true",
+                    help="diagnostic run: the timed requests under cProfile (slower rows, marked profiled)")
     ap.add_argument("--spread", choices=["regions", "random"], default="regions",
                     help="changed annotations: region by region (default) or uniformly at random over the slide")
     args = ap.parse_args()
