@@ -402,7 +402,7 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
             continue
         if not p.startswith("/api/v1/"):  # slides and sync: tests/test_server_tiles.py, test_server_sync.py
             continue
-        if "/pulls/{n}" in p or "{id}" in p or "/runs/{ident}" in p or "/artefacts/{artefact}" in p:
+        if "/pulls/{n}" in p or "{id}" in p or "{ident}" in p or "/artefacts/{artefact}" in p:
             # a pull request (test_pulls_refusals.py), EXACT ids (test_exact_compat.py), runs (test_runs.py)
             continue
         url = p.format(**values)
