@@ -150,14 +150,18 @@ def evaluate(repo: Repository, ident: str, truth: str | None = None, spec_text: 
     keys = [k.strip() for k in by.split(",") if k.strip()]
     if not keys or any(k not in ("label", "image") for k in keys):
         raise UsageError(f"--by takes label, image or label,image, not {by!r}")
-    if truth is None:
-        if body.get("commit") is None:
-            raise UsageError("the run records no commit: give --truth REV")
-        truth_c = body["commit"]
-    else:
-        truth_c = repo.resolve(truth)
+    truth_c = _truth_commit(repo, body, truth)
     with _no_gc():
         return _evaluate(repo, run_id, body, preds, keys, truth_c, parse_spec(spec_text), score_threshold)
+
+
+def _truth_commit(repo: Repository, body: dict[str, Any], truth: str | None) -> bytes:
+    """The commit holding the truth: ``truth`` resolved, or else the commit the run used."""
+    if truth is not None:
+        return repo.resolve(truth)
+    if body.get("commit") is None:
+        raise UsageError("the run records no commit: give --truth REV")
+    return bytes(body["commit"])
 
 
 def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[str, bytes], keys: list[str],
@@ -245,12 +249,7 @@ def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None,
     preds = body.get("predictions") or {}
     if image not in preds:
         raise NotFound(f"run {run_id[:12]} has no predictions for image {image!r}")
-    if truth is None:
-        if body.get("commit") is None:
-            raise UsageError("the run records no commit: give a truth revision")
-        truth_c = body["commit"]
-    else:
-        truth_c = repo.resolve(truth)
+    truth_c = _truth_commit(repo, body, truth)
     spec = parse_spec(spec_text)
     radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
     with _no_gc():

@@ -4,7 +4,7 @@
 // filters, n/p to fly from change to change; on a pull request also a/r to accept/reject the selected
 // change, reviews, comments pinned to annotations and merging (panels/pull.js).
 import { api } from "./api.js";
-import { h, clear, page } from "./dom.js";
+import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { createViewer, settled } from "./tiles.js";
 import { createOverlay } from "./overlay.js";
@@ -24,7 +24,7 @@ async function main() {
   const params = new URLSearchParams(location.search);
   let oldRev = params.get("old") || "HEAD~1";
   let newRev = params.get("new") || "HEAD";
-  try {
+  await bootPage(app, async () => {
     const session = await renderHeader(document.body, p);
     let pr = null;
     if (p.page === "pull") {
@@ -140,12 +140,7 @@ async function main() {
       await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     };
     await data.done;
-  } catch (e) {
-    console.error(e);
-    app.append(h("p.error", { role: "alert", id: "page-error" }, e.message || String(e)));
-  } finally {
-    document.body.dataset.ready = "1";
-  }
+  });
 }
 
 main();

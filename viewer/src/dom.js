@@ -36,3 +36,16 @@ export function showError(where, err) {
 }
 
 export const page = () => document.body.dataset;
+
+// Runs a page's body: an error is shown in the page (#page-error), and the page is marked ready
+// (body[data-ready]) either way, for tests and scripts waiting on it.
+export async function bootPage(app, body) {
+  try {
+    await body();
+  } catch (e) {
+    console.error(e);
+    app.append(h("p.error", { role: "alert", id: "page-error" }, e.message || String(e)));
+  } finally {
+    document.body.dataset.ready = "1";
+  }
+}

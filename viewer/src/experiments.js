@@ -1,7 +1,7 @@
 // Entry of the experiments page: the runs table, a metric across runs, and the TP/FP/FN overlay of the
 // selected run's predictions on the slide. window.exact: chart.points(), viewer, whenIdle(), outcomes().
 import { api } from "./api.js";
-import { h, clear, page } from "./dom.js";
+import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { renderRunsTable } from "./pages/runs-table.js";
 import { renderMetricChart } from "./panels/metric-chart.js";
@@ -15,7 +15,7 @@ async function main() {
   const exact = { viewer: null, chart: null, whenIdle: async () => {}, outcomes: () => null, selectRun: null };
   window.exact = exact;
   const params = new URLSearchParams(location.search);
-  try {
+  await bootPage(app, async () => {
     await renderHeader(document.body, p);
     const table = await api.metrics(p.repo, params.get("branch") ? { branch: params.get("branch") } : {});
     app.append(h("h1", {}, "Experiments"));
@@ -78,12 +78,7 @@ async function main() {
     };
     const want = params.get("run") || (table.rows.find((r) => r.status) || table.rows[0]).run;
     await exact.selectRun(want, params.get("image"));
-  } catch (e) {
-    console.error(e);
-    app.append(h("p.error", { role: "alert", id: "page-error" }, e.message || String(e)));
-  } finally {
-    document.body.dataset.ready = "1";
-  }
+  });
 }
 
 main();

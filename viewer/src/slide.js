@@ -1,7 +1,7 @@
 // Entry of the slide page: tiles, annotation layer, panels, editing tools, window.exact.
 import { createAnnotationLayer } from "./layer/index.js";
 import { api } from "./api.js";
-import { h, clear, page } from "./dom.js";
+import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { createViewer, hasWebGL2, restoreView, currentView, settled } from "./tiles.js";
 import { createEvents } from "./events.js";
@@ -15,7 +15,7 @@ async function main() {
   const events = createEvents();
   const exact = { on: events.on, viewer: null, whenIdle: async () => {}, annotationsAt: async () => [] };
   window.exact = exact;
-  try {
+  await bootPage(app, async () => {
     const session = await renderHeader(document.body, p);
     if (!hasWebGL2()) {
       app.append(h("p.error.no-webgl", { id: "no-webgl", role: "alert" },
@@ -54,12 +54,7 @@ async function main() {
     exact.proposals = editor.proposals; // ?pull=N: ready(), settled(), items()
     exact.screening = editor.screening; // screening mode: start(), next(), previous(), state(), settled()
     events.emit("load", { repo: p.repo, image: p.image, commit: ctx.commit });
-  } catch (e) {
-    console.error(e);
-    app.append(h("p.error", { role: "alert", id: "page-error" }, e.message || String(e)));
-  } finally {
-    document.body.dataset.ready = "1";
-  }
+  });
 }
 
 main();
