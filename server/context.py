@@ -144,3 +144,19 @@ def int_param(name: str, default: int | None, lo: int, hi: int) -> int:
     if not lo <= n <= hi:
         raise InvalidInput(f"{name} must be between {lo} and {hi}")
     return n
+
+
+def json_body(allowed: set[str]) -> dict[str, Any]:
+    """The request's JSON object (empty when there is no body), refusing unknown fields."""
+    import orjson
+
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise InvalidInput(f"unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    return body

@@ -11,8 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from exactvc import plugins as registry
 from exactvc import propose as proposing
@@ -21,6 +20,7 @@ from exactvc.plugins import runner
 from exactvc.pulls import service
 
 from .context import current_user, repos, require
+from .context import json_body as _body
 from .errors import Unauthorized
 
 plugins_api = Blueprint("plugins_api", __name__, url_prefix="/api/v1")
@@ -30,17 +30,6 @@ _IDS = itertools.count(1)
 MAX_JOBS = 1000
 
 
-def _body(allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = orjson.loads(request.get_data() or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidInput("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    extra = sorted(set(body) - allowed)
-    if extra:
-        raise InvalidInput(f"unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    return body
 
 
 def _slide_path(repo: Any, fp: str) -> Path:

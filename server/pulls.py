@@ -18,6 +18,7 @@ from exactvc.pulls.store import STATES, PullStore
 
 from . import pixels
 from .context import access, current_user, int_param, repos, require
+from .context import json_body as _body
 from .errors import Unauthorized
 
 pulls = Blueprint("pulls", __name__, url_prefix="/api/v1/repos/<name>")
@@ -35,17 +36,6 @@ def _user() -> str:
     return u.name
 
 
-def _body(allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = orjson.loads(request.get_data() or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidInput("request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    extra = sorted(set(body) - allowed)
-    if extra:
-        raise InvalidInput(f"unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    return body
 
 
 def _number(n: str) -> int:
