@@ -308,6 +308,23 @@ class Pack:
             yield self._idx[16 + 32 * i : 48 + 32 * i]
 
 
+def packs_to_merge(packs: Iterable[Pack], max_packs: int) -> list[Pack]:
+    """Which packs a consolidation merges (none while there are at most ``max_packs``): the smallest
+    two, then on while the next is at most twice what is taken so far, so that sizes grow
+    geometrically (an LSM tree) and what gets rewritten stays small. Shared by every pack store."""
+    by_size = sorted(packs, key=lambda p: p.size)
+    if len(by_size) <= max_packs:
+        return []
+    small = by_size[:2]
+    total = small[0].size + small[1].size
+    for p in by_size[2:]:
+        if p.size > 2 * total:
+            break
+        small.append(p)
+        total += p.size
+    return small
+
+
 class DiskStore(ObjectStore):
     """Loose objects and packs under ``root`` (``.exact/objects``)."""
 
@@ -535,16 +552,9 @@ class DiskStore(ObjectStore):
         Call with the repository lock held.
         """
         self.refresh()
-        packs = sorted(self.packs(), key=lambda p: p.size)
-        if len(packs) <= max_packs:
+        small = packs_to_merge(self.packs(), max_packs)
+        if not small:
             return 0
-        small = packs[:2]
-        total = small[0].size + small[1].size
-        for p in packs[2:]:
-            if p.size > 2 * total:
-                break
-            small.append(p)
-            total += p.size
         name = f"pack-{time.time_ns():x}-{os.getpid():x}"
         tmp_pack = self.pack_dir / f".{name}.pack.tmp"
         hasher = blake3.blake3()

@@ -27,7 +27,7 @@ from typing import Any
 import blake3
 
 from ..errors import BackendUnavailable, CorruptObject, UsageError
-from ..store import IDX_MAGIC, PACK_MAGIC, DiskStore, ObjectStore, Pack, Pending, _IdView
+from ..store import IDX_MAGIC, PACK_MAGIC, DiskStore, ObjectStore, Pack, Pending, _IdView, packs_to_merge
 from .blockcache import BlockCache
 
 BLOCK = 1 << 20  # packs are read and cached in aligned blocks of this size
@@ -336,16 +336,9 @@ class S3ObjectStore(ObjectStore):
     def consolidate(self, max_packs: int = 8) -> int:
         """Merge the smallest packs into one, as ``DiskStore.consolidate`` does; returns how many."""
         self.refresh(force=True)
-        packs = sorted(self.packs(), key=lambda p: p.size)
-        if len(packs) <= max_packs:
+        small = packs_to_merge(self.packs(), max_packs)
+        if not small:
             return 0
-        small = packs[:2]
-        total = small[0].size + small[1].size
-        for p in packs[2:]:
-            if p.size > 2 * total:
-                break
-            small.append(p)
-            total += p.size
         try:
             merged = self._copy_packs(small)
         except CorruptObject:
