@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -235,6 +237,46 @@ def _evaluate(repo: Repository, run_id: str, body: dict[str, Any], preds: dict[s
 OUTCOMES = ("tp", "fp", "fn")
 
 
+_Tagged = tuple[str, str, str, Any, "float | None", tuple[float, float, float, float]]
+# (predictions artefact, image, truth commit, match spec) -> the tagged items and their counts: every key
+# is content-addressed, so an entry never goes stale; the viewer asks again on every pan
+_OUTCOMES: OrderedDict[tuple[bytes, str, bytes, str], tuple[list[_Tagged], dict[str, int]]] = OrderedDict()
+_OUTCOMES_LOCK = threading.Lock()
+
+
+def _outcomes_of(repo: Repository, aid: bytes, image: str, truth_c: bytes, spec: Any
+                 ) -> tuple[list[_Tagged], dict[str, int]]:
+    key = (aid, image, truth_c, repr(spec.to_json()))
+    with _OUTCOMES_LOCK:
+        hit = _OUTCOMES.get(key)
+        if hit is not None:
+            _OUTCOMES.move_to_end(key)
+            return hit
+    radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
+    with _no_gc():
+        rows = load_predictions(repo, aid)
+        a = _truth(repo, image, truth_c.hex())
+        b = [(r[0], r[1], r[2], r[3]) for r in rows]
+        res = match_items(a, b, spec, radii)
+        hit_a = {x for x, _y, _lb, _r, _s in res["pairs"]}
+        hit_b = {y for _x, y, _lb, _r, _s in res["pairs"]}
+        tagged: list[_Tagged] = []
+        for i, r in enumerate(rows):
+            tagged.append(("tp" if i in hit_b else "fp", r[0], r[1], r[2], r[4], geometry.bounds(r[1], r[2])))
+        for i, (label, kind, g, _z) in enumerate(a):
+            if i not in hit_a:
+                tagged.append(("fn", label, kind, g, None, geometry.bounds(kind, g)))
+    tagged.sort(key=lambda t: OUTCOMES.index(t[0]))  # stable: input order kept within each outcome
+    counts = {o: 0 for o in OUTCOMES}
+    for t in tagged:
+        counts[t[0]] += 1
+    with _OUTCOMES_LOCK:
+        _OUTCOMES[key] = (tagged, counts)
+        while len(_OUTCOMES) > 8:
+            _OUTCOMES.popitem(last=False)
+    return tagged, counts
+
+
 def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None, spec_text: str = "iou=0.5",
              bbox: tuple[float, float, float, float] | None = None, limit: int = 5000) -> dict[str, Any]:
     """Where a run's predictions on ``image`` hit and missed, for drawing: each matched prediction (tp),
@@ -251,29 +293,11 @@ def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None,
         raise NotFound(f"run {run_id[:12]} has no predictions for image {image!r}")
     truth_c = _truth_commit(repo, body, truth)
     spec = parse_spec(spec_text)
-    radii = {lb.name: label_radius(lb.size) for lb in repo.labels(truth_c.hex()).labels}
-    with _no_gc():
-        rows = load_predictions(repo, preds[image])
-        a = _truth(repo, image, truth_c.hex())
-        b = [(r[0], r[1], r[2], r[3]) for r in rows]
-        res = match_items(a, b, spec, radii)
-        hit_a = {x for x, _y, _lb, _r, _s in res["pairs"]}
-        hit_b = {y for _x, y, _lb, _r, _s in res["pairs"]}
-        tagged: list[tuple[str, str, str, Any, float | None]] = []
-        for i, r in enumerate(rows):
-            tagged.append(("tp" if i in hit_b else "fp", r[0], r[1], r[2], r[4]))
-        for i, (label, kind, g, _z) in enumerate(a):
-            if i not in hit_a:
-                tagged.append(("fn", label, kind, g, None))
-    tagged.sort(key=lambda t: OUTCOMES.index(t[0]))  # stable: input order kept within each outcome
-    counts = {o: 0 for o in OUTCOMES}
-    for t in tagged:
-        counts[t[0]] += 1
+    tagged, counts = _outcomes_of(repo, preds[image], image, truth_c, spec)
     items: list[dict[str, Any]] = []
     truncated = False
-    for o, label, kind, g, score in tagged:
+    for o, label, kind, g, score, (x0, y0, x1, y1) in tagged:
         if bbox is not None:
-            x0, y0, x1, y1 = geometry.bounds(kind, g)
             if x1 < bbox[0] or y1 < bbox[1] or x0 > bbox[2] or y0 > bbox[3]:
                 continue
         if len(items) >= limit:
@@ -281,5 +305,5 @@ def outcomes(repo: Repository, ident: str, image: str, truth: str | None = None,
             break
         items.append({"outcome": o, "label": label, "kind": kind, "geometry": geometry.to_geojson(kind, g),
                       "score": score})
-    return {"run": run_id, "image": image, "truth": truth_c.hex(), "match": spec.to_json(), "counts": counts,
+    return {"run": run_id, "image": image, "truth": truth_c.hex(), "match": spec.to_json(), "counts": dict(counts),
             "items": items, "truncated": truncated}
