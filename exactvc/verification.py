@@ -179,3 +179,93 @@ def verify(repo: Repository, image: str, aid: str, yes: bool, comment: str | Non
                 repo.set_working(cid, work)
     return {"commit": cid.hex(), "image": ed.image, "id": aid, "verification": to_json([e])[0],
             "verifications": to_json(rec[1])}
+
+
+def verify_on_branch(repo: Repository, branch: str, image: str, aid: str, yes: bool, comment: str | None,
+                     author: str, expected_parent: bytes | None | bool = False, start: str | None = None
+                     ) -> dict[str, Any]:
+    """Commit one verification straight onto ``branch`` (no working state): the server's path, as
+    ``history.commit_changes`` for the viewer's edits. A missing branch starts at ``start`` (default HEAD).
+    ``expected_parent`` (a commit id, or None for "the branch must not exist") refuses a branch that moved;
+    ``False`` takes the branch as it is now (the swap still fails on a concurrent writer)."""
+    from .edit import Editor
+    from .errors import RefConflict
+    from .history import write_commit
+    from .refs import check_new_branch, check_short_name
+
+    ref = "heads/" + check_short_name(branch, "branch")
+    cur = repo.refs.read(ref)
+    if cur is None:
+        check_new_branch(repo.refs, branch)
+    if expected_parent is not False and cur != expected_parent:
+        raise RefConflict(f"branch {branch} is at {cur.hex()[:12] if cur else 'nothing'}, not "
+                          f"{expected_parent.hex()[:12] if expected_parent else 'nothing'}: reload and retry")
+    parent = cur if cur is not None else (repo.resolve(start) if start else repo.head_commit())
+    if parent is None:
+        raise NotFound("nothing to verify: the repository has no commit yet")
+    e = entry(user_name(author), yes, None, comment)
+    snap = repo.snapshot_object(repo.commit_object(parent).root)
+    ed = Editor(repo, image, snapshot=snap)
+    key, es = ed.verify(aid, e)
+    sid = ed.apply_to(snap)
+    what = "yes" if yes else "no"
+    from .ids import format_id
+
+    msg = f"Verify {format_id(key)} on {ed.image}: {what}" + (f"\n\n{comment}" if comment else "")
+    cid = write_commit(repo, sid, [parent], msg, author)
+    repo.refs.cas(ref, cur, cid, author, f"verify: {format_id(key)} {what}")
+    return {"commit": cid.hex(), "branch": branch, "image": ed.image, "id": format_id(key),
+            "verification": to_json([e])[0], "verifications": to_json(es)}
+
+
+def creators(repo: Repository, image: str, commit: bytes, keys: set[bytes]) -> dict[bytes, str]:
+    """Who added each of ``keys`` (the author of the commit that first added it), walking the history of
+    ``commit``; an annotation a merge brought in is credited to its branch's commit."""
+    from . import tree
+    from .blame import _tree, _walk
+
+    out: dict[bytes, str] = {}
+    for _oid, c in _walk(repo, commit):
+        mine = _tree(repo, c, image)
+        parent = _tree(repo, repo.commit_object(c.parents[0]), image) if c.parents else None
+        second = [_tree(repo, repo.commit_object(p), image) for p in c.parents[1:]]
+        for k, old, new in tree.diff(repo.store, parent, mine):
+            if old is None and new is not None and k in keys:
+                if not any(tree.get(repo.store, t, k) is not None for t in second):
+                    out[k] = c.author  # older commits come later in the walk: the first addition wins
+    return out
+
+
+def pending(repo: Repository, image: str, rev: str, user: str, opinions: int, limit: int = 1000
+            ) -> dict[str, Any]:
+    """The annotations of ``image`` at ``rev`` that still need verifications: fewer than ``opinions``
+    distinct verifiers, not added by ``user`` and not verified by them yet (id order, at most ``limit``)."""
+    from . import tree
+    from .annotation import Annotation
+
+    start = repo.resolve(rev)
+    entry_, root = repo.tree_of(image, start.hex())
+    name = repo.image(image, start.hex()).name
+    short: dict[bytes, dict[str, Any]] = {}
+    total = done = 0
+    for k, rec in tree.items(repo.store, root):
+        total += 1
+        who = verifiers(rec)
+        if len(who) >= opinions:
+            done += 1
+        elif user not in who:
+            short[k] = rec
+    made = creators(repo, name, start, set(short)) if short else {}
+    out = []
+    more = False
+    for k, rec in short.items():
+        if k in made and user_name(made[k]) == user:
+            continue
+        if len(out) == limit:
+            more = True
+            break
+        a = Annotation.from_record(k, tree.join_record(repo.store, rec))
+        out.append({"id": a.id, "label": a.label, "bounds": list(a.bounds), "verifications": len(a.verifications),
+                    "yes": sum(1 for e in a.verifications if e.get("y") is True)})
+    return {"image": name, "rev": rev, "commit": start.hex(), "opinions": opinions, "total": total,
+            "verified": done, "pending": out, "more": more}
