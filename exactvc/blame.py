@@ -58,6 +58,7 @@ def blame(repo: Repository, image: str, aid: str | None = None, rev: str = "HEAD
         target = dict(tree.items(repo.store, head_tree))
     bare = {k: _bare(r) for k, r in target.items()}
     wanted = {(k, e["u"]): e for k, r in target.items() for e in verification.entries(r)}
+    verified = {k for k, _u in wanted}
     found: dict[bytes, dict[str, Any]] = {}
     found_v: dict[tuple[bytes, str], dict[str, Any]] = {}
     for oid, c in _walk(repo, start):
@@ -69,8 +70,9 @@ def blame(repo: Repository, image: str, aid: str | None = None, rev: str = "HEAD
         for k, old, new in tree.diff(repo.store, parent, mine):
             if k not in target or new is None:
                 continue
-            if new == target[k] and not wanted:
-                if k not in found and not any(tree.get(repo.store, t, k) == new for t in second):
+            if k not in verified:  # the plain rule: the commit that made the record as it is now
+                if k not in found and new == target[k] and not any(tree.get(repo.store, t, k) == new
+                                                                   for t in second):
                     found[k] = _info(oid, c)  # (else it came in from a merged branch: blame that branch's commit)
                 continue
             others = [tree.get(repo.store, t, k) for t in second]

@@ -168,10 +168,10 @@ def merge_records(
         return (theirs if ours is None else ours), kind, list(FIELDS)
     if any(r is not None and verification.FIELD in r for r in (base, ours, theirs)):
         # verifications merge per user (exactvc.verification.merge3); the other fields by the rules here
-        res, kind, fields = merge_records(_unverified(base), _unverified(ours), _unverified(theirs), policy)
+        res, why, which = merge_records(_unverified(base), _unverified(ours), _unverified(theirs), policy)
         if res is not None:
             res = verification.with_entries(res, verification.merge3(base, ours, theirs))
-        return res, kind, fields
+        return res, why, which
     if base is None:
         fields = changed_fields(ours, theirs)
         return ours, "add/add", fields

@@ -197,7 +197,7 @@ def verify_on_branch(repo: Repository, branch: str, image: str, aid: str, yes: b
     cur = repo.refs.read(ref)
     if cur is None:
         check_new_branch(repo.refs, branch)
-    if expected_parent is not False and cur != expected_parent:
+    if not isinstance(expected_parent, bool) and cur != expected_parent:
         raise RefConflict(f"branch {branch} is at {cur.hex()[:12] if cur else 'nothing'}, not "
                           f"{expected_parent.hex()[:12] if expected_parent else 'nothing'}: reload and retry")
     parent = cur if cur is not None else (repo.resolve(start) if start else repo.head_commit())
@@ -256,7 +256,7 @@ def pending(repo: Repository, image: str, rev: str, user: str, opinions: int, li
         elif user not in who:
             short[k] = rec
     made = creators(repo, name, start, set(short)) if short else {}
-    out = []
+    out: list[dict[str, Any]] = []
     more = False
     for k, rec in short.items():
         if k in made and user_name(made[k]) == user:
