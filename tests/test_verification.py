@@ -161,3 +161,10 @@ def test_cli_verify_blame_and_export(tmp_path: Path) -> None:
     assert [f["id"] for f in json.loads(ex.stdout)["features"]] == [ids[0]]
     bad = run_exact("-C", d, "export", "--min-verifications", "-2", "-o", "-")
     assert bad.returncode == 2
+    # a bundle carries them: a repository that had only the seed gets the verification
+    other = Repository.init(tmp_path / "other")
+    assert run_exact("-C", d, "bundle", "create", str(tmp_path / "v.bundle"), "main").returncode == 0
+    un = run_exact("-C", str(other.path), "bundle", "unbundle", str(tmp_path / "v.bundle"))
+    assert un.returncode == 0, un.stderr
+    got = Repository.open(other.path).annotation("img", ids[0], rev="main")
+    assert [(v["u"], v["y"], v["c"]) for v in got.verifications] == [("Test", True, "mitosis, clearly")]
