@@ -10,7 +10,7 @@ from pathlib import Path
 from exactvc.access import AccessStore
 from exactvc.repo import Repository
 
-from .server_fixtures import add_squares, exact, make_repo, ok, request, thread_server, users
+from .server_fixtures import add_squares, exact, fsck_clean, make_repo, ok, request, thread_server, users
 
 
 def exported_ids(clone: Path, n: int) -> list[str]:
@@ -73,6 +73,8 @@ def test_second_opinion_end_to_end(tmp_path: Path) -> None:
         fresh = tmp_path / "fresh"
         ok(exact("clone", srv.repo_url("study"), str(fresh), token=tok["rita"]))
         assert exported_ids(fresh, 2) == [target]
+        fsck_clean(fresh)
+        fsck_clean(root / "study")
         blame = json.loads(ok(exact("-C", str(fresh), "blame", "slide-1", target, "--json")))["exactvc.blame/v1"]
         row = blame[0]
         assert row["author"] == "amy <amy@exactvc>"  # the verifiers are not blamed for the cell itself
