@@ -6,12 +6,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exactvc import porcelain, verification
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.formats.registry import EXPORT_FORMATS
+from exactvc.merge import merge_records
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 
@@ -168,3 +172,21 @@ def test_cli_verify_blame_and_export(tmp_path: Path) -> None:
     assert un.returncode == 0, un.stderr
     got = Repository.open(other.path).annotation("img", ids[0], rev="main")
     assert [(v["u"], v["y"], v["c"]) for v in got.verifications] == [("Test", True, "mitosis, clearly")]
+
+
+_entry = st.builds(lambda u, y, t: verification.entry(u, y, t), st.sampled_from(["ada", "ben", "cy"]), st.booleans(),
+                   st.integers(0, 3))
+_side = st.lists(_entry, max_size=3).map(lambda es: verification.with_entries(  # as stored: one per user, sorted
+    {"g": [0, [1, 1]], "k": "point", "l": "a"}, list({e["u"]: e for e in es}.values())))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(_side, _side, _side)
+def test_merge_of_verifications_is_symmetric_and_keeps_one_side_changes(base: Any, ours: Any, theirs: Any) -> None:
+    m = verification.merge3(base, ours, theirs)
+    assert m == verification.merge3(base, theirs, ours)
+    assert len({e["u"] for e in m}) == len(m)
+    if ours == base:
+        assert m == sorted(verification.entries(theirs), key=lambda e: e["u"])
+    got, kind, _fields = merge_records(base, ours, theirs, "field")
+    assert kind is None and got is not None and verification.entries(got) == m
