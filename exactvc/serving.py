@@ -15,7 +15,12 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8
     from server.app import create_app
     from server.waitress_server import make_server
 
+    from exactvc.backends.config import Backends
+
     config = {"root": root, "slide_folders": slide_folders or [], "objects": objects, "db": db}
+    backends = Backends.load(root, objects, db) if os.path.isdir(root) else Backends(objects, db)
+    if not backends.embedded:  # where things live, never a password or a credential
+        print(f"exactvc server backends: {backends.describe()}", file=sys.stderr, flush=True)
     if processes <= 1:
         app = create_app(config)
         srv = make_server(app, host=host, port=port, threads=threads)

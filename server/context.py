@@ -42,10 +42,8 @@ class Repos:
         with self._lock:
             repo = self._open.get(name)
             if repo is None:
-                repo = Repository.open(p, search_parents=False)
-                shared = self.backends.refs_for(name)
-                if shared is not None:
-                    repo.refs = shared  # the refs live in the shared database (several server processes)
+                # objects on S3 and refs in PostgreSQL when so configured (exactvc/backends/config.py)
+                repo = self.backends.open_repository(self.root, p.name)
                 self._open[name] = repo
         repo.store.refresh()  # type: ignore[attr-defined]
         return _scope(name, repo)
