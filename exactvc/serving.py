@@ -12,10 +12,9 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8
     import os
     import socket
 
+    from exactvc.backends.config import Backends
     from server.app import create_app
     from server.waitress_server import make_server
-
-    from exactvc.backends.config import Backends
 
     config = {"root": root, "slide_folders": slide_folders or [], "objects": objects, "db": db}
     backends = Backends.load(root, objects, db) if os.path.isdir(root) else Backends(objects, db)
