@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--levels", default="store,server", help="store (object stores alone), server (exact serve)")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--repos", type=int, default=20)
-    ap.add_argument("--pushes", type=int, default=5, help="pushes per client in the concurrent phase")
+    ap.add_argument("--pushes", type=int, default=10, help="pushes per client in the concurrent phase")
     ap.add_argument("--out", default="bench/results/scale.json")
     args = ap.parse_args()
     names = [b for b in args.backends.split(",") if b]
@@ -170,7 +170,9 @@ def main() -> int:
         for c in server["concurrent"]:
             print(f"{c['backends']:>9} x{c['processes']}: {c['pushes']} pushes in {c['wall_s']:.1f} s "
                   f"({c['pushes_per_s']:.1f}/s, p50 {c['p50_s'] * 1000:.0f} ms, p95 {c['p95_s'] * 1000:.0f} ms); "
-                  f"CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in c["cpu_s"].items()))
+                  f"CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in c["cpu_s"].items())
+                  + f"; latency sum {c['latency_sum_s']:.1f} s, in the push handler: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in c["server_phases_s"].items()))
     _common.print_table(rows)
     _common.write_json(args.out, {"n": args.n, "results": results, "server": server,
                                   "command": " ".join(sys.argv), "machine": _common.machine_info()})

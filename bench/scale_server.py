@@ -3,7 +3,10 @@
 concurrent pushes to many repositories from many clients through 1 and 3 server processes.
 
 Where the time goes: for the concurrent phase, the CPU seconds of the server processes, of SeaweedFS and of
-PostgreSQL (every process of each, from /proc), next to the phase's wall time and the push latencies.
+PostgreSQL (every process of each, from /proc), next to the phase's wall time and the push latencies; and
+the pushes' own account (their ``Server-Timing`` header, summed over all pushes: reading and verifying,
+storing the objects, the hook, moving the refs) against the sum of the latencies the clients saw (the rest
+is waiting for a thread, the network and authentication).
 """
 
 from __future__ import annotations
@@ -179,6 +182,7 @@ def concurrent_pushes(tmp: Path, label: str, opts: tuple[str, ...], processes: i
                                                                    data), token=tok)
             assert r.status == 200, r.body[:300]
         latencies: list[float] = []
+        phases: dict[str, float] = {}
         failures: list[str] = []
         lock = threading.Lock()
         barrier = threading.Barrier(len(plan))
@@ -190,6 +194,10 @@ def concurrent_pushes(tmp: Path, label: str, opts: tuple[str, ...], processes: i
                 r = request("POST", f"{srv.url}/{name}/push", body, token=tok, timeout=300)
                 with lock:
                     latencies.append(time.perf_counter() - t0)
+                    for part in r.headers.get("server-timing", "").split(","):
+                        k, _, dur = part.strip().partition(";dur=")
+                        if dur:
+                            phases[k] = phases.get(k, 0.0) + float(dur) / 1000
                     if r.status != 200:
                         failures.append(f"{r.status} {r.body[:200]!r}")
 
@@ -207,6 +215,8 @@ def concurrent_pushes(tmp: Path, label: str, opts: tuple[str, ...], processes: i
     n = len(lat)
     return {"backends": label, "processes": processes, "pushes": n, "wall_s": wall, "pushes_per_s": n / wall,
             "p50_s": lat[n // 2], "p95_s": lat[min(n - 1, int(n * 0.95))],
+            "latency_sum_s": round(sum(lat), 2),
+            "server_phases_s": {k: round(v, 2) for k, v in phases.items()},
             "cpu_s": {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1}}
 
 
