@@ -120,3 +120,25 @@ def test_gc_keeps_the_pack_of_an_upload_in_flight(tmp_path: Path, s3_env: Seawee
     assert not any(fresh.has(o) for o in lost)
     assert all(fresh.has(o) for o in oids + in_flight)
     backends.close()
+
+
+def test_the_repository_lock_holds_across_processes_on_the_database(tmp_path: Path, s3_env: Seaweed,
+                                                                    postgres: Any) -> None:
+    from exactvc import maintenance
+    from exactvc.errors import LockError
+
+    root, objects, url, _opts = scaled_root(tmp_path, postgres)
+    one, two = Backends(objects, url), Backends(objects, url)  # two pools: as two machines would have
+    one.lock_timeout = two.lock_timeout = 0.3
+    a, b = one.open_repository(root, "proj"), two.open_repository(root, "proj")
+    try:
+        with b.lock():
+            try:
+                maintenance.gc(a)  # gc takes the repository lock: here, the one on the database
+                raise AssertionError("gc ran while another process held the repository lock")
+            except LockError as exc:
+                assert "repository is busy" in exc.message
+        assert maintenance.gc(a).kept == 0  # released: gc runs (nothing is reachable yet)
+    finally:
+        one.close()
+        two.close()

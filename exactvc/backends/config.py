@@ -34,6 +34,7 @@ class Backends:
     objects: str | None = None
     db: str | None = None
     cache_bytes: int = DEFAULT_CACHE
+    lock_timeout: float = 30.0  # seconds a repository lock on the database is waited for
     _db: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -120,6 +121,9 @@ class Backends:
         shared = self.refs_for(name)
         if shared is not None:
             repo.refs = shared  # the refs live in the shared database (several server processes)
+            db = self.database()
+            # gc and the server's own commits exclude each other on every machine, not only on this one
+            repo.lock_factory = lambda: db.lock(f"exact-repo:{name}", self.lock_timeout)
         return repo
 
     def migrate(self) -> list[int]:
