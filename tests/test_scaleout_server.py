@@ -132,3 +132,20 @@ def test_object_storage_stopped_gives_503_then_the_push_succeeds(tmp_path: Path,
         r2 = request("GET", srv.repo_url("proj") + "/info/refs", token=tok)
         assert r2.status == 200 and r2.json()["refs"]["heads/main"] == second
     server_fsck(root, opts)
+
+
+def test_bad_backend_settings_are_one_line_errors(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    root.mkdir()
+    admin(root, "repo", "add", "proj")
+    r = exact("server", "fsck", "proj", "--root", str(root), "--objects", "s3:/bucket")
+    assert r.returncode != 0 and "s3://BUCKET/PREFIX" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    (root / "backends.json").write_text(json.dumps({"objects": "s3://b/p", "bucket": "x"}))
+    r = exact("server", "fsck", "proj", "--root", str(root))
+    assert r.returncode != 0 and "unknown setting 'bucket'" in r.stderr, r.stderr
+    (root / "backends.json").write_text(json.dumps({"db": "postgresql://u:hunter2@db.internal/x", "cache_bytes": -1}))
+    r = exact("server", "repo", "add", "other", "--root", str(root))
+    assert r.returncode != 0 and "cache_bytes" in r.stderr and "hunter2" not in r.stderr, r.stderr
+    (root / "backends.json").write_text(json.dumps({"db": "mysql://u:hunter2@db.internal/x"}))
+    r = exact("serve", str(root))
+    assert r.returncode != 0 and "postgresql://" in r.stderr and "hunter2" not in r.stderr, r.stderr
