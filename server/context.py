@@ -33,7 +33,10 @@ class Repos:
         except InvalidInput:
             raise NotFound(f"no repository {name!r}") from None
         p = (self.root / name).resolve()
-        if p.parent != self.root.resolve() or not (p / ".exact" / "HEAD").is_file():
+        if p.parent != self.root.resolve():
+            raise NotFound(f"no repository {name!r}")
+        # with a database, a repository another machine created gets its folder here on first use
+        if not (p / ".exact" / "HEAD").is_file() and not self.backends.materialize(self.root, name):
             raise NotFound(f"no repository {name!r}")
         return p
 
@@ -49,7 +52,11 @@ class Repos:
         return _scope(name, repo)
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file())
+        local = {p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file()}
+        for name in self.backends.registered():  # another machine's repositories, with a database
+            if name not in local and _valid_name(name) and self.backends.materialize(self.root, name):
+                local.add(name)
+        return sorted(local)
 
 
 def _scope(name: str, repo: Repository) -> Repository:

@@ -149,3 +149,30 @@ def test_bad_backend_settings_are_one_line_errors(tmp_path: Path) -> None:
     (root / "backends.json").write_text(json.dumps({"db": "mysql://u:hunter2@db.internal/x"}))
     r = exact("serve", str(root))
     assert r.returncode != 0 and "postgresql://" in r.stderr and "hunter2" not in r.stderr, r.stderr
+
+
+def test_a_second_machine_with_an_empty_root_serves_the_same_repositories(tmp_path: Path, s3_env: Seaweed,
+                                                                          postgres: Any) -> None:
+    root_a, objects, url, opts = scaled_root(tmp_path, postgres)
+    tok_a = admin(root_a, "user", "add", "alice")
+    admin(root_a, "grant", "alice", "maintain", "proj")
+    root_b = tmp_path / "machine-b"  # nothing shared with root_a but the backends (users: still per ROOT)
+    root_b.mkdir()
+    (root_b / "backends.json").write_text(json.dumps({"objects": objects, "db": url}))
+    again = exact("server", "repo", "add", "proj", "--root", str(root_b))
+    assert again.returncode != 0 and "exists already" in again.stderr, again.stderr
+    tok_b = admin(root_b, "user", "add", "alice")
+    admin(root_b, "grant", "alice", "maintain", "proj")  # its folder on machine b is made here
+    with thread_server(root_a, objects=objects, db=url) as a, thread_server(root_b) as b:
+        c = tmp_path / "c"
+        ok(exact("clone", b.repo_url("proj"), str(c), token=tok_b))
+        repo = Repository.open(c)
+        repo.add_label("cell", shape="polygon", color="#ff0000")
+        repo.add_image_record(ImageRecord(IMAGE, "ab" * 32, 10000, 10000))
+        ids = set(add_squares(repo, IMAGE, 7))
+        repo.commit("through machine b")
+        ok(exact("-C", str(c), "push", token=tok_b))
+        c2 = tmp_path / "c2"
+        ok(exact("clone", a.repo_url("proj"), str(c2), token=tok_a))  # machine a serves what b received
+        assert annotation_ids(Repository.open(c2), IMAGE) == ids
+    assert server_fsck(root_b, ())["checked"] > 0  # the settings from root_b/backends.json

@@ -126,6 +126,54 @@ class Backends:
             repo.lock_factory = lambda: db.lock(f"exact-repo:{name}", self.lock_timeout)
         return repo
 
+    # --- the list of repositories (in the database when there is one) -----------------------------
+    def register(self, root: Path, name: str) -> bool:
+        """Record repository ``ROOT/NAME`` (just created) in the database, with its settings, so that every
+        machine serves it; False when the database had it already (or there is no database)."""
+        if self.db is None:
+            return False
+        import orjson
+
+        config = Repository.open(Path(root) / name, search_parents=False).config()
+        with self.database().tx() as cur:
+            cur.execute("INSERT INTO repositories (name, config) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (name, orjson.dumps(config).decode()))
+            return bool(cur.rowcount == 1)
+
+    def registered(self) -> list[str]:
+        """The repositories the database knows (none without a database)."""
+        if self.db is None:
+            return []
+        with self.database().tx() as cur:
+            cur.execute("SELECT name FROM repositories ORDER BY name")
+            return [str(r[0]) for r in cur.fetchall()]
+
+    def materialize(self, root: Path, name: str) -> bool:
+        """Make the folder of repository NAME under this machine's ROOT if the database knows it and the folder
+        is missing (a machine that did not create it); True if the folder exists afterwards."""
+        path = Path(root) / name
+        if (path / EXACT_DIR / "HEAD").is_file():
+            return True
+        if self.db is None:
+            return False
+        with self.database().tx() as cur:
+            cur.execute("SELECT config FROM repositories WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            return False
+        from ..errors import UsageError
+        from ..fsutil import atomic_write
+
+        try:
+            Repository.init(path)
+        except UsageError:  # another process made it meanwhile
+            return True
+        import orjson
+
+        config = row[0] if isinstance(row[0], dict) else orjson.loads(row[0])
+        atomic_write(path / EXACT_DIR / "config.json", orjson.dumps(config, option=orjson.OPT_SORT_KEYS))
+        return True
+
     def migrate(self) -> list[int]:
         """The schema versions applied now (none without a database)."""
         return list(self.database().migrate()) if self.db else []

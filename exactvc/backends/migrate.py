@@ -102,6 +102,7 @@ def migrate_repository(root: Path, name: str, backends: Backends, progress: Prog
         return rep
     if backends.db is not None:
         _copy_refs(local.refs, backends, name, rep)
+        backends.register(root, name)  # every machine on the database serves it
     return rep
 
 

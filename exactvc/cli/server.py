@@ -137,10 +137,16 @@ def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | N
     backends = Backends.load(root, objects, db)
     if not backends.embedded:
         backends.migrate()  # the schema exists before the first ref does (idempotent)
+        if name in backends.registered():
+            from ..errors import UsageError
+
+            raise UsageError(f"repository {name!r} exists already on the shared database (every server "
+                             "serves it; its folder here is made on first use)")
     Repository.init(Path(root) / name)
     if not backends.embedded:
         repo = backends.open_repository(Path(root), name)  # reaches S3 and PostgreSQL now: errors show here
         repo.refs.read_head()
+        backends.register(Path(root), name)  # every machine on the database serves it from now on
         backends.close()
     if anonymous_read:
         acc.set_settings(name, anonymous_read=True)
@@ -171,7 +177,9 @@ def server_grant(who: str, role: str, repo_name: str, team: bool, root: str) -> 
     """Give USER (or --team) ROLE (read, annotate, maintain, admin, none) on REPO."""
     from pathlib import Path
 
-    if not (Path(root) / repo_name / ".exact" / "HEAD").is_file():
+    from ..backends.config import Backends
+
+    if not Backends.load(root).materialize(Path(root), repo_name):
         from ..errors import NotFound
 
         raise NotFound(f"no repository {repo_name!r} under {root}")

@@ -38,13 +38,12 @@ def open_server_repo(root: str, name: str, objects: str | None, db: str | None) 
     from ..access import check_name
     from ..backends.config import Backends
     from ..errors import NotFound
-    from ..repo import EXACT_DIR
-
     check_name(name, "repository name")
     r = _root(root)
-    if not (r / name / EXACT_DIR / "HEAD").is_file():
+    backends = Backends.load(r, objects, db)
+    if not backends.materialize(r, name):
         raise NotFound(f"no repository {name!r} under {root}")
-    return Backends.load(r, objects, db).open_repository(r, name)
+    return backends.open_repository(r, name)
 
 
 @click.command("fsck")
