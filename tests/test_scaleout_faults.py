@@ -18,7 +18,7 @@ from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 from exactvc.store import Pending
-from tests.engines.seaweed import Seaweed
+from tests.engines.seaweed import SECRET, Seaweed
 
 from .server_fixtures import ServerProcess, add_squares, admin, exact, ok, push_commit
 from .test_scaleout_server import scaled_root, server_fsck
@@ -85,6 +85,9 @@ def test_kill_9_in_the_middle_of_a_push_leaves_nothing_broken(tmp_path: Path, s3
     finally:
         db.close()
         srv.stop()
+    logs = [p.read_text(errors="replace") for p in tmp_path.glob("*.log")]
+    assert len(logs) == 3 and all("exactvc server backends: objects: s3://" in text for text in logs)
+    assert not any(SECRET in text for text in logs)  # the servers' logs never carry the credentials
 
 
 def test_gc_keeps_the_pack_of_an_upload_in_flight(tmp_path: Path, s3_env: Seaweed, postgres: Any) -> None:
