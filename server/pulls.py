@@ -269,6 +269,29 @@ def merge(name: str, n: str) -> Response:
                                  b.get("override_checks", False), b.get("resolutions"), b.get("message")))
 
 
+@pulls.get("/pulls/<n>/conflicts")
+def conflicts(name: str, n: str) -> Response:
+    """The conflicts of merging the pull request into its target now (rejections undone first, as the
+    merge does), with base / ours (the target) / theirs (the pull request) per annotation, one page at a
+    time: ``limit``, ``cursor`` (the ``next_cursor`` of the previous page), ``bbox``, ``label``, ``image``."""
+    require(name, "read")
+    repo = repos().get(name)
+    pr = service.get(repo, store(), name, _number(n))
+    if pr["state"] not in ("draft", "open"):
+        raise InvalidInput(f"pull request #{pr['number']} is {pr['state']}: it has no merge to preview")
+    plan = service.merge_plan(repo, store(), name, pr)
+    limit = int_param("limit", 500, 1, 5000)
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and len(cursor) > 400:
+        raise InvalidInput("cursor must be the next_cursor of the previous page")
+    m = plan.merged
+    page, nxt = (review.conflict_page(m, limit, cursor, _box(), request.args.get("label"), request.args.get("image"))
+                 if m is not None else ([], None))
+    return _fast_json({"head": pr["head"], "target": plan.target.hex() if plan.target else None,
+                       "total": len(m.conflicts) if m else 0,
+                       "conflicts": [review.conflict_json(c, repo) for c in page], "next_cursor": nxt})
+
+
 @pulls.get("/pulls/<n>/agreement")
 def agreement(name: str, n: str) -> Response:
     require(name, "read")
