@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { h, clear } from "../dom.js";
 
-export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMerged }) {
+export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMerged, conflicts = null }) {
   const status = h("p.pull-status", { id: "pull-status", role: "status" });
   const approvals = h("span", { id: "approvals" });
   const comments = h("ol.comments", { id: "comments" });
@@ -36,8 +36,17 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
   const buttons = h("div.pull-actions", {},
     canReview ? h("button", { id: "approve", type: "button", onclick: () => act(() => api.review(repo, pr.number, { kind: "approve" }), () => "Approved.") }, "Approve") : "",
     canReview ? h("button", { id: "request-changes", type: "button", onclick: () => act(() => api.review(repo, pr.number, { kind: "request_changes" }), () => "Changes requested.") }, "Request changes") : "",
-    session && session.user ? h("button", { id: "merge", type: "button", onclick: () => act(() => api.mergePull(repo, pr.number, {}),
-      (r) => { onMerged(r); return `Merged: ${(r.commit || r.merge || "").slice(0, 12)}`; }) }, "Merge") : "");
+    session && session.user ? h("button", { id: "merge", type: "button", onclick: () => act(
+      () => api.mergePull(repo, pr.number, conflicts ? { resolutions: conflicts.resolutions() } : {}),
+      (r) => { onMerged(r); return `Merged: ${(r.merge_commit || "").slice(0, 12)}`; }) }, "Merge") : "");
+  // merging waits for a choice on every conflict with the target
+  function mergeState() {
+    const b = buttons.querySelector("#merge");
+    if (!b) return;
+    const left = conflicts ? conflicts.unresolved() : 0;
+    b.disabled = left > 0;
+    b.title = left > 0 ? `${left} conflict${left === 1 ? "" : "s"} to resolve first` : "";
+  }
   side.prepend(h("section.pull", { id: "pull" },
     h("h2", {}, `Pull request #${pr.number}`), h("div.title", { id: "pull-title" }, pr.title),
     h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target}`),
@@ -49,5 +58,6 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
       if (ch) { body.annotation = ch.id; body.image = ch.image; }
       act(() => api.comment(repo, pr.number, body), () => { text.value = ""; return "Comment added."; });
     } }, "Comment")));
-  return { refresh, say };
+  mergeState();
+  return { refresh, say, mergeState };
 }
