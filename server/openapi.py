@@ -128,6 +128,14 @@ PULL_PATHS: dict[str, Any] = {
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
             _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/images/{image}/matches": _op(
+        "get", "The geometric comparison paged for the viewer: figures per label, entries with both geometries", [
+            _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
+            _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
+            _query("bbox", _STR, description="x0,y0,x1,y1: entries one of whose shapes meets it"), _query("label", _STR),
+            _query("status", {"type": "string", "enum": ["matched", "only_in_a", "only_in_b"]}),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            _query("cursor", _STR, description="next_cursor of the previous page")]),
     "/api/v1/repos/{name}/bundles": _op(
         "post", "Upload a bundle (maintain): verified like a push; its branch created; with title, a pull request",
         [_REPO, _query("ref", _STR), _query("branch", _STR), _query("title", _STR), _query("body", _STR),

@@ -178,6 +178,38 @@ def image_compare(name: str, image: str) -> Response:
     return jsonify(res)
 
 
+@pulls.get("/images/<image>/matches")
+def image_matches(name: str, image: str) -> Response:
+    """The geometric comparison for the browser: the figures of ``compare`` (per label and in total) and
+    one page of its entries (matched pairs with both geometries, only in A, only in B), spatially
+    filtered (``bbox``), by ``label`` and ``status``; ``next_cursor`` leads to the next page."""
+    from exactvc import match
+    from exactvc.pulls import compare
+
+    require(name, "read")
+    repo = repos().get(name)
+    a, b = request.args.get("a"), request.args.get("b")
+    if not a or not b:
+        raise InvalidInput("matches needs revisions a and b")
+    spec = match.parse_spec(request.args.get("match", "iou=0.5"))
+    status = request.args.get("status")
+    if status is not None and status not in compare.STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(compare.STATUSES)}")
+    raw = request.args.get("cursor") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise InvalidInput("cursor must be the next_cursor of the previous page")
+    img = repo.image(image, a).name
+    repo.image(image, b)
+    ca, cb = repo.resolve(a), repo.resolve(b)
+    cmp = compare.compare(repo, img, ca.hex(), cb.hex(), spec)
+    limit = int_param("limit", 500, 1, 5000)
+    page, nxt = compare.page(cmp, limit, int(raw), _box(), request.args.get("label"), status)
+    return _fast_json({"image": img, "a": ca.hex(), "b": cb.hex(), "match": cmp.spec, "labels": cmp.labels,
+                       "total": cmp.total, "counts": cmp.counts(),
+                       "items": [compare.entry_json(cmp, e) for e in page],
+                       "next_cursor": str(nxt) if nxt is not None else None})
+
+
 @pulls.get("/pulls/<n>/reviews")
 def list_reviews(name: str, n: str) -> Response:
     require(name, "read")

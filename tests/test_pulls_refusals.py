@@ -165,6 +165,26 @@ def test_image_changes_and_compare(world: World) -> None:
     assert len(ch) == 6 and all(c["label"] == {"old": "cell", "new": "tumor"} for c in ch)
     cmp = w.call("GET", f"/images/{IMAGE}/compare?a=main&b={head}", who="rita").json()
     assert cmp["total"]["matched"] == 32 and len(cmp["only_in_b"]) == 11 and len(cmp["only_in_a"]) == 8
+    # the same comparison paged for the viewer: every entry once over the pages, with geometries
+    seen: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(20):
+        pg = w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&limit=7&cursor={cursor}").json()
+        assert pg["labels"] == cmp["labels"] and pg["total"] == cmp["total"]
+        seen += pg["items"]
+        if pg["next_cursor"] is None:
+            break
+        cursor = pg["next_cursor"]
+    assert pg["counts"] == {"matched": 32, "only_in_a": 8, "only_in_b": 11} and len(seen) == 51
+    assert {(x["a"]["id"], x["b"]["id"]) for x in seen if x["status"] == "matched"} == {
+        (p["a"], p["b"]) for p in cmp["matched"]}
+    assert sorted(x["a"]["id"] for x in seen if x["status"] == "only_in_a") == cmp["only_in_a"]
+    assert sorted(x["b"]["id"] for x in seen if x["status"] == "only_in_b") == cmp["only_in_b"]
+    # the three squares bob added at (5000..5090, 5000): only in B, and alone in that window
+    win = w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&bbox=4990,4990,5200,5020").json()["items"]
+    assert [x["status"] for x in win] == ["only_in_b"] * 3 and win[0]["b"]["geometry"]["type"] == "Polygon"
+    assert w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&status=nope").status == 422
+    assert w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&cursor=x").status == 422
     assert w.call("GET", f"/images/{IMAGE}/changes?old=main").status == 422
 
 
