@@ -100,7 +100,7 @@ api.comment = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/
 api.pullConflicts = (name, n, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/conflicts${q(params)}`);
 api.pulls = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/pulls${q(params)}`);
 api.resolveThread = (name, n, cid, resolved) => call("PATCH", `/api/v1/repos/${enc(name)}/pulls/${n}/comments/${cid}`, { resolved });
-api.compare = (name, image, params) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/compare${q(params)}`);
+api.matches = (name, image, params) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/matches${q(params)}`);
 api.mergePull = (name, n, body = {}) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, body);
 api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
 api.putScreening = (name, image, state) =>

@@ -8,8 +8,8 @@ import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { createViewer, settled } from "./tiles.js";
 import { createOverlay } from "./overlay.js";
-import { loadChanges } from "./diffdata.js";
-import { createChangesPanel, KIND_COLORS } from "./panels/changes.js";
+import { loadChanges, loadMatches } from "./diffdata.js";
+import { createChangesPanel, KIND_COLORS, MATCH_NAMES } from "./panels/changes.js";
 import { createPullPanel } from "./panels/pull.js";
 import { createConflictsPanel } from "./panels/conflicts.js";
 
@@ -43,7 +43,12 @@ async function main() {
     if (!img) throw new Error(`no image ${p.image} at ${newRev}`);
     const labelColors = Object.fromEntries(labels.labels.map((l) => [l.name, l.color]));
     const viewerEl = h("div.viewer", { id: "viewer" });
-    const side = h("aside.panels", { id: "panels" }, h("h2", {}, "Diff ", h("code", {}, short(oldRev)), " → ", h("code", {}, short(newRev))));
+    // ?match=iou=0.5 (diff page only): the geometric comparison of two revisions sharing no ids
+    const spec = !pr ? params.get("match") : null;
+    const toggle = new URLSearchParams(location.search);
+    if (spec) toggle.delete("match"); else toggle.set("match", "iou=0.5");
+    const side = h("aside.panels", { id: "panels" }, h("h2", {}, spec ? "Compare " : "Diff ", h("code", {}, short(oldRev)), " → ", h("code", {}, short(newRev))),
+      pr ? "" : h("p", {}, h("a", { id: "match-toggle", href: `?${toggle}` }, spec ? "Show the diff by annotation id" : "Compare geometrically (IoU ≥ 0.5)")));
     app.append(h("div.workspace", {}, viewerEl, side));
     const viewer = createViewer(viewerEl, img.fingerprint, 0);
     exact.viewer = viewer;
@@ -54,9 +59,11 @@ async function main() {
     const overlay = createOverlay(viewer, viewerEl);
     let selectedId = null;
     let shown = [];
-    const panel = createChangesPanel(side, labelColors, { onSelect: (id) => select(id, true), onFilter: () => refilter() });
+    const panel = createChangesPanel(side, labelColors, { onSelect: (id) => select(id, true), onFilter: () => refilter(),
+      names: spec ? MATCH_NAMES : null });
     const fetchPage = pr ? (cursor) => api.pullChanges(p.repo, pr.number, { image: p.image, limit: 500, cursor }) : null;
-    const data = loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); }, fetchPage);
+    const data = spec ? loadMatches(p.repo, p.image, oldRev, newRev, spec, (summary) => { panel.compareLegend(summary); refilter(); })
+      : loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); }, fetchPage);
     const current = () => data.changes.find((c) => c.id === selectedId) || null;
     function flyToBounds([x0, y0, x1, y1]) {
       const m = Math.max(60, (x1 - x0) * 2, (y1 - y0) * 2);
