@@ -71,7 +71,8 @@ def list_pulls(name: str) -> Response:
     out = [service.refresh(repo, store(), name, pr) for pr in store().list_pulls(name)]
     if state not in (None, "all"):
         out = [pr for pr in out if pr["state"] == state]
-    return jsonify({"pulls": out})
+    settings = access().settings(name)
+    return jsonify({"pulls": [service.list_entry(repo, store(), name, pr, settings) for pr in out]})
 
 
 @pulls.post("/pulls")

@@ -121,6 +121,20 @@ def approvals(store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]
     return {"valid": valid, "stale": stale, "changes_requested": changes_req}
 
 
+def list_entry(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
+               settings: dict[str, Any]) -> dict[str, Any]:
+    """A pull request as the list shows it: with its approvals (valid at the head, stale), the number
+    required, and the state of its checks at the head (None where they never ran)."""
+    if pr["state"] in ("draft", "open"):
+        ck: dict[str, Any] | None = checks(repo, store, name, pr)
+    else:
+        ck = store.checks(name, pr["number"], pr["head"])
+    status = None if ck is None else ("overridden" if ck.get("overridden_by") and ck["status"] == "failed"
+                                      else ck["status"])
+    return {**pr, "approvals": approvals(store, name, pr), "required_approvals": required_approvals(settings, pr),
+            "checks": status}
+
+
 def required_approvals(settings: dict[str, Any], pr: dict[str, Any]) -> int:
     if pr["target"] in settings.get("protected", []):
         return int(settings.get("required_approvals", 0))

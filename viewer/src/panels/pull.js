@@ -24,9 +24,14 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
     for (const c of cs) {
       const where = c.anchor ? h("a.anchor", { href: "#", dataset: { annotation: c.anchor.annotation },
         onclick: (e) => { e.preventDefault(); flyTo(c.anchor.annotation); } }, `on ${c.anchor.annotation.slice(0, 10)}`) : "";
-      comments.append(h("li.comment", { dataset: { id: c.id, annotation: c.anchor ? c.anchor.annotation : "" } },
+      const root = c.thread === c.id;
+      const toggle = root && session && session.user ? h("button.resolve", { type: "button", dataset: { thread: c.thread },
+        onclick: () => act(() => api.resolveThread(repo, pr.number, c.thread, !c.resolved),
+          () => (c.resolved ? "Thread reopened." : "Thread resolved.")) }, c.resolved ? "Reopen" : "Resolve") : "";
+      comments.append(h(c.resolved ? "li.comment.resolved" : "li.comment", { dataset: { id: c.id, thread: c.thread,
+        annotation: c.anchor ? c.anchor.annotation : "", outdated: c.outdated ? "1" : "0", resolved: c.resolved ? "1" : "0" } },
         h("b", {}, c.author), " ", where, c.outdated ? h("span.outdated", {}, " outdated") : "", c.resolved ? " (resolved)" : "",
-        h("div.body", {}, c.body)));
+        " ", toggle, h("div.body", {}, c.body)));
     }
     return p;
   }
@@ -48,7 +53,8 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
     b.title = left > 0 ? `${left} conflict${left === 1 ? "" : "s"} to resolve first` : "";
   }
   side.prepend(h("section.pull", { id: "pull" },
-    h("h2", {}, `Pull request #${pr.number}`), h("div.title", { id: "pull-title" }, pr.title),
+    h("h2", {}, `Pull request #${pr.number} `, h("a.all-pulls", { id: "all-pulls", href: `/${encodeURIComponent(repo)}/pulls` }, "all pull requests")),
+    h("div.title", { id: "pull-title" }, pr.title),
     h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target}`),
     h("p", {}, approvals), buttons, status,
     h("h2", {}, "Comments"), comments, text,
