@@ -49,7 +49,7 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
     const b = buttons.querySelector("#merge");
     if (!b) return;
     const left = conflicts ? conflicts.unresolved() : 0;
-    b.disabled = left > 0;
+    b.disabled = left > 0 || pr.state === "merged" || pr.state === "closed";
     b.title = left > 0 ? `${left} conflict${left === 1 ? "" : "s"} to resolve first` : "";
   }
   side.prepend(h("section.pull", { id: "pull" },
