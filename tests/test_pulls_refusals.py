@@ -377,3 +377,38 @@ def test_conflicts_route_pages_the_three_values_and_edited_resolutions(world: Wo
     assert ann[w.ids[0]].geojson == square(1000, 1000, 11) and ann[w.ids[0]].label == "tumor"  # their label, our outline
     assert ann[w.ids[7]].geojson == square(900, 900, 11)  # ours
     assert w.call("GET", f"/pulls/{n}/conflicts").status == 422  # merged: nothing left to preview
+
+
+def test_pr_merge_resolves_conflicts_from_the_cli(world: World, tmp_path: Path) -> None:
+    """`exact pr merge N --resolve SIDE[:IDS]` (and --resolutions FILE) sends the resolutions; a bad side is
+    a usage error and nothing changes."""
+    import json
+
+    from exactvc.history import commit_changes
+
+    from .server_fixtures import exact, ok
+
+    w = world
+    repo = Repository.open(w.root / "proj")
+    n = _open(w)["number"]
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[6], "geometry": square(800, 800, 11)},
+                           {"id": w.ids[7], "geometry": square(900, 900, 11)}])
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    clone = tmp_path / "amy"
+    ok(exact("clone", f"{w.srv.url}/proj", str(clone), token=w.tok["amy"]))
+    before = ref_files(w.root / "proj")
+    bad = exact("-C", str(clone), "pr", "merge", str(n), "--resolve", "mine", token=w.tok["amy"])
+    assert bad.returncode == 2 and "--resolve 'mine'" in bad.stderr
+    left = exact("-C", str(clone), "pr", "merge", str(n), "--resolve", f"theirs:{w.ids[6]}", token=w.tok["amy"])
+    assert left.returncode == 6 and "1 conflict " in left.stderr, left.stderr
+    assert ref_files(w.root / "proj") == before
+    res_file = tmp_path / "res.json"
+    res_file.write_text(json.dumps([{"side": "edit", "ids": [w.ids[7]],
+                                     "value": {"label": "tumor", "geometry": square(950, 950, 20)}}]))
+    out = ok(exact("-C", str(clone), "pr", "merge", str(n), "--resolutions", str(res_file), "--resolve",
+                   f"theirs:{w.ids[6]}", "--json", token=w.tok["amy"]))
+    assert json.loads(out)["exactvc.pr/v1"]["conflicts_resolved"] == 2
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert ann[w.ids[6]].geojson == square(3000, 3000, 12)  # theirs
+    assert ann[w.ids[7]].geojson == square(950, 950, 20) and ann[w.ids[7]].label == "tumor"  # the edited value
