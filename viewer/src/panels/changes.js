@@ -59,9 +59,10 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter, name
       legend.replaceChildren(
         ...["matched", "only_in_a", "only_in_b"].map((st) => h("li", { dataset: { status: st } },
           h("span.swatch", { style: { background: KIND_COLORS[STATUS_KIND[st]] } }), `${name(STATUS_KIND[st])}: `, h("span.n", {}, c[st]))),
-        h("li.rule", {}, `match: ${Object.entries(summary.match).map(([k, v]) => `${k}=${v}`).join(", ")}`),
+        h("li.rule", {}, `match: ${Object.entries(summary.match).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`).join(", ")}`),
         h("li", {}, h("table.match-figures", { id: "match-figures" },
-          h("tr", {}, ...["label", "matched", "only A", "only B", "precision", "recall", "F1"].map((t) => h("th", {}, t))),
+          h("tr", {}, ...[["label", "label"], ["m", "matched"], ["A", "only in A"], ["B", "only in B"], ["P", "precision"], ["R", "recall"],
+            ["F1", "F1"]].map(([t, title]) => h("th", { title }, t))),
           ...Object.entries(summary.labels).map(([lb, r]) => row(lb, r)), row("(all)", summary.total))));
       for (const lb of Object.keys(summary.labels)) {
         if (!labelsShown.has(lb)) { labelSel.append(h("option", { value: lb }, lb)); labelsShown.add(lb); }

@@ -53,7 +53,7 @@ export function createConflictsPanel(side, { repo, pr, image, flyTo, onChange })
       const pick = chosen.get(c.address);
       list.append(h("li", { dataset: { address: c.address, id: c.id, kind: c.kind, chosen: pick || "" },
         class: c.address === selected ? "selected" : "", onclick: () => select(c.address, true) },
-      h("span.what", {}, `${c.kind} ${c.label || ""} ${c.image === null ? "(label set)" : c.id.slice(0, 10)}`,
+      h("span.what", {}, `${c.kind} ${c.label || ""} ${c.image === null ? "(label set)" : "…" + c.id.slice(-8)}`,
         c.fields.length ? ` (${c.fields.join(", ")})` : "", c.image !== null && c.image !== image ? ` on ${c.image}` : ""),
       h("span.choices", {}, CHOICES.map((s) => h("button", { type: "button", dataset: { side: s },
         class: pick === s ? "chosen" : "", "aria-pressed": pick === s ? "true" : "false",

@@ -53,9 +53,9 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
     b.title = left > 0 ? `${left} conflict${left === 1 ? "" : "s"} to resolve first` : "";
   }
   side.prepend(h("section.pull", { id: "pull" },
-    h("h2", {}, `Pull request #${pr.number} `, h("a.all-pulls", { id: "all-pulls", href: `/${encodeURIComponent(repo)}/pulls` }, "all pull requests")),
-    h("div.title", { id: "pull-title" }, pr.title),
-    h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target}`),
+    h("h2", {}, `Pull request #${pr.number}`), h("div.title", { id: "pull-title" }, pr.title),
+    h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target} · `,
+      h("a.all-pulls", { id: "all-pulls", href: `/${encodeURIComponent(repo)}/pulls` }, "all pull requests")),
     h("p", {}, approvals), buttons, status,
     h("h2", {}, "Comments"), comments, text,
     h("button", { id: "comment-send", type: "button", onclick: () => {
