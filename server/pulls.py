@@ -312,7 +312,7 @@ def conflicts(name: str, n: str) -> Response:
     pr = service.get(repo, store(), name, _number(n))
     if pr["state"] not in ("draft", "open"):
         raise InvalidInput(f"pull request #{pr['number']} is {pr['state']}: it has no merge to preview")
-    plan = service.merge_plan(repo, store(), name, pr)
+    plan = service.merge_plan(repo, store(), name, pr, reuse=True)
     limit = int_param("limit", 500, 1, 5000)
     cursor = request.args.get("cursor") or None
     if cursor is not None and len(cursor) > 400:
