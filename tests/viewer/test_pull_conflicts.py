@@ -1,7 +1,8 @@
 """Conflicts of a pull request resolved in real Chromium: two branches redraw the same two annotations
 differently; the pull request page lists both conflicts, draws base / ours / theirs in their styles where
 they lie, flies to each, keeps merging disabled until both have a choice; the reviewer keeps "theirs" for
-one (key) and "ours" for the other (button) and merges; the merge commit holds exactly the chosen values."""
+one (a row's button, then a key) and "ours" for the other (in bulk for its label) and merges; the merge
+commit holds exactly the chosen values."""
 
 from __future__ import annotations
 
@@ -76,12 +77,17 @@ def test_conflicts_resolved_in_the_browser(tab: Tab, site: Site) -> None:
     bx0, by0, bx1 = bg[0][0], bg[0][1], bg[2][0]
     assert near_color(img, *tab.to_screen((bx0 + bx1) / 2, by0), hex_rgb(SIDE["base"]), radius=6)
 
-    # "theirs" by key for the first, then "ours" by the second's button: merge is enabled only then
+    # the first: "base" by its row's button, changed to "theirs" by key; the second "ours" in bulk for its
+    # label; merge is enabled only then
+    page.click(f"#conflict-list li[data-id='{first['id']}'] button[data-side='base']")
+    page.wait_for_selector(f"#conflict-list li[data-id='{first['id']}'][data-chosen='base']")
     tab.key("t")
     page.wait_for_selector(f"#conflict-list li[data-id='{first['id']}'][data-chosen='theirs']")
     assert page.locator("#merge").is_disabled()
-    page.click(f"#conflict-list li[data-id='{ids[other]}'] button[data-side='ours']")
+    page.select_option("#conflict-bulk-label", other)
+    page.click("#conflict-bulk button[data-side='ours']")
     page.wait_for_selector(f"#conflict-list li[data-id='{ids[other]}'][data-chosen='ours']")
+    assert page.locator(f"#conflict-list li[data-id='{first['id']}']").get_attribute("data-chosen") == "theirs"
     assert page.locator("#conflict-summary").get_attribute("data-unresolved") == "0"
     assert page.locator("#merge").is_enabled()
     page.click(f"#conflict-list li[data-id='{ids[other]}']")  # selecting it flies there
@@ -100,7 +106,7 @@ def test_conflicts_resolved_in_the_browser(tab: Tab, site: Site) -> None:
     anns = {a["id"]: a for a in site.api("GET", f"/api/v1/repos/cells/images/{IMAGE}/annotations?rev={main}",
                                          token=site.tokens["ben"])["annotations"]}
     assert anns[ids[which]]["geometry"] == made["theirs"][which]  # theirs, chosen by key
-    assert anns[ids[other]]["geometry"] == made["ours"][other]  # ours, chosen by button
+    assert anns[ids[other]]["geometry"] == made["ours"][other]  # ours, chosen in bulk
     shown = site.exact("show", main, "--json")
     assert main in shown
     assert not tab.errors, tab.errors

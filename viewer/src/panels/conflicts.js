@@ -1,7 +1,7 @@
 // The pull request's conflicts with its target (GET .../pulls/N/conflicts, paged): each conflict listed
 // with buttons to keep ours (the target), theirs (the pull request), the base, or delete it; the selected
 // one is flown to; base / ours / theirs are drawn on the slide in their own styles (the chosen side
-// thicker). Keys on the diff page: `c` / `C` next / previous conflict, `o` ours, `t` theirs, `b` base,
+// thicker); in bulk for every conflict of a label (or all). Keys on the diff page: `c` / `C` next / previous conflict, `o` ours, `t` theirs, `b` base,
 // `x` delete. Merging is enabled only when every conflict has a choice (panels/pull.js asks `unresolved()`).
 import { api } from "../api.js";
 import { h, clear } from "../dom.js";
@@ -32,8 +32,12 @@ export function createConflictsPanel(side, { repo, pr, image, flyTo, onChange })
   const list = h("ol.conflict-list", { id: "conflict-list" });
   const head = h("p.conflict-summary", { id: "conflict-summary" }, "Loading the conflicts with the target …");
   const detail = h("div.conflict-detail", { id: "conflict-detail" });
+  // in bulk: every conflict of one label (or all of them) at once
+  const bulkLabel = h("select", { id: "conflict-bulk-label", "aria-label": "conflicts of label" }, h("option", { value: "" }, "every conflict"));
+  const bulk = h("p.conflict-bulk", { id: "conflict-bulk" }, "In bulk: ", bulkLabel, " ",
+    CHOICES.map((s) => h("button", { type: "button", dataset: { side: s }, onclick: () => chooseAll(s, bulkLabel.value || null) }, s)));
   side.append(h("section.conflicts", { id: "conflicts" }, h("h2", {}, "Conflicts with ", h("code", {}, pr.target)),
-    head, h("p.conflict-keys", {}, "c / C next / previous · o ours (target) · t theirs (pull request) · b base · x delete"),
+    head, h("p.conflict-keys", {}, "c / C next / previous · o ours (target) · t theirs (pull request) · b base · x delete"), bulk,
     h("ul.conflict-legend", {}, ["base", "ours", "theirs"].map((s) => h("li", { dataset: { side: s } },
       h("span.swatch", { style: { background: SIDE_STYLES[s].color } }), s === "ours" ? `ours (${pr.target})` : s === "theirs" ? `theirs (${pr.source})` : "base"))),
     detail, list));
@@ -79,6 +83,11 @@ export function createConflictsPanel(side, { repo, pr, image, flyTo, onChange })
     onChange();
     return true;
   }
+  function chooseAll(sideName, label) {
+    for (const c of conflicts) if (label === null || c.label === label) chosen.set(c.address, sideName);
+    render();
+    onChange();
+  }
   function step(d) {
     if (!conflicts.length) return;
     const i = conflicts.findIndex((c) => c.address === selected);
@@ -96,6 +105,9 @@ export function createConflictsPanel(side, { repo, pr, image, flyTo, onChange })
       cursor = page.next_cursor;
     }
     conflicts = got;
+    const labels = [...new Set(got.map((c) => c.label).filter(Boolean))].sort();
+    bulkLabel.replaceChildren(h("option", { value: "" }, "every conflict"), ...labels.map((lb) => h("option", { value: lb }, `label ${lb}`)));
+    bulk.hidden = !got.length;
     for (const a of [...chosen.keys()]) if (!got.some((c) => c.address === a)) chosen.delete(a);
     render();
     onChange();
@@ -117,7 +129,7 @@ export function createConflictsPanel(side, { repo, pr, image, flyTo, onChange })
     return out;
   }
   return {
-    load, shapes, step, choose, select, unresolved,
+    load, shapes, step, choose, chooseAll, select, unresolved,
     conflicts: () => conflicts,
     selected: () => current(),
     resolutions: () => conflicts.filter((c) => chosen.has(c.address)).map((c) => ({ side: chosen.get(c.address), ids: [c.address] })),
