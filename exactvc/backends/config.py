@@ -2,6 +2,11 @@
 
 ``objects``: None (each repository's own ``.exact/objects``) or ``s3://BUCKET/PREFIX``;
 ``db``: None (files and SQLite under ROOT) or ``postgresql://...``. Command-line values win over the file.
+
+The server's stores are chosen here and nowhere else: with a database, the refs of every repository and
+all of the server's own data (users, tokens, sessions, teams, roles, settings, pull requests, screening
+progress, EXACT ids) live in it and nothing of it is written under ROOT; without one, SQLite files under
+ROOT hold it (the embedded default).
 """
 
 from __future__ import annotations
@@ -10,10 +15,16 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
 from ..refs import RefStore
+
+if TYPE_CHECKING:
+    from ..access import Access
+    from ..exact_compat import CompatIds
+    from ..pulls.store import Pulls
+    from ..screening import ScreeningStore
 
 CONFIG_FILE = "backends.json"
 
@@ -61,3 +72,49 @@ class Backends:
     def migrate(self) -> list[int]:
         """The schema versions applied now (none without a database)."""
         return list(self.database().migrate()) if self.db else []
+
+    def check_schema(self) -> None:
+        """Refuse (InvalidInput) a database whose schema lacks migrations of this version of exactvc."""
+        if self.db is None:
+            return
+        missing = self.database().pending()
+        if missing:
+            raise InvalidInput(f"the database lacks schema migration(s) {', '.join(map(str, missing))}: "
+                               "run `exact server migrate --db ...` first")
+
+    # --- the server's own data: one store each, SQLite under ROOT or the shared database ---
+    def access_store(self, root: str | Path) -> Access:
+        if self.db is None:
+            from ..access import AccessStore
+
+            return AccessStore(Path(root))
+        from .postgres_access import PgAccessStore
+
+        return PgAccessStore(self.database())
+
+    def pull_store(self, root: str | Path) -> Pulls:
+        if self.db is None:
+            from ..pulls.store import PullStore
+
+            return PullStore(Path(root))
+        from .postgres_pulls import PgPullStore
+
+        return PgPullStore(self.database())
+
+    def screening_store(self, root: str | Path) -> ScreeningStore:
+        if self.db is None:
+            from ..screening import SqliteScreeningStore
+
+            return SqliteScreeningStore(Path(root))
+        from .postgres_screening import PgScreeningStore
+
+        return PgScreeningStore(self.database())
+
+    def id_store(self, root: str | Path) -> CompatIds:
+        if self.db is None:
+            from ..exact_compat import IdStore
+
+            return IdStore(Path(root))
+        from .postgres_compat import PgIdStore
+
+        return PgIdStore(self.database())

@@ -34,6 +34,7 @@ class Postgres:
         self.data = root / "data"
         self.port = _free_port()
         self.as_root = os.geteuid() == 0
+        self._template = False
 
     def _run(self, *args: str, timeout: float = 120) -> None:
         cmd = [str(BIN / args[0]), *args[1:]]
@@ -68,6 +69,24 @@ class Postgres:
         with psycopg.connect(self.url, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}"')
             c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def migrated(self, name: str) -> str:
+        """A fresh database ``name`` with exactvc's schema (cloned from a template migrated once); its URL."""
+        import psycopg
+
+        if not self._template:
+            from exactvc.backends.postgres import Database
+
+            db = Database(self.database("exact_template"))
+            try:
+                db.migrate()
+            finally:
+                db.close()
+            self._template = True
+        with psycopg.connect(self.url, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            c.execute(f'CREATE DATABASE "{name}" TEMPLATE exact_template')
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     @contextlib.contextmanager
