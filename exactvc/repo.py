@@ -73,6 +73,16 @@ def default_author() -> str:
     return f"{user} <{user}@localhost>"
 
 
+def _server_refs(path: Path) -> RefStore | None:
+    """The shared refs of a repository of a server ROOT whose backends.json names a database (else None)."""
+    if not (path.parent / "backends.json").is_file():
+        return None
+    from .backends.config import of_server_root
+
+    b = of_server_root(path.parent)
+    return b.refs_for(path.name) if b is not None else None
+
+
 class Repository:
     def __init__(self, store: ObjectStore, refs: RefStore, path: Path | None = None) -> None:
         self.store = store
@@ -106,7 +116,7 @@ class Repository:
         while True:
             if (cand / EXACT_DIR / "HEAD").is_file():
                 d = cand / EXACT_DIR
-                return cls(DiskStore(d / "objects"), DiskRefs(d), cand)
+                return cls(DiskStore(d / "objects"), _server_refs(cand) or DiskRefs(d), cand)
             if not search_parents or cand.parent == cand:
                 raise NotARepository(f"not an exactvc repository (no {EXACT_DIR}/ here or above): {start}")
             cand = cand.parent

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,38 @@ REAL_SLIDE = SHARED / "data" / "cmu_small_region.svs"
 
 def square(x: float, y: float, s: float = 10) -> dict[str, object]:
     return {"type": "Polygon", "coordinates": [[[x, y], [x + s, y], [x + s, y + s], [x, y + s], [x, y]]]}
+
+
+@pytest.fixture(params=["disk", "s3pg"])
+def backend_pair(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backends of every server ROOT the test makes (tests/server_fixtures.py ``prepare_root``):
+    ``disk`` (files and SQLite under ROOT, the embedded default) or ``s3pg`` (a fresh PostgreSQL database
+    per ROOT; objects on S3 once ``exact serve --objects`` is wired, see ``S3_OBJECTS``)."""
+    import uuid
+
+    from tests import server_fixtures
+
+    if request.param == "s3pg":
+        pg = request.getfixturevalue("postgres")
+
+        if S3_OBJECTS:
+            request.getfixturevalue("s3_env")
+
+        def make() -> dict[str, str]:
+            conf = {"db": pg.fresh()}
+            if S3_OBJECTS:
+                conf["objects"] = f"s3://exact-test/{uuid.uuid4().hex[:12]}"
+            return conf
+
+        server_fixtures.PAIR["make"] = make
+    try:
+        yield request.param
+    finally:
+        server_fixtures.PAIR.pop("make", None)
+        server_fixtures.close_pools()
+
+
+S3_OBJECTS = False  # True once server/context.py opens repositories on --objects s3:// (issue 16, scale-out)
 
 
 @pytest.fixture

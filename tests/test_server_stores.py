@@ -26,7 +26,7 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend
     if request.param == "sqlite":
         yield Backends()
         return
-    b = Backends(db=request.getfixturevalue("postgres").migrated("t_" + uuid.uuid4().hex[:12]))
+    b = Backends(db=request.getfixturevalue("postgres").fresh())
     try:
         yield b
     finally:
@@ -254,7 +254,7 @@ def test_sixteen_threads_race_on_each_store(backends: Backends, tmp_path: Path) 
 
 
 def test_a_session_made_through_one_pool_is_valid_through_another(postgres: Any, tmp_path: Path) -> None:
-    url = postgres.migrated("t_" + uuid.uuid4().hex[:12])
+    url = postgres.fresh()
     one, two = Backends(db=url), Backends(db=url)  # as two server processes: two pools, one database
     try:
         a, b = one.access_store(tmp_path), two.access_store(tmp_path)
@@ -280,7 +280,7 @@ def test_postgres_stopped_is_backend_unavailable_then_ok(postgres: Any, tmp_path
     from exactvc.backends.postgres_access import PgAccessStore
     from exactvc.backends.postgres_pulls import PgPullStore
 
-    db = Database(postgres.migrated("t_" + uuid.uuid4().hex[:12]), timeout=2)
+    db = Database(postgres.fresh(), timeout=2)
     try:
         acc, pulls = PgAccessStore(db), PgPullStore(db)
         tok = acc.add_user("ada")

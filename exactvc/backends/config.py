@@ -38,6 +38,16 @@ class Backends:
 
     @classmethod
     def load(cls, root: str | Path, objects: str | None = None, db: str | None = None) -> Backends:
+        """The backends of server ROOT: the given values over ROOT/backends.json. Without given values, one
+        instance per ROOT and process (:func:`of_server_root`): one database pool, however often asked."""
+        if objects is None and db is None:
+            shared = of_server_root(Path(root))
+            if shared is not None:
+                return shared
+        return cls._read(root, objects, db)
+
+    @classmethod
+    def _read(cls, root: str | Path, objects: str | None = None, db: str | None = None) -> Backends:
         f = Path(root) / CONFIG_FILE
         conf: dict[str, Any] = {}
         if f.is_file():
@@ -60,6 +70,13 @@ class Backends:
             if self._db is None:
                 self._db = Database(str(self.db))
             return self._db
+
+    def close(self) -> None:
+        """Close the database pool if one was opened (a server shutting down, a test ending)."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     def refs_for(self, repo: str) -> RefStore | None:
         """The refs of repository ``repo`` in the shared database, or None for the repository's own files."""
@@ -118,3 +135,32 @@ class Backends:
         from .postgres_compat import PgIdStore
 
         return PgIdStore(self.database())
+
+
+_SHARED: dict[tuple[Path, float], Backends] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def of_server_root(root: Path) -> Backends | None:
+    """The backends of ``root`` if it is a server ROOT with a ``backends.json`` (None otherwise), one
+    instance per ROOT, configuration file version and process. A repository folder of such a ROOT opened
+    directly (``exact -C ROOT/NAME fsck``, the server itself) reads its refs from there, not from files."""
+    f = root / CONFIG_FILE
+    try:
+        key = (f.resolve(), f.stat().st_mtime)
+    except OSError:
+        return None
+    with _SHARED_LOCK:
+        b = _SHARED.get(key)
+        if b is None:
+            b = _SHARED[key] = Backends._read(root)
+        return b
+
+
+def close_shared() -> None:
+    """Close the pools of every shared instance (tests; a process that is done with its servers)."""
+    with _SHARED_LOCK:
+        items = list(_SHARED.values())
+        _SHARED.clear()
+    for b in items:
+        b.close()
