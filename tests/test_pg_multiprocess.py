@@ -3,6 +3,7 @@ processes; exactly one wins each round, the rest get non-fast-forward, nothing i
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, post
     root = tmp_path / "srv"
     root.mkdir()
     ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    (root / "backends.json").write_text(json.dumps({"db": url}))  # the admin commands follow it
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
