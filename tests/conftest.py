@@ -65,6 +65,35 @@ S3PG_HEAVY = {
 S3_OBJECTS = False  # True once server/context.py opens repositories on --objects s3:// (issue 16, scale-out)
 
 
+# tests that reopen a repository from its folder (a restart): on the disk pair only
+DISK_ONLY = {"test_repository_merge_conflicts_resolve_continue": "reopens the repository from its folder"}
+
+
+def pair_repository(request: pytest.FixtureRequest, path: Path) -> Repository:
+    """A new, empty repository on the backend pair of ``request.param``: ``memory`` (objects and refs in
+    memory), ``disk`` (``Repository.init(path)``) or ``s3pg`` (objects on the session's SeaweedFS, refs in a
+    fresh PostgreSQL database; the working state in memory)."""
+    import uuid
+
+    kind = request.param
+    if kind != "disk" and request.node.originalname in DISK_ONLY:
+        pytest.skip(f"disk pair only: {DISK_ONLY[request.node.originalname]}")
+    if kind == "memory":
+        return Repository.memory()
+    if kind == "disk":
+        return Repository.init(path)
+    from exactvc.backends.postgres import Database
+    from exactvc.backends.postgres_refs import PgRefs
+    from exactvc.backends.s3 import open_s3_store
+    from tests.engines.seaweed import BUCKET
+
+    request.getfixturevalue("s3_env")
+    db = Database(request.getfixturevalue("postgres").fresh())
+    request.addfinalizer(db.close)
+    store = open_s3_store(f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}", path.name, path.parent / "s3-cache")
+    return Repository(store, PgRefs(db, path.name))
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Repository:
     r = Repository.init(tmp_path / "repo")
