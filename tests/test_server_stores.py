@@ -312,3 +312,48 @@ def test_a_database_without_the_schema_is_refused_until_migrated(postgres: Any, 
         b.check_schema()
     finally:
         b.database().close()
+
+
+def test_migrate_copies_a_local_servers_own_data_once(postgres: Any, tmp_path: Path) -> None:
+    from .server_fixtures import exact, ok
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    local = Backends()
+    acc = local.access_store(root)
+    tok = acc.add_user("ada")
+    acc.set_password("ada", "correct horse")
+    acc.add_team("lab")
+    acc.team_add("lab", "ada")
+    acc.grant("proj", "lab", "maintain", team=True)
+    acc.set_settings("proj", mode="blind", opinions=3)
+    ada = acc.check_password("ada", "correct horse")
+    assert ada is not None
+    secret, _ = acc.create_session(ada, 3600, 7200)
+    pulls = local.pull_store(root)
+    pr = pulls.create("proj", "First", "", "ada", "open", "f", "main", "b", "h")
+    c = pulls.add_comment("proj", 1, "ada", "see", "h", {"image": "s"}, None)
+    local.screening_store(root).put("proj", "s1", "ada", {"current": 3})
+    ids = local.id_store(root)
+    assert ids.ids("annotation", ["proj\0s1\0a", "proj\0s1\0b"]) == [1, 2]
+    url = postgres.database("t_" + uuid.uuid4().hex[:12])
+    out = ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    assert "copied access" in out and "copied pulls" in out and "copied compat" in out, out
+    assert "copied" not in ok(exact("server", "migrate", "--root", str(root), "--db", url))  # once
+    pg = Backends(db=url)
+    try:
+        pacc = pg.access_store(root)
+        user = pacc.authenticate(tok)  # hashes copied as they are: tokens, passwords and sessions still work
+        assert user is not None and user.name == "ada" and pacc.check_password("ada", "correct horse") == user
+        assert pacc.session(secret, 3600, 7200) is not None and pacc.role("proj", user) == "maintain"
+        assert pacc.settings("proj")["mode"] == "blind" and pacc.settings("proj")["opinions"] == 3
+        assert pacc.add_user("bob")  # the id sequence continues after the copied ids
+        ppulls = pg.pull_store(root)
+        assert ppulls.get("proj", 1)["title"] == pr["title"] and ppulls.comments("proj", 1)[0]["id"] == c["id"]
+        assert ppulls.create("proj", "Second", "", "ada", "open", "g", "main", "b", "h")["number"] == 2
+        assert ppulls.add_comment("proj", 1, "ada", "more", "h", None, None)["id"] > c["id"]
+        assert pg.screening_store(root).get("proj", "s1", "ada") == {"current": 3}
+        pids = pg.id_store(root)
+        assert pids.ids("annotation", ["proj\0s1\0b", "proj\0s1\0c"]) == [2, 3]
+    finally:
+        pg.close()

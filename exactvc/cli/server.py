@@ -219,8 +219,18 @@ def server_team_member(team: str, user: str, remove: bool, root: str) -> None:
 @click.option("--objects", default=None, help="Object store: s3://BUCKET/PREFIX.")
 @click.option("--db", default=None, help="Metadata database: postgresql://...")
 def server_migrate(root: str, objects: str | None, db: str | None) -> None:
-    """Apply the metadata database's schema migrations not yet applied (versioned SQL files)."""
+    """Apply the metadata database's schema migrations not yet applied (versioned SQL files), then copy
+    ROOT's own data (users, tokens, sessions, teams, roles, settings, pull requests, screening, EXACT ids)
+    from its SQLite files into the database, once."""
+    from pathlib import Path
+
     from ..backends.config import Backends
 
-    done = Backends.load(root, objects, db).migrate()
+    b = Backends.load(root, objects, db)
+    done = b.migrate()
     click.echo("\n".join(f"applied migration {n}" for n in done) or "schema is up to date")
+    if b.db is not None and Path(root).is_dir():
+        from ..backends.postgres_import import import_server_data
+
+        for group, n in import_server_data(Path(root), b.database()).items():
+            click.echo(f"copied {group}: {n} rows from ROOT's SQLite")
