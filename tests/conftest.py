@@ -61,6 +61,8 @@ FULL = "EXACT_FULL_CONFORMANCE"
 S3PG_HEAVY = {
     "test_concurrent_pushes_one_winner_per_round": "tests/test_pg_multiprocess.py (3 processes, 8 clients)",
     "test_two_institutions_exchange_a_branch": "tests/test_pg_wiring.py (push, clone through --db)",
+    "test_role_action_matrix": "tests/test_server_stores.py (roles, teams, settings on PostgreSQL) with "
+                               "test_annotators_own_their_branches_only on this pair",
 }
 S3_OBJECTS = False  # True once server/context.py opens repositories on --objects s3:// (issue 16, scale-out)
 
