@@ -64,3 +64,24 @@ def test_a_session_made_by_one_process_works_in_another(tmp_path: Path, postgres
         a.stop()
         b.stop()
     assert not list(root.glob("*.sqlite")), list(root.iterdir())  # with --db no server data under ROOT
+
+
+def test_forked_workers_each_open_their_own_pool(tmp_path: Path, postgres: Any) -> None:
+    """`exact serve --processes 2` on a ROOT whose backends.json names the database: the parent checks the
+    schema before forking; each worker must use connections of its own, never the parent's."""
+    root = tmp_path / "srv"
+    root.mkdir()
+    (root / "backends.json").write_text(json.dumps({"db": postgres.fresh()}))
+    make_repo(root / "proj")
+    acc = server_access(root)
+    tok = acc.add_user("ada")
+    acc.grant("proj", "ada", "read")
+    srv = ServerProcess(root, tmp_path / "s.log", ("--processes", "2", "--threads", "4"))
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as ex:
+            got = list(ex.map(lambda i: request("GET", srv.url + "/proj/info/refs", token=tok).status, range(64)))
+        assert got == [200] * 64
+    finally:
+        srv.stop()

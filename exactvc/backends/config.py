@@ -12,6 +12,7 @@ ROOT hold it (the embedded default).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,7 @@ class Backends:
         return PgIdStore(self.database())
 
 
-_SHARED: dict[tuple[Path, float], Backends] = {}
+_SHARED: dict[tuple[Path, float, int], Backends] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -147,7 +148,7 @@ def of_server_root(root: Path) -> Backends | None:
     directly (``exact -C ROOT/NAME fsck``, the server itself) reads its refs from there, not from files."""
     f = root / CONFIG_FILE
     try:
-        key = (f.resolve(), f.stat().st_mtime)
+        key = (f.resolve(), f.stat().st_mtime, os.getpid())  # a forked worker opens its own pool
     except OSError:
         return None
     with _SHARED_LOCK:
