@@ -5,13 +5,14 @@ count across processes, and nothing of the server's data is written to SQLite un
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from exactvc.repo import Repository
 
 from .conftest import square
-from .server_fixtures import ServerProcess, make_repo, request, server_access
+from .server_fixtures import ServerProcess, make_repo, request, server_access, thread_server
 
 PASSWORD = "anna-secret-1"
 
@@ -85,3 +86,27 @@ def test_forked_workers_each_open_their_own_pool(tmp_path: Path, postgres: Any) 
         assert got == [200] * 64
     finally:
         srv.stop()
+
+
+def test_sign_in_while_the_database_is_down_is_503_then_works(tmp_path: Path, postgres: Any) -> None:
+    root = tmp_path / "srv"
+    root.mkdir()
+    (root / "backends.json").write_text(json.dumps({"db": postgres.fresh()}))
+    make_repo(root / "proj")
+    acc = server_access(root)
+    tok = acc.add_user("anna")
+    acc.grant("proj", "anna", "read")
+    acc.set_password("anna", PASSWORD)
+    with thread_server(root) as srv:
+        creds = {"user": "anna", "password": PASSWORD}
+        assert _send(srv.url, "POST", "/api/v1/session", None, creds).status == 200
+        with postgres.stopped():
+            rep = _send(srv.url, "POST", "/api/v1/session", None, creds)
+            assert rep.status == 503 and rep.error()["type"] == "backend_unavailable", rep.body
+            assert "postgres@" not in rep.body.decode()
+        for _ in range(100):  # the pool reconnects (bounded)
+            rep = _send(srv.url, "POST", "/api/v1/session", None, creds)
+            if rep.status != 503:
+                break
+            time.sleep(0.2)
+        assert rep.status == 200 and request("GET", srv.url + "/api/v1/repos", token=tok).status == 200
