@@ -357,3 +357,25 @@ def test_migrate_copies_a_local_servers_own_data_once(postgres: Any, tmp_path: P
         assert pids.ids("annotation", ["proj\0s1\0b", "proj\0s1\0c"]) == [2, 3]
     finally:
         pg.close()
+
+
+def test_admin_commands_take_db_and_write_nothing_under_root(postgres: Any, tmp_path: Path) -> None:
+    from .server_fixtures import exact, ok
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    bare = postgres.database("t_" + uuid.uuid4().hex[:12])
+    r = exact("server", "user", "add", "ada", "--root", str(root), "--db", bare)
+    assert r.returncode != 0 and "exact server migrate" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    url = postgres.fresh()
+    tok = ok(exact("server", "user", "add", "ada", "--root", str(root), "--db", url)).strip()
+    ok(exact("server", "team", "add", "lab", "--root", str(root), "--db", url))
+    ok(exact("server", "team", "member", "lab", "ada", "--root", str(root), "--db", url))
+    listed = ok(exact("server", "user", "ls", "--json", "--root", str(root), "--db", url))
+    assert "ada" in listed
+    pg = Backends(db=url)
+    try:
+        assert pg.access_store(root).authenticate(tok) is not None
+    finally:
+        pg.close()
+    assert list(root.iterdir()) == []  # nothing under ROOT: no SQLite file, no backends.json
