@@ -202,7 +202,11 @@ class ThreadServer:
         self.srv.trigger.pull_trigger(self.srv.close)  # type: ignore[union-attr]
         self.thread.join(10)
         assert not self.thread.is_alive(), "server thread did not stop"
-        self.app.extensions["exact_repos"].backends.close()
+        from exactvc.backends.config import is_shared
+
+        backends = self.app.extensions["exact_repos"].backends
+        if not is_shared(backends):  # a ROOT's shared pool serves the test's own handles too: close_pools()
+            backends.close()
 
 
 @contextmanager

@@ -158,6 +158,12 @@ def of_server_root(root: Path) -> Backends | None:
         return b
 
 
+def is_shared(b: Backends) -> bool:
+    """Is ``b`` the shared instance of its ROOT (closed by :func:`close_shared`, not by one of its users)?"""
+    with _SHARED_LOCK:
+        return any(v is b for v in _SHARED.values())
+
+
 def close_shared() -> None:
     """Close the pools of every shared instance (tests; a process that is done with its servers)."""
     with _SHARED_LOCK:
