@@ -439,7 +439,7 @@ def check_update(repo: Repository, u: RefUpdate) -> Refusal | None:
     from .graph import is_ancestor
 
     if u.new is not None:
-        if not repo.store.has(u.new):
+        if not repo.store.has_now(u.new):
             return Refusal("missing_reference", 422, f"{u.new.hex()[:12]} is neither sent nor stored")
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":

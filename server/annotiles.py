@@ -164,7 +164,7 @@ def record(name: str, image: str, commit: str, aid: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
     cid = _commit(repo, commit)
-    if not repo.store.has(cid) or repo.store.get(cid)[0] != "commit":
+    if not repo.store.has_now(cid) or repo.store.get(cid)[0] != "commit":
         raise NotFound(f"no commit {commit}")
     try:
         a = repo.annotation(image, aid, cid.hex())

@@ -73,10 +73,10 @@ def fetch(name: str) -> Response:
     wants = _ids(body.get("wants"), "wants")
     haves = _ids(body.get("haves", []), "haves")
     for h in haves:
-        if repo.store.has(h) and repo.store.get(h)[0] != "commit":
+        if repo.store.has_now(h) and repo.store.get(h)[0] != "commit":
             raise InvalidInput(f"have {h.hex()} is not a commit")
     for w in wants:
-        if not repo.store.has(w):
+        if not repo.store.has_now(w):
             raise InvalidInput(f"unknown object {w.hex()}")
         if repo.store.get(w)[0] not in ("commit", "tag", "run", "artefact"):
             raise InvalidInput(f"{w.hex()} is not a commit, tag, run or artefact")
