@@ -128,9 +128,14 @@ class ScopedRepository(Repository):
 
     # --- revisions: a commit no visible ref reaches is answered as unknown ---------------------------
     def _resolve_base(self, rev: str) -> bytes:
+        unknown = NotFound(f"unknown revision {rev[:100]!r}" + ("..." if len(rev) > 100 else ""))
+        low = rev.strip().lower()
+        if len(low) == 64 and all(c in "0123456789abcdef" for c in low) and not self.readable(bytes.fromhex(low)) \
+                and not any(self.refs.read(f"{k}/{rev}") for k in ("tags", "heads")):
+            raise unknown  # any object the view does not reach (a commit, a tree) is "unknown", as a missing one
         oid = super()._resolve_base(rev)
         if oid not in self.visible_commits():
-            raise NotFound(f"unknown revision {rev[:100]!r}" + ("..." if len(rev) > 100 else ""))
+            raise unknown
         return oid
 
     def head_commit(self) -> bytes | None:
@@ -142,12 +147,6 @@ class ScopedRepository(Repository):
 
     def _prefix_matches(self, prefix: str) -> list[bytes]:
         return [c for c in self.visible_commits() if c.hex().startswith(prefix)]
-
-    def _peel(self, oid: bytes) -> bytes:
-        out = super()._peel(oid)
-        if out not in self.visible_commits():
-            raise NotFound(f"no commit {oid.hex()[:12]}")
-        return out
 
 
 def scoped(repo: Repository, visible: Callable[[str], bool]) -> Repository:

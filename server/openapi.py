@@ -120,6 +120,12 @@ PULL_PATHS: dict[str, Any] = {
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
             _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/agreement": _op(
+        "get", "Rater agreement: detection F1 and Cohen's kappa of labels on matched pairs (two revisions: per "
+        "label; more or a branch pattern: the pairwise table). Blind mode: maintainers only", [
+            _REPO, _query("rev", _STR, description="repeatable: the raters' revisions"),
+            _query("branches", _STR, description="raters are the branches matching this pattern, e.g. users/*/study"),
+            _query("image", _STR), _query("match", _STR, description="e.g. iou=0.5 or dist=10 (docs/matching.md)")]),
     "/api/v1/repos/{name}/bundles": _op(
         "post", "Upload a bundle (maintain): verified like a push; its branch created; with title, a pull request",
         [_REPO, _query("ref", _STR), _query("branch", _STR), _query("title", _STR), _query("body", _STR),

@@ -33,7 +33,7 @@ def _iou(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
 
 
 def _rater(rng: random.Random, truth: list[tuple[float, float, str]], keep: float, relabel: float,
-           extra: int) -> list[tuple[float, float, float, str]]:
+           extra: int, at: tuple[float, float] = (5000.0, 5000.0)) -> list[tuple[float, float, float, str]]:
     """A rater's view of ``truth``: some cells missed, some labelled otherwise, some shifted, some added."""
     out = []
     for x, y, label in truth:
@@ -43,7 +43,7 @@ def _rater(rng: random.Random, truth: list[tuple[float, float, str]], keep: floa
         dx = rng.choice([0.0, 1.0, 2.0, 6.0])  # 6 px on a 10 px square: IoU 0.25, no pair
         out.append((x + dx, y, 10.0, lb))
     for i in range(extra):
-        out.append((5000.0 + 40 * i, 5000.0, 10.0, rng.choice(LABELS)))
+        out.append((at[0] + 40 * i, at[1], 10.0, rng.choice(LABELS)))
     return out
 
 

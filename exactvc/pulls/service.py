@@ -86,7 +86,7 @@ def visible(repo: Repository, pr: dict[str, Any]) -> bool:
 def _stored(repo: Repository, store: PullStore, name: str, number: int) -> dict[str, Any]:
     pr = store.get(name, number)
     if not visible(repo, pr):
-        raise NotFound(f"no pull request #{number}")  # as for one that does not exist
+        raise NotFound(f"no pull request #{number} in {name}")  # the words of store.get for a missing one
     return pr
 
 

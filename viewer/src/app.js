@@ -1,11 +1,12 @@
-// Entry of the list, sign-in and image set pages (the slide page is slide.js).
+// Entry of the list, sign-in, image set and agreement pages (the slide page is slide.js).
 import { renderRepos } from "./pages/repos.js";
 import { renderSignin } from "./pages/signin.js";
 import { renderImageSet } from "./pages/imageset.js";
+import { renderAgreement } from "./pages/agreement.js";
 import { renderHeader } from "./pages/header.js";
 import { page, clear, showError } from "./dom.js";
 
-const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet };
+const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet, agreement: renderAgreement };
 
 async function main() {
   const app = clear(document.getElementById("app"));
