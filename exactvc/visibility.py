@@ -65,11 +65,12 @@ class _Reach:
     again with the same refs, and a commit's ancestry never changes."""
 
     def __init__(self, size: int = 64) -> None:
-        self._d: OrderedDict[tuple[int, frozenset[bytes]], frozenset[bytes]] = OrderedDict()
+        self._d: OrderedDict[tuple[int, frozenset[bytes]], tuple[frozenset[bytes], frozenset[bytes]]] = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
 
-    def get(self, repo: Repository, tips: frozenset[bytes]) -> frozenset[bytes]:
+    def get(self, repo: Repository, tips: frozenset[bytes]) -> tuple[frozenset[bytes], frozenset[bytes]]:
+        """(the commits, their snapshots)."""
         key = (id(repo.store), tips)
         with self._lock:
             hit = self._d.get(key)
@@ -77,14 +78,17 @@ class _Reach:
                 self._d.move_to_end(key)
                 return hit
         seen: set[bytes] = set()
+        roots: set[bytes] = set()
         stack = list(tips)
         while stack:
             c = stack.pop()
             if c in seen:
                 continue
             seen.add(c)
-            stack.extend(p for p in repo.commit_object(c).parents if p not in seen)
-        out = frozenset(seen)
+            obj = repo.commit_object(c)
+            roots.add(obj.root)
+            stack.extend(p for p in obj.parents if p not in seen)
+        out = (frozenset(seen), frozenset(roots))
         with self._lock:
             self._d[key] = out
             while len(self._d) > self.size:
@@ -108,7 +112,7 @@ class ScopedRepository(Repository):
         assert isinstance(self.refs, ScopedRefs)
         return self.refs.snapshot()
 
-    def visible_commits(self) -> frozenset[bytes]:
+    def _reached(self) -> tuple[frozenset[bytes], frozenset[bytes]]:
         tips: set[bytes] = set()
         for oid in self.tips().values():
             try:
@@ -117,9 +121,14 @@ class ScopedRepository(Repository):
                 continue
         return _reach.get(self, frozenset(tips))
 
+    def visible_commits(self) -> frozenset[bytes]:
+        return self._reached()[0]
+
     def readable(self, oid: bytes) -> bool:
-        """May the caller name object ``oid`` (a commit a visible ref reaches, or what a visible ref names)?"""
-        return oid in self.visible_commits() or oid in self.tips().values()
+        """May the caller name object ``oid``: a commit a visible ref reaches, its snapshot, or what a visible
+        ref names? (The objects below a snapshot have ids only its reader learns.)"""
+        commits, roots = self._reached()
+        return oid in commits or oid in roots or oid in self.tips().values()
 
     def check_commit(self, oid: bytes) -> bytes:
         if oid not in self.visible_commits():

@@ -130,6 +130,10 @@ def push(name: str) -> Response:
     items = transfer.read_stream(repo, stream, max_bytes)
     transfer.verify_closure(repo, items)
     tips = [(u.new, u.ref) for u in updates if u.new is not None]
+    sent = {p.oid for p in items}
+    for oid, _ref in tips:  # a ref may name only what was sent or what the pusher may read
+        if oid not in sent and not repo.readable(oid):
+            raise transfer.MissingReference(f"update of {_ref} names {oid.hex()}, which is neither sent nor stored")
     received.refuse_invalid(repo, items, tips)
     fps: set[str] = set()
     for oid, _ref in tips:

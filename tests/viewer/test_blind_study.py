@@ -230,6 +230,34 @@ def test_sync_protocol_clone_fetch_negotiate_and_object_ids(study: Study, tmp_pa
         assert fail.returncode != 0
 
 
+def test_a_push_cannot_name_another_annotators_commit(study: Study) -> None:
+    """Knowing bob's commit id, ann cannot point her branch at it, nor build a commit on it: the server
+    answers as for an id it does not have, and nothing moves."""
+    from exactvc.objects import Commit
+
+    from ..server_fixtures import object_stream, push_body, update
+
+    ann = Repository.open(study.clones["ann"])
+    before = study.get("lead", f"/api/v1/repos/{STUDY}/refs").json()["refs"]
+    mine = bytes.fromhex(study.commits["ann"])
+
+    def push(new: bytes, oids: list[bytes]) -> Reply:
+        body = push_body({"updates": [update("heads/users/ann/other", None, new)]}, object_stream(ann, oids))
+        return request("POST", f"{study.url()}/push", body, token=study.tokens["ann"])
+
+    for hidden in (bytes.fromhex(study.commits["cid"]), bytes.fromhex(UNKNOWN_ID)):
+        r = push(hidden, [])
+        assert r.status in (409, 422) and r.error()["type"] == "missing_reference", r.body
+        assert b"neither sent nor stored" in r.body
+        # a new commit of hers whose parent is the hidden one
+        c = Commit(root=ann.commit_object(mine).root, parents=(hidden,), author="ann <a@x>", committer="ann <a@x>",
+                   time=1, tz=0, message="on top", generation=9)
+        cid = ann.put("commit", c.to_body())
+        r = push(cid, [cid])
+        assert r.error()["type"] == "missing_reference" and hidden.hex() in r.body.decode(), r.body
+    assert study.get("lead", f"/api/v1/repos/{STUDY}/refs").json()["refs"] == before
+
+
 def test_bundles_and_proposals_are_refused_to_annotators(study: Study, tmp_path: Path) -> None:
     who = "bob"
     d = study.clones[who]
