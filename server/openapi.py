@@ -364,6 +364,9 @@ OPENAPI: dict[str, Any] = {
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
             content="text/html"),
+        "/{name}/agreement": _op("get", "Web viewer: the raters' pairwise agreement table (detection F1, Cohen's kappa)", [
+            _REPO, _query("branches", _STR), _query("rev", _STR), _query("image", _STR), _query("match", _STR)],
+            content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],
                                  _obj({"ids": _IDS}, ["ids"])),
