@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ExactError, NotFound
@@ -39,6 +39,15 @@ class ScopedRefs(RefStore):
             raise NotFound(f"no ref {name!r}")
         self._all = None
         self.inner.cas(name, old, new, who, message)
+
+    def cas_many(self, updates: Sequence[tuple[str, bytes | None, bytes | None]], who: str = "",
+                 message: str = "") -> None:
+        """The inner store's (one transaction where it has them), for visible refs only."""
+        for name, _old, _new in updates:
+            if not self.visible(name):
+                raise NotFound(f"no ref {name!r}")
+        self._all = None
+        self.inner.cas_many(updates, who, message)
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
         return {k: v for k, v in self.inner.list(prefix).items() if self.visible(k)}
@@ -106,6 +115,7 @@ class ScopedRepository(Repository):
     def __init__(self, base: Repository, visible: Callable[[str], bool]) -> None:
         super().__init__(base.store, ScopedRefs(base.refs, visible), base.path)
         self.visible_ref = visible
+        self._memo: tuple[dict[str, bytes], tuple[frozenset[bytes], frozenset[bytes]]] | None = None
 
     def tips(self) -> dict[str, bytes]:
         """Visible ref -> the object it names (commit, tag, run, artefact)."""
@@ -113,13 +123,19 @@ class ScopedRepository(Repository):
         return self.refs.snapshot()
 
     def _reached(self) -> tuple[frozenset[bytes], frozenset[bytes]]:
+        refs = self.tips()
+        memo = self._memo
+        if memo is not None and memo[0] is refs:  # the refs have not moved in this view
+            return memo[1]
         tips: set[bytes] = set()
-        for oid in self.tips().values():
+        for oid in refs.values():
             try:
                 tips.add(Repository._peel(self, oid))
             except ExactError:  # a ref naming no commit reaches none
                 continue
-        return _reach.get(self, frozenset(tips))
+        got = _reach.get(self, frozenset(tips))
+        self._memo = (refs, got)
+        return got
 
     def visible_commits(self) -> frozenset[bytes]:
         return self._reached()[0]
