@@ -26,9 +26,13 @@ from .repo import Repository
 
 
 class ScopedRefs(RefStore):
-    def __init__(self, inner: RefStore, visible: Callable[[str], bool]) -> None:
+    """``inner`` with only the refs ``visible`` allows. ``where``, when given, says where visible refs can
+    be (prefixes ending in "/" and exact names), so listing them need not read every ref."""
+
+    def __init__(self, inner: RefStore, visible: Callable[[str], bool], where: Sequence[str] = ()) -> None:
         self.inner = inner
         self.visible = visible
+        self.where = tuple(where)
         self._all: dict[str, bytes] | None = None
 
     def read(self, name: str) -> bytes | None:
@@ -55,7 +59,18 @@ class ScopedRefs(RefStore):
     def snapshot(self) -> dict[str, bytes]:
         """Every visible ref, read once per view (a view lives for one request) until it moves one."""
         if getattr(self, "_all", None) is None:
-            self._all = self.list()
+            if not self.where:
+                self._all = self.list()
+            else:
+                got: dict[str, bytes] = {}
+                for w in self.where:
+                    if w.endswith("/"):
+                        got.update(self.list(w))
+                    elif self.visible(w):
+                        oid = self.inner.read(w)
+                        if oid is not None:
+                            got[w] = oid
+                self._all = dict(sorted(got.items()))
         assert self._all is not None
         return self._all
 
@@ -112,8 +127,8 @@ class ScopedRepository(Repository):
     """``repo`` as a caller who may see only some refs sees it: same objects and folder, fewer refs, and
     only the commits those refs reach."""
 
-    def __init__(self, base: Repository, visible: Callable[[str], bool]) -> None:
-        super().__init__(base.store, ScopedRefs(base.refs, visible), base.path)
+    def __init__(self, base: Repository, visible: Callable[[str], bool], where: Sequence[str] = ()) -> None:
+        super().__init__(base.store, ScopedRefs(base.refs, visible, where), base.path)
         self.visible_ref = visible
         self._memo: tuple[dict[str, bytes], tuple[frozenset[bytes], frozenset[bytes]]] | None = None
 
@@ -174,9 +189,10 @@ class ScopedRepository(Repository):
         return [c for c in self.visible_commits() if c.hex().startswith(prefix)]
 
 
-def scoped(repo: Repository, visible: Callable[[str], bool]) -> Repository:
-    """``repo`` with only the refs ``visible`` allows (same objects, same folder)."""
-    return ScopedRepository(repo, visible)
+def scoped(repo: Repository, visible: Callable[[str], bool], where: Sequence[str] = ()) -> Repository:
+    """``repo`` with only the refs ``visible`` allows (same objects, same folder); ``where``: see
+    :class:`ScopedRefs`."""
+    return ScopedRepository(repo, visible, where)
 
 
 def ref_visible_in(repo: Any, ref: str) -> bool:

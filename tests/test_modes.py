@@ -90,6 +90,11 @@ def test_scoped_view_resolves_only_commits_its_refs_reach(tmp_path: Path) -> Non
     alice = User(1, "alice")
     view = scoped(repo, lambda ref: ref_visible("blind", "annotate", alice, ref, ["main"]))
     assert is_scoped(view) and not is_scoped(repo)
+    repo.refs.cas("tags/v1", None, main)
+    narrow = scoped(repo, lambda ref: ref_visible("blind", "annotate", alice, ref, ["main"]),
+                    ["heads/users/alice/", "tags/", "heads/main"])  # as server/context.py builds it
+    assert narrow.tips() == view.tips() == view.refs.list()  # type: ignore[attr-defined]
+    assert set(view.refs.list()) == {"heads/main", "heads/users/alice/study", "tags/v1"}
     assert view.resolve("users/alice/study") == tips["alice"][1]
     assert view.resolve(tips["alice"][0].hex()) == tips["alice"][0]
     assert view.resolve(tips["alice"][1].hex()[:10] + "~1") == tips["alice"][0]

@@ -47,6 +47,7 @@ class Study:
     secrets: dict[str, set[str]] = field(default_factory=dict)  # rater -> ids only their work has
     main: str = ""
     seed_count: int = 0
+    pulls: dict[str, int] = field(default_factory=dict)  # the consensus's and ann's pull requests
 
     def get(self, who: str, path: str, body: Any = None, method: str = "GET") -> Reply:
         return request(method if body is None else "POST", self.site.url + path, body, token=self.tokens[who])
@@ -306,6 +307,7 @@ def test_maintainer_agreement_table_pull_requests_and_consensus(study: Study, tm
                                                              "target": "main"})
     assert mine.status == 201, mine.body
     m = mine.json()["number"]
+    study.pulls = {"consensus": n, "ann": m}
     # annotators see neither the consensus branch nor its pull request; ann sees her own, bob not hers
     for who in RATERS:
         listed = {p["number"] for p in study.get(who, f"/api/v1/repos/{STUDY}/pulls?state=all").json()["pulls"]}
@@ -352,6 +354,12 @@ def test_viewer_another_annotators_branch_shows_an_error_and_no_shapes(tab: Tab,
     assert len(tab.page.evaluate(f"() => window.exact.annotationsAt({x + s / 2}, {y + s / 2})")) == 1
     html = tab.page.content()
     assert "users/ann" not in html and "users/cid" not in html and "consensus" not in html
+    # a pull request between branches he may not see: its page shows the error and no changes
+    tab.page.goto(f"{study.url()}/pull/{study.pulls['ann']}")
+    _wait(tab)
+    assert "no pull request" in tab.page.locator(".error, #page-error").first.inner_text()
+    assert "users/ann" not in tab.page.content()
+    tab.errors.clear()
     # the agreement page is the maintainers'
     tab.page.goto(f"{study.url()}/agreement?branches=users/*/study")
     _wait(tab)
