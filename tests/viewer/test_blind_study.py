@@ -146,6 +146,7 @@ REV_ROUTES = [
     "/api/v1/repos/study/artefacts?rev={X}",
     "/api/v1/repos/study/runs?commit={X}",
     "/-/label-counts/study/cmu?rev={X}",
+    "/api/v1/repos/study/images/cmu/verifications/pending?rev={X}",
 ]
 COMMIT_ROUTES = [
     "/api/v1/repos/study/images/cmu/annotiles/{X}/manifest.json",
@@ -177,11 +178,14 @@ def test_every_revision_route_answers_another_annotators_work_as_unknown(study: 
             _same_as_unknown(study, who, route, oid[:12], UNKNOWN_ID[:12])  # short id
         for route in COMMIT_ROUTES:
             _same_as_unknown(study, who, route, oid, UNKNOWN_ID)
-        aid = sorted(study.secrets[other] - {oid})[0]
+        aid = sorted(s for s in study.secrets[other] if "-" in s)[0]
         r = study.get(who, f"/api/v1/repos/study/images/cmu/annotiles/{oid}/records/{aid}")
         assert r.status == 404
         _no_secret(study, who, r, oid)
-        # an analysis over another's revision, too
+        # a verification started from another's revision, and an analysis over one
+        aid0 = sorted(s for s in study.secrets[other] if "-" in s)[0]  # an annotation id
+        _same_as_unknown(study, who, f"/api/v1/repos/study/images/cmu/annotations/{aid0}/verifications",
+                         f"users/{other}/study", "users/nobody/study", body={"yes": True, "from": "{X}"})
         _same_as_unknown(study, who, "/api/v1/repos/study/analyses", f"users/{other}/study", "users/nobody/study",
                          body={"image": IMAGE, "plugin": "eiph", "rev": "{X}"})
         # their own work reads fine through the same routes (the refusals above are not blanket ones)
