@@ -153,10 +153,12 @@ def agreement(repo: Repository, rev_a: str, rev_b: str, spec_text: str = "iou=0.
 
 
 def rater_branches(repo: Repository, pattern: str = "users/*") -> list[str]:
-    """Branches matching ``pattern`` (shell-style; ``users/*`` is every user's branches), sorted."""
+    """Branches matching ``pattern`` (shell-style; ``users/*`` is every user's branches), sorted; in a clone
+    also remote-tracking ones (``origin/users/*/study``)."""
     if not isinstance(pattern, str) or not pattern:
         raise InvalidInput("a branch pattern is needed, e.g. users/*/study")
     names = [r[len("heads/"):] for r in repo.refs.list("heads/")]
+    names += [r[len("remotes/"):] for r in repo.refs.list("remotes/")]
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
 

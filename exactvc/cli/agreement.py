@@ -17,7 +17,7 @@ def _num(v: float | None) -> str:
 @click.option("--match", "spec", default="iou=0.5", show_default=True, metavar="iou=X|dist=PX",
               help="How annotations pair (docs/matching.md); pairs are made whatever the labels.")
 @click.option("--branches", "pattern", default=None, metavar="PATTERN",
-              help="Raters are the branches matching PATTERN (e.g. 'users/*/study'): a pairwise table.")
+              help="Raters are the branches matching PATTERN (e.g. 'users/*/study'; in a clone 'origin/users/*/study'): a pairwise table.")
 @json_option
 @pass_ctx
 def agreement(c: Ctx, revs: tuple[str, ...], image_name: str | None, spec: str, pattern: str | None,

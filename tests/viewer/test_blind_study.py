@@ -298,6 +298,9 @@ def test_maintainer_agreement_table_pull_requests_and_consensus(study: Study, tm
     _exact("lead", study, "-C", str(lead_dir), "branch", "consensus", "origin/users/ann/study")
     _exact("lead", study, "-C", str(lead_dir), "switch", "consensus")
     lead = Repository.open(lead_dir)
+    local = exact("-C", str(lead_dir), "agreement", "--branches", "origin/users/*/study", "--json")
+    assert local.returncode == 0, local.stderr  # the same table from the maintainer's clone
+    assert json.loads(local.stdout)["exactvc.agreement-table/v1"]["kappa"] == table["kappa"]
     x, y, s, lb = study.shapes["cid"][-1]
     with lead.edit(IMAGE) as ed:
         extra = ed.add(lb, square(x, y, s))
