@@ -367,7 +367,10 @@ def test_viewer_another_annotators_branch_shows_an_error_and_no_shapes(tab: Tab,
     assert "no pull request" in tab.page.locator(".error, #page-error").first.inner_text()
     assert "users/ann" not in tab.page.content()
     tab.errors.clear()
-    # the agreement page is the maintainers'
+    # the agreement page is the maintainers' (not linked for him)
+    tab.page.goto(study.url())
+    _wait(tab)
+    assert tab.page.locator("#agreement-link").count() == 0
     tab.page.goto(f"{study.url()}/agreement?branches=users/*/study")
     _wait(tab)
     assert tab.page.locator(".error").count() == 1 and tab.page.locator("table.agreement").count() == 0
@@ -376,6 +379,9 @@ def test_viewer_another_annotators_branch_shows_an_error_and_no_shapes(tab: Tab,
 
 def test_viewer_agreement_page_for_the_maintainer(tab: Tab, study: Study) -> None:
     tab.sign_in("lead")
+    tab.page.goto(study.url())
+    _wait(tab)
+    assert tab.page.locator("#agreement-link").count() == 1  # the image set page links it in a blind study
     tab.page.goto(f"{study.url()}/agreement?branches=users/*/study")
     _wait(tab)
     assert tab.page.locator(".error").count() == 0
