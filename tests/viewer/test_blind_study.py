@@ -141,6 +141,7 @@ REV_ROUTES = [
     "/api/v1/repos/study/diff?old={X}&new=main&stat=1",
     "/api/v1/repos/study/images/cmu/changes?old=main&new={X}",
     "/api/v1/repos/study/images/cmu/compare?a=main&b={X}",
+    "/api/v1/repos/study/images/cmu/matches?a={X}&b=main",
     "/api/v1/repos/study/resolve?rev={X}",
     "/api/v1/repos/study/agreement?rev=main&rev={X}",
     "/api/v1/repos/study/artefacts?rev={X}",
@@ -361,6 +362,11 @@ def test_viewer_another_annotators_branch_shows_an_error_and_no_shapes(tab: Tab,
     assert len(tab.page.evaluate(f"() => window.exact.annotationsAt({x + s / 2}, {y + s / 2})")) == 1
     html = tab.page.content()
     assert "users/ann" not in html and "users/cid" not in html and "consensus" not in html
+    # the pull request list page shows none of the hidden ones
+    tab.page.goto(f"{study.url()}/pulls?state=all")
+    _wait(tab)
+    listed = tab.page.locator("#app").inner_text()
+    assert "Consensus" not in listed and "ann's own" not in listed and "users/ann" not in tab.page.content()
     # a pull request between branches he may not see: its page shows the error and no changes
     tab.page.goto(f"{study.url()}/pull/{study.pulls['ann']}")
     _wait(tab)

@@ -10,7 +10,8 @@ export async function renderImageSet(app, p) {
   const colors = Object.fromEntries(labels.labels.map((l) => [l.name, l.color]));
   app.append(h("h1", {}, repo, " ", h("span.role", {}, info.role)));
   app.append(h("p.links", {}, h("a", { id: "experiments-link", href: `/${encodeURIComponent(repo)}/experiments` },
-    "Experiments"), " — runs, metrics and predictions pinned to commits"));
+    "Experiments"), " — runs, metrics and predictions pinned to commits", " · ",
+    h("a", { id: "pulls-link", href: `/${encodeURIComponent(repo)}/pulls` }, "Pull requests"), " — proposed label changes under review"));
   if (info.settings && info.settings.mode === "blind" && ["maintain", "admin"].includes(info.role)) {
     app.append(h("p.links", {}, h("a", { id: "agreement-link", href: `/${encodeURIComponent(repo)}/agreement?branches=users/*` },
       "Agreement"), " — the raters' pairwise detection F1 and kappa (blind study)"));
