@@ -365,8 +365,8 @@ def test_viewer_another_annotators_branch_shows_an_error_and_no_shapes(tab: Tab,
     # the pull request list page shows none of the hidden ones
     tab.page.goto(f"{study.url()}/pulls?state=all")
     _wait(tab)
-    listed = tab.page.locator("#app").inner_text()
-    assert "Consensus" not in listed and "ann's own" not in listed and "users/ann" not in tab.page.content()
+    assert tab.page.locator(".error").count() == 0 and tab.page.locator("#no-pulls").count() == 1
+    assert "Consensus" not in tab.page.content() and "users/ann" not in tab.page.content()
     # a pull request between branches he may not see: its page shows the error and no changes
     tab.page.goto(f"{study.url()}/pull/{study.pulls['ann']}")
     _wait(tab)
@@ -388,6 +388,10 @@ def test_viewer_agreement_page_for_the_maintainer(tab: Tab, study: Study) -> Non
     tab.page.goto(study.url())
     _wait(tab)
     assert tab.page.locator("#agreement-link").count() == 1  # the image set page links it in a blind study
+    tab.page.goto(f"{study.url()}/pulls?state=all")
+    _wait(tab)  # the maintainer's list holds both pull requests
+    assert {int(n) for n in tab.page.locator("#pull-list tr[data-number]").evaluate_all(
+        "rows => rows.map((r) => r.dataset.number)")} == set(study.pulls.values())
     tab.page.goto(f"{study.url()}/agreement?branches=users/*/study")
     _wait(tab)
     assert tab.page.locator(".error").count() == 0
