@@ -389,6 +389,9 @@ OPENAPI: dict[str, Any] = {
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
             content="text/html"),
+        "/{name}/pulls": _op("get", "Web viewer: the pull request list, filtered by state", [
+            _REPO, _query("state", {"type": "string", "enum": ["open", "draft", "merged", "closed", "all"]})],
+            content="text/html"),
         "/{name}/agreement": _op("get", "Web viewer: the raters' pairwise agreement table (detection F1, Cohen's kappa)", [
             _REPO, _query("branches", _STR), _query("rev", _STR), _query("image", _STR), _query("match", _STR)],
             content="text/html"),
