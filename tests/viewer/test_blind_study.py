@@ -152,6 +152,7 @@ REV_ROUTES = [
 COMMIT_ROUTES = [
     "/api/v1/repos/study/images/cmu/annotiles/{X}/manifest.json",
     "/api/v1/repos/study/images/cmu/annotiles/{X}/g/0/0/0.bin",
+    "/api/v1/repos/study/images/cmu/annotiles/{X}/d/0/0/0.bin",  # density tiles
 ]
 
 
