@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from exactvc.errors import ExactError, UsageError
 
+from .agreement import agreement_api
 from .annotiles import annotiles
 from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
@@ -117,6 +118,7 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(verifications_api)  # /api/v1/repos/NAME/images/IMAGE/...verifications
     app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
     app.register_blueprint(plugins_api)  # /api/v1/plugins, /api/v1/repos/NAME/proposals, analyses
+    app.register_blueprint(agreement_api)  # /api/v1/repos/NAME/agreement
     app.register_blueprint(screening_api)  # /api/v1/repos/NAME/images/IMAGE/screening
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository

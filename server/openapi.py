@@ -128,6 +128,12 @@ PULL_PATHS: dict[str, Any] = {
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
             _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/agreement": _op(
+        "get", "Rater agreement: detection F1 and Cohen's kappa of labels on matched pairs (two revisions: per "
+        "label; more or a branch pattern: the pairwise table). Blind mode: maintainers only", [
+            _REPO, _query("rev", _STR, description="repeatable: the raters' revisions"),
+            _query("branches", _STR, description="raters are the branches matching this pattern, e.g. users/*/study"),
+            _query("image", _STR), _query("match", _STR, description="e.g. iou=0.5 or dist=10 (docs/matching.md)")]),
     "/api/v1/repos/{name}/images/{image}/matches": _op(
         "get", "The geometric comparison paged for the viewer: figures per label, entries with both geometries", [
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
@@ -382,6 +388,12 @@ OPENAPI: dict[str, Any] = {
             _REPO, _path("number"), _query("image", _STR)], content="text/html"),
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
+            content="text/html"),
+        "/{name}/pulls": _op("get", "Web viewer: the pull request list, filtered by state", [
+            _REPO, _query("state", {"type": "string", "enum": ["open", "draft", "merged", "closed", "all"]})],
+            content="text/html"),
+        "/{name}/agreement": _op("get", "Web viewer: the raters' pairwise agreement table (detection F1, Cohen's kappa)", [
+            _REPO, _query("branches", _STR), _query("rev", _STR), _query("image", _STR), _query("match", _STR)],
             content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],

@@ -21,7 +21,7 @@ from exactvc.pulls import service
 
 from .context import current_user, repos, require
 from .context import json_body as _body
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 
 plugins_api = Blueprint("plugins_api", __name__, url_prefix="/api/v1")
 _JOBS: dict[str, dict[str, Any]] = {}
@@ -76,6 +76,10 @@ def propose(name: str) -> Response:
     if not isinstance(target, str):
         raise InvalidInput("target must be a branch name")
     repo = repos().get(name)
+    from exactvc.visibility import is_scoped
+
+    if is_scoped(repo):  # a proposals/ branch is hidden from annotators in blind mode
+        raise Forbidden("in blind mode detector proposals are run by maintainers")
     if repo.refs.read("heads/" + target) is None:
         raise NotFound(f"no branch {target!r}")
     rec = repo.image(body["image"], target)
@@ -137,10 +141,18 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if k != "cancel"}
 
 
+def _may_see_job(name: str, job: dict[str, Any]) -> bool:
+    """In blind mode an annotator sees only their own jobs (another's names its branch and counts)."""
+    from exactvc.visibility import is_scoped
+
+    u = current_user()
+    return not is_scoped(repos().get(name)) or (u is not None and job["user"] == u.name)
+
+
 def _job(name: str, ident: str) -> dict[str, Any]:
     require(name, "annotate")
     j = _JOBS.get(ident)
-    if j is None or j["repo"] != name:
+    if j is None or j["repo"] != name or not _may_see_job(name, j):
         raise NotFound(f"no plugin job {ident[:20]!r}")
     return j
 

@@ -410,6 +410,8 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
             url += "?old=HEAD~1&new=HEAD"
         if p.endswith("/compare") or p.endswith("/matches"):
             url += "?a=HEAD~1&b=HEAD"
+        if p.endswith("/agreement"):
+            url += "?rev=HEAD~1&rev=HEAD"
         got = api.get(url)
         assert got.status == 200, (p, got.body[:200])
         assert set(ops["get"]["responses"]) >= {"200", "401", "403", "404"}

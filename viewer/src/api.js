@@ -106,6 +106,7 @@ api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/
 api.putScreening = (name, image, state) =>
   call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
 api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);
+api.agreement = (name, query) => call("GET", `/api/v1/repos/${enc(name)}/agreement${query ? "?" + query : ""}`);
 api.analyse = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/analyses`, body);
 api.verify = (name, image, id, body) =>
   call("POST", `/api/v1/repos/${enc(name)}/images/${enc(image)}/annotations/${enc(id)}/verifications`, body);
