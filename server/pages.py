@@ -5,7 +5,8 @@ Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fet
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
 - ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
   view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments), ``/<repo>/experiments`` the
-  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
+  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions), ``/<repo>/map?label=&...`` an
+  annotation map (server/maps.py: one patch per annotation, relabel / delete on the map)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
 renders through the REST API, so a page carries no data and no inline script. Pages
@@ -141,6 +142,14 @@ def pull_page(name: str, number: str) -> Response:
 def experiments(name: str) -> Response:
     status = _gate(name)
     return _page("experiments", f"Experiments · {name}" if status == 200 else "exactvc", "experiments", repo=name,
+                 status=status)
+
+
+@pages.get("/<name>/map")
+def annotation_map(name: str) -> Response:
+    status = _gate(name)
+    label = request.args.get("label", "")
+    return _page("map", f"map of {label} · {name}" if status == 200 else "exactvc", "map", repo=name,
                  status=status)
 
 
