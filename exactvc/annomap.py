@@ -50,6 +50,7 @@ MAX_PER_ROW = 1000
 MAX_SCALE = 64
 MAX_PATCHES = 1_000_000
 BACKGROUND = 255  # outside a slide and beyond the last patch: white
+FEW = 8  # a tile at most FEW x FEW cells is read patch by patch from openslide; larger ones are gathered
 
 
 @dataclass(frozen=True)
@@ -253,14 +254,37 @@ class SourceTiles:
         import numpy as np
         from PIL import Image
 
-        with Image.open(io.BytesIO(slide.tile_jpeg(level, col, row))) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        lv = slide.passthrough.get(level)
+        if lv is not None:  # a stored tile (edge tiles too: decoded and cut, never re-encoded)
+            w, h = slide.level_size(level)
+            t = slide.tile
+            with Image.open(io.BytesIO(lv.raw(slide._fds[lv.path], col, row))) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)[: min(t, h - row * t), : min(t, w - col * t)]
+        else:
+            with Image.open(io.BytesIO(slide.tile_jpeg(level, col, row))) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
         with self._lock:
             self._d[key] = arr
             self.decoded += 1
             while len(self._d) > self.size:
                 self._d.popitem(last=False)
         return arr
+
+    @staticmethod
+    def region_openslide(slide: Slide, level: int, x: int, y: int, w: int, h: int) -> Any:
+        """Pixels of a rectangle of DeepZoom level ``level`` read by openslide, white outside the slide."""
+        from PIL import Image
+
+        lw, lh = slide.level_size(level)
+        ax0, ay0, ax1, ay1 = max(0, x), max(0, y), min(lw, x + w), min(lh, y + h)
+        if ax1 <= ax0 or ay1 <= ay0:
+            return Image.new("RGB", (w, h), (BACKGROUND,) * 3)
+        inner = slide.region(level, ax0, ay0, ax1 - ax0, ay1 - ay0)
+        if (ax0, ay0, ax1, ay1) == (x, y, x + w, y + h):
+            return inner
+        im = Image.new("RGB", (w, h), (BACKGROUND,) * 3)
+        im.paste(inner, (ax0 - x, ay0 - y))
+        return im
 
     def region(self, fp: str, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
         """Pixels [x, x+w) x [y, y+h) of DeepZoom level ``level`` of slide ``fp`` (white outside it)."""
@@ -351,6 +375,8 @@ class MapRenderer:
         valid = (idx < n) & (cu[None, :] < spec.per_row)
         if not valid.any():
             return out
+        if (x0 + tw) * d // P - x0 * d // P + 1 <= FEW and (y0 + th) * d // P - y0 * d // P + 1 <= FEW:
+            return self._few(out, x0, y0, tw, th, d)
         ox, oy, fpi, fps = self._arrays()
         yy, xx = np.nonzero(valid)
         ii = idx[yy, xx]
@@ -384,6 +410,35 @@ class MapRenderer:
                 py, px = sy[a:b] - tr * t, sx[a:b] - tc * t
                 ok = (py < arr.shape[0]) & (px < arr.shape[1])
                 out[gy[a:b][ok], gx[a:b][ok]] = arr[py[ok], px[ok]]
+        return out
+
+    def _few(self, out: np.ndarray, x0: int, y0: int, tw: int, th: int, d: int) -> np.ndarray:
+        """A tile of a few large patches: each read from its slide's level by openslide (C, its own cache of
+        decoded tiles), cheaper than decoding every source tile under them in Python."""
+        import numpy as np
+
+        lay, spec = self.layout, self.layout.spec
+        P, down = spec.patch, spec.scale * d
+        for r in range(max(0, (y0 * d) // P - 1), min(lay.rows, ((y0 + th) * d) // P + 1)):
+            ey0, ey1 = (r * P) // d, ((r + 1) * P) // d
+            cy0, cy1 = max(ey0, y0), min(ey1, y0 + th)
+            if cy1 <= cy0:
+                continue
+            for c in range(max(0, (x0 * d) // P - 1), min(spec.per_row, ((x0 + tw) * d) // P + 1)):
+                i = r * spec.per_row + c
+                if i >= len(lay.patches):
+                    break
+                ex0, ex1 = (c * P) // d, ((c + 1) * P) // d
+                cx0, cx1 = max(ex0, x0), min(ex1, x0 + tw)
+                if cx1 <= cx0:
+                    continue
+                p = lay.patches[i]
+                slide = self.sources.open_slide(p.fingerprint)
+                lk = min(int(math.log2(down)), slide.max_level)
+                ds = 2 ** lk
+                sx, sy = (p.origin[0] + (cx0 - ex0) * down) // ds, (p.origin[1] + (cy0 - ey0) * down) // ds
+                px = self.sources.region_openslide(slide, slide.max_level - lk, sx, sy, cx1 - cx0, cy1 - cy0)
+                out[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = np.asarray(px, dtype=np.uint8)
         return out
 
     def tile_jpeg(self, level: int, col: int, row: int) -> bytes:

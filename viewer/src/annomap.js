@@ -32,6 +32,8 @@ export function createLayout(repo, info) {
     },
     cell: (i) => [(i % perRow) * patch, Math.floor(i / perRow) * patch],
     cached: (i) => patches[i],
+    pageOf: (i) => Math.floor(i / PAGE),
+    loadPage,
     async get(i) {
       if (!patches[i]) await loadPage(Math.floor(i / PAGE));
       return patches[i];
@@ -54,21 +56,40 @@ export function createLayout(repo, info) {
   return layout;
 }
 
-// style(i) -> {color, deleted, selected}; redrawn on every viewport change
+// style(i) -> {color, deleted, selected}. Outlines are one <path> per colour (a few elements, however many
+// cells are in view), redrawn only when the view or the styles changed, at most once a frame.
 export function createOutlines(viewer, container, layout, style) {
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("class", "edit-overlay map-outlines");
   svg.setAttribute("aria-hidden", "true");
   container.appendChild(svg);
   let pending = false;
+  let last = "";
+  let frame = 0;
 
-  function redraw() {
+  function path(d, stroke, width, cls) {
+    const e = document.createElementNS(NS, "path");
+    e.setAttribute("d", d);
+    e.setAttribute("fill", "none");
+    e.setAttribute("stroke", stroke);
+    e.setAttribute("stroke-width", String(width));
+    e.setAttribute("class", cls);
+    svg.appendChild(e);
+  }
+
+  function draw(force) {
+    const vp = viewer.viewport;
+    const b = vp.viewportToImageRectangle(vp.getBounds(true));
+    const key = [b.x, b.y, b.width, b.height, container.clientWidth, container.clientHeight].map((v) => v.toFixed(2)).join();
+    if (!force && key === last) return;
+    last = key;
     while (svg.firstChild) svg.firstChild.remove();
-    const b = viewer.viewport.viewportToImageRectangle(viewer.viewport.getBounds(true));
     const ids = layout.inView(b.x, b.y, b.x + b.width, b.y + b.height);
     const [ax] = imageToScreen(viewer, 0, 0), [bx] = imageToScreen(viewer, layout.patch, 0);
     const side = bx - ax;
     if (side < 3 || ids.length > MAX_OUTLINES) return;
+    const byColour = new Map();
+    let crosses = "", selected = "";
     const missing = [];
     for (const i of ids) {
       const p = layout.cached(i);
@@ -76,26 +97,25 @@ export function createOutlines(viewer, container, layout, style) {
       const s = style(i, p);
       const [x, y] = layout.cell(i);
       const [sx, sy] = imageToScreen(viewer, x, y);
-      const r = document.createElementNS(NS, "rect");
-      for (const [k, v] of Object.entries({ x: sx + 0.5, y: sy + 0.5, width: side - 1, height: side - 1,
-        fill: "none", stroke: s.selected ? "#ffffff" : s.color, "stroke-width": s.selected ? 3 : 1.5 })) r.setAttribute(k, v);
-      r.setAttribute("class", "patch" + (s.selected ? " selected" : "") + (s.deleted ? " deleted" : ""));
-      r.dataset.index = String(i);
-      svg.appendChild(r);
-      if (s.deleted) {
-        const l = document.createElementNS(NS, "path");
-        l.setAttribute("d", `M${sx},${sy}L${sx + side},${sy + side}M${sx + side},${sy}L${sx},${sy + side}`);
-        l.setAttribute("stroke", "#ffffff");
-        l.setAttribute("stroke-width", "2");
-        svg.appendChild(l);
-      }
+      const d = `M${(sx + 0.5).toFixed(1)},${(sy + 0.5).toFixed(1)}h${(side - 1).toFixed(1)}v${(side - 1).toFixed(1)}h${(1 - side).toFixed(1)}z`;
+      byColour.set(s.color, (byColour.get(s.color) || "") + d);
+      if (s.deleted) crosses += `M${sx.toFixed(1)},${sy.toFixed(1)}l${side.toFixed(1)},${side.toFixed(1)}m0,${(-side).toFixed(1)}l${(-side).toFixed(1)},${side.toFixed(1)}`;
+      if (s.selected) selected = d;
     }
+    for (const [colour, d] of byColour) path(d, colour, 1.5, "patches");
+    if (crosses) path(crosses, "#ffffff", 2, "deleted");
+    if (selected) path(selected, "#ffffff", 3, "selected");
     if (missing.length && !pending) {
       pending = true;
-      Promise.all([...new Set(missing.map((i) => Math.floor(i / PAGE)))].map((pg) => layout.get(pg * PAGE)))
-        .then(() => { pending = false; redraw(); }, (e) => { pending = false; console.error(e); });
+      // the pages holding them, each fetched once (loadPage keeps its promise)
+      Promise.all([...new Set(missing.map(layout.pageOf))].map((pg) => layout.loadPage(pg)))
+        .then(() => { pending = false; draw(true); }, (e) => { pending = false; console.error(e); });
     }
   }
-  viewer.addHandler("update-viewport", redraw);
-  return { redraw };
+
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(false); });
+  }
+  viewer.addHandler("update-viewport", schedule);
+  return { redraw: () => draw(true) };
 }

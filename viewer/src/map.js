@@ -67,6 +67,8 @@ async function main() {
 
     const viewer = createViewerAt(viewerEl, m.dzi);
     exact.viewer = viewer;
+    // when the first tile reached the screen (ms since navigation start: bench/maps.py reads it)
+    viewer.addOnceHandler("tile-drawn", () => { exact.firstTileAt = performance.now(); });
     await new Promise((resolve, reject) => {
       viewer.addOnceHandler("open", resolve);
       viewer.addOnceHandler("open-failed", (e) => reject(new Error(`cannot open the map: ${e.message}`)));
@@ -191,7 +193,7 @@ async function main() {
     });
 
     Object.assign(exact, {
-      map: m, layout, commits, select: focus, relabel: ed.relabel, remove: ed.remove,
+      map: m, layout, commits, Point: OpenSeadragon.Point, select: focus, relabel: ed.relabel, remove: ed.remove,
       selected: () => selected, changed: () => Object.fromEntries(changed),
       edited: () => queue, // resolves once every change so far is committed (or refused)
       whenIdle: async () => { await settled(viewer); await queue; },

@@ -11,7 +11,7 @@ export function createViewer(element, fingerprint, frame = 0) {
 }
 
 // any DeepZoom source with the slides' URL scheme (an annotation map's /maps/MAP.dzi too)
-export function createViewerAt(element, tileSources) {
+export function createViewerAt(element, tileSources, options = {}) {
   // OSD injects an inline <style> unless one with this marker exists; the CSP forbids inline styles, so an
   // empty marker stands in (its one rule lives in viewer.css)
   if (!document.querySelector("style[data-openseadragon-mobile-css]")) {
@@ -34,6 +34,7 @@ export function createViewerAt(element, tileSources) {
     gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: false },
     keyboardNavEnabled: false,
     drawer: "canvas",
+    ...options,
   });
   viewer.addHandler("canvas-key", (e) => { e.preventDefaultAction = true; });
   return viewer;
