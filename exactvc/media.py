@@ -79,7 +79,8 @@ def attach_stream(repo: Repository, image: str, aid: str, stream: IO[bytes], fil
     if base is None:
         raise InvalidInput("commit once before attaching media")
     ann = repo.annotation(image, aid, base.hex())  # NotFound before any byte is stored
-    oid, body = artefacts.store_stream(repo, _Limited(stream, max_bytes), filename, "other", base)
+    limited: Any = _Limited(stream, max_bytes)  # store_stream only calls read()
+    oid, body = artefacts.store_stream(repo, limited, filename, "other", base)
     ref = f"artefacts/{base.hex()}/{oid.hex()}"
     if repo.refs.read(ref) is None:
         repo.refs.cas(ref, None, oid, author, f"artefact add {filename}")
