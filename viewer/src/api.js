@@ -131,3 +131,7 @@ api.uploadMedia = async (name, image, id, file, params) => {
   }
   return data;
 };
+api.verify = (name, image, id, body) =>
+  call("POST", `/api/v1/repos/${enc(name)}/images/${enc(image)}/annotations/${enc(id)}/verifications`, body);
+api.pendingVerifications = (name, image, rev) =>
+  call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/verifications/pending${q({ rev })}`);
