@@ -1,6 +1,6 @@
 """The annotation map page in real headless Chromium: a map of a label opens, its patches show the source
 slide's pixels, and a relabel on the map changes the ORIGINAL annotation (checked through the REST API) in
-one commit on the user's branch."""
+one commit on the user's branch; so do a delete and a verification."""
 
 from __future__ import annotations
 
@@ -109,6 +109,18 @@ def test_map_opens_shows_the_slide_and_relabels_the_source(tab: Tab, site: Site)
     left = site.api("GET", f"/api/v1/repos/cells/images/{IMAGE}/annotations?rev={branch}&label=mitosis",
                     token=site.tokens["ada"])["annotations"]
     assert patches[2]["id"] not in {a["id"] for a in left} and len(left) == len(POINTS) - 1
+
+    # Shift+Y on the next: ada's verification of the original annotation, a third commit
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => window.exact.selected() === 3")
+    page.keyboard.press("Shift+Y")
+    page.evaluate("() => window.exact.edited()")
+    assert len(page.evaluate("() => window.exact.commits")) == 3, page.locator("#status").inner_text()
+    third = page.evaluate("() => window.exact.layout.get(3)")
+    after = site.api("GET", f"/api/v1/repos/cells/images/{IMAGE}/annotations?rev={branch}&label=mitosis",
+                     token=site.tokens["ada"])["annotations"]
+    ver = next(a for a in after if a["id"] == third["id"]).get("verifications", [])
+    assert [(v["user"], v["yes"]) for v in ver] == [("ada", True)], ver
     assert not tab.errors, tab.errors
 
 

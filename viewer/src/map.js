@@ -2,7 +2,8 @@
 // patch per annotation of a label, tiled by the server (server/maps.py) and opened like a slide. Click a
 // patch to select it; its label key relabels the ORIGINAL annotation, Delete deletes it, each change one
 // commit on users/NAME/edits (POST /edits, chained on the branch tip). Arrow keys / n, p step through the
-// patches (screening the map). window.exact: viewer, layout, select(i), relabel(i, label), remove(i), whenIdle.
+// patches (screening the map); Shift+Y / Shift+X record the caller's verification (yes / no) of the original.
+// window.exact: viewer, layout, select(i), relabel(i, label), remove(i), verify(i, yes), whenIdle.
 import { api } from "./api.js";
 import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
@@ -62,7 +63,7 @@ async function main() {
     const infoBox = h("div", { id: "patch-info" }, h("p.muted", {}, "Click a patch."));
     side.append(h("p", { id: "map-count" }, `${m.count} ${m.spec.label} annotation${m.count === 1 ? "" : "s"} at ${rev}`),
       status, h("section", {}, h("h2", {}, "Patch"), infoBox),
-      mayEdit ? h("p.muted", {}, `Label keys relabel, Delete deletes: one commit each on ${workBranch}. ←/→ or p/n step.`)
+      mayEdit ? h("p.muted", {}, `Label keys relabel, Delete deletes, Shift+Y / Shift+X verify yes / no: one commit each on ${workBranch}. ←/→ or p/n step.`)
         : h("p.readonly", { id: "readonly-note" }, "Read-only: you can view but not edit this repository."));
 
     const viewer = createViewerAt(viewerEl, m.dzi);
@@ -99,7 +100,8 @@ async function main() {
       const link = `/${encodeURIComponent(p.repo)}/slide/${encodeURIComponent(pt.image)}?rev=${encodeURIComponent(tip && mayEdit ? workBranch : rev)}` +
         `&x=${Math.round(sx + w / 2)}&y=${Math.round(sy + w / 2)}&zoom=1`;
       infoBox.append(h("div.sel", { dataset: { id: pt.id, index: i } },
-        h("b", { id: "patch-label" }, c ? (c.deleted ? "deleted" : c.label) : pt.label), ` #${i + 1} of ${m.count}`,
+        h("b", { id: "patch-label" }, c && c.deleted ? "deleted" : (c && c.label) || pt.label), ` #${i + 1} of ${m.count}`,
+        c && c.verified !== undefined ? h("span", { id: "patch-verified" }, ` · you verified: ${c.verified ? "yes" : "no"}`) : null,
         h("br"), h("code", {}, pt.id.slice(0, 8)), " on ", pt.image, " ", h("a", { href: link, id: "patch-open" }, "open on the slide")));
     }
 
@@ -125,19 +127,23 @@ async function main() {
     function commit(i, what) {
       const run = async () => {
         const pt = await layout.get(i);
-        const body = { branch: workBranch, expected_parent: tip, image: pt.image,
+        const verifying = what.verified !== undefined;
+        const body = verifying ? { yes: what.verified, branch: workBranch, expected_parent: tip } : {
+          branch: workBranch, expected_parent: tip, image: pt.image,
           message: what.deleted ? `Delete ${pt.id.slice(0, 8)} (${pt.label}) on the map of ${m.spec.label}`
             : `Relabel ${pt.id.slice(0, 8)} ${pt.label} -> ${what.label} on the map of ${m.spec.label}`,
           ...(what.deleted ? { delete: [pt.id] } : { update: [{ id: pt.id, label: what.label }] }) };
         if (!tip) body.from = m.commit;
         for (let attempt = 0; ; attempt++) {
           try {
-            const r = await api.edits(p.repo, body);
+            const r = verifying ? await api.verify(p.repo, pt.image, pt.id, body) : await api.edits(p.repo, body);
             tip = r.commit;
             commits.push(r.commit);
-            changed.set(i, what);
-            message(what.deleted ? `Deleted ${pt.id.slice(0, 8)}: ${r.commit.slice(0, 12)} on ${r.branch}.`
-              : `Relabelled ${pt.id.slice(0, 8)} as ${what.label}: ${r.commit.slice(0, 12)} on ${r.branch}.`);
+            changed.set(i, { ...(changed.get(i) || {}), ...what });
+            const short = `${r.commit.slice(0, 12)} on ${r.branch}`;
+            message(verifying ? `Verified ${pt.id.slice(0, 8)}: ${what.verified ? "yes" : "no"}, ${short}.`
+              : what.deleted ? `Deleted ${pt.id.slice(0, 8)}: ${short}.`
+                : `Relabelled ${pt.id.slice(0, 8)} as ${what.label}: ${short}.`);
             return r;
           } catch (e) {
             if (e.status === 409 && e.type === "ref_conflict" && attempt < 3) {
@@ -166,6 +172,8 @@ async function main() {
         return commit(i, { label });
       },
       remove(i) { return mayEdit && i !== null ? commit(i, { deleted: true }) : null; },
+      // a verification record of the caller on the original annotation (docs/collaboration.md, second opinion)
+      verify(i, yes) { return mayEdit && i !== null ? commit(i, { verified: !!yes }) : null; },
     };
 
     viewer.addHandler("canvas-click", (e) => {
@@ -188,12 +196,15 @@ async function main() {
       if (k === "Escape") { select(null); return; }
       if (selected === null) return;
       if (k === "Delete" || k === "Backspace") { ev.preventDefault(); ed.remove(selected); return; }
+      // Shift+Y yes, Shift+X or Shift+N no: capitals, so that lower-case label keys stay labels
+      if (k === "Y" || k === "X" || k === "N") { ev.preventDefault(); ed.verify(selected, k === "Y"); return; }
       const label = labels.find((l) => l.key === k);
       if (label) { ev.preventDefault(); ed.relabel(selected, label.name); }
     });
 
     Object.assign(exact, {
       map: m, layout, commits, Point: OpenSeadragon.Point, select: focus, relabel: ed.relabel, remove: ed.remove,
+      verify: ed.verify,
       selected: () => selected, changed: () => Object.fromEntries(changed),
       edited: () => queue, // resolves once every change so far is committed (or refused)
       whenIdle: async () => { await settled(viewer); await queue; },
