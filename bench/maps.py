@@ -207,19 +207,23 @@ def browser_part(url: str, query: str, pans: int) -> dict[str, Any]:
 
 
 def pan(page: Any, steps: int) -> list[float]:
-    """Pan by one viewport width (down a row of views at the map's edge), at one map px per screen px."""
+    """Pan by one viewport (left to right, then a row of views down, in the map's upper half) at one map px
+    per screen px; each step timed until its tiles are drawn (two frames first, so that OpenSeadragon has
+    seen the new view before "fully loaded" is asked)."""
     page.evaluate("""() => { const v = window.exact.viewer.viewport; v.zoomTo(v.imageToViewportZoom(1), null, true);
-        const b = v.getBounds(true); v.panTo(new window.exact.Point(b.width / 2, b.height / 2), true); }""")
+        const b = v.viewportToImageRectangle(v.getBounds(true));
+        v.panTo(v.imageToViewportCoordinates(new window.exact.Point(b.width / 2, b.height / 2)), true); }""")
     page.evaluate("() => window.exact.whenIdle()")
     times = []
     for _ in range(steps):
-        t = page.evaluate("""async () => { const v = window.exact.viewer.viewport; const b = v.getBounds(true);
-            const W = 1, H = window.exact.viewer.world.getItemAt(0).getBounds().height;
+        t = page.evaluate("""async () => { const v = window.exact.viewer.viewport, m = window.exact.map;
+            const b = v.viewportToImageRectangle(v.getBounds(true));
             let x = b.x + b.width, y = b.y;
-            if (x + b.width > W) { x = 0; y = b.y + b.height; }
-            if (y + b.height > H / 2) y = 0;
+            if (x + b.width > m.width) { x = 0; y = b.y + b.height; }
+            if (y + b.height > m.height / 2) y = 0;
             const t0 = performance.now();
-            v.panTo(new window.exact.Point(x + b.width / 2, y + b.height / 2), true);
+            v.panTo(v.imageToViewportCoordinates(new window.exact.Point(x + b.width / 2, y + b.height / 2)), true);
+            await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
             await window.exact.whenIdle();
             return performance.now() - t0; }""")
         times.append(t / 1000)
@@ -240,11 +244,11 @@ def views(m: dict[str, Any], steps: int, w: int, h: int) -> list[tuple[int, int,
     return out
 
 
-def tiles_under(m: dict[str, Any], view: tuple[int, int, int, int]) -> list[str]:
+def tiles_under(url: str, m: dict[str, Any], view: tuple[int, int, int, int]) -> list[str]:
     x, y, w, h = view
     t, lv = m["tile_size"], m["max_level"]
     cols, rows = math.ceil(m["width"] / t), math.ceil(m["height"] / t)
-    return [f"{m['dzi'][:-4]}_files/{lv}/{c}_{r}.jpeg" for r in range(y // t, min(rows, (y + h - 1) // t + 1))
+    return [f"{url}{m['dzi'][:-4]}_files/{lv}/{c}_{r}.jpeg" for r in range(y // t, min(rows, (y + h - 1) // t + 1))
             for c in range(x // t, min(cols, (x + w - 1) // t + 1))]
 
 
@@ -295,6 +299,7 @@ def main() -> int:
         query = f"label=mitosis&patch={args.patch}&per_row={args.per_row}"
         br = browser_part(url, query, args.pans)
         results["browser"] = {k: v for k, v in br.items() if k != "first_view_tiles"}
+        print(f"browser: {results['browser']}", flush=True)
         # (b) a second map of the same size that nobody has asked for yet
         t = time.perf_counter()
         m = map_info(url, query + "&order=position")
@@ -323,7 +328,7 @@ def main() -> int:
         peer_first, peer_first_lat = fetch_all([f"{purl}/patch/{i}.jpeg" for i in first_patches])
         ours_pan, ours_lat, peer_pan, peer_lat = [], [], [], []
         for v in views(m, args.pans, view_w, VIEW["height"] - 40):
-            s, lat = fetch_all(tiles_under(m, v))
+            s, lat = fetch_all(tiles_under(url, m, v))
             ours_pan.append(s)
             ours_lat.extend(lat)
             s, lat = fetch_all([f"{purl}/patch/{i}.jpeg" for i in patches_under(m, v)])

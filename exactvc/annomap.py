@@ -16,9 +16,10 @@ same map, and any edit gives a new one.
 Tiles: DeepZoom level ``L`` is the map downsampled by ``d = 2 ** (max_level - L)``. Cell ``c`` spans the
 level's pixels ``[floor(c * patch / d), floor((c + 1) * patch / d))`` (the cells partition every level,
 no gaps). A patch at that level is cut, one to one, from the source slide's DeepZoom level of downsample
-``scale * d`` (clamped at the slide's level 0), from decoded source tiles kept in a small LRU: a tile of
-the full-resolution map reads the few source tiles under its patches; a zoomed-out tile reads the
-slides' coarse levels, a handful of tiles for thousands of patches. Nothing is rendered up front.
+``scale * d`` (clamped at the slide's smallest level). A tile of at most ``FEW`` x ``FEW`` cells reads each
+patch through openslide (C, with its own cache of decoded tiles); a zoomed-out tile of many patches gathers
+its pixels in one vectorised pass from decoded tiles of the slides' coarse levels (an LRU of them): a
+handful of source tiles for thousands of patches. Nothing is rendered up front.
 """
 
 from __future__ import annotations
@@ -286,26 +287,6 @@ class SourceTiles:
         im.paste(inner, (ax0 - x, ay0 - y))
         return im
 
-    def region(self, fp: str, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        """Pixels [x, x+w) x [y, y+h) of DeepZoom level ``level`` of slide ``fp`` (white outside it)."""
-        import numpy as np
-
-        slide = self.open_slide(fp)
-        out = np.full((h, w, 3), BACKGROUND, dtype=np.uint8)
-        t = slide.tile
-        for row in range(max(0, y // t), (y + h - 1) // t + 1):
-            for col in range(max(0, x // t), (x + w - 1) // t + 1):
-                arr = self.tile(fp, slide, level, col, row)
-                if arr is None:
-                    continue
-                tx0, ty0 = col * t, row * t
-                ax0, ay0 = max(x, tx0), max(y, ty0)
-                ax1, ay1 = min(x + w, tx0 + arr.shape[1]), min(y + h, ty0 + arr.shape[0])
-                if ax1 <= ax0 or ay1 <= ay0:
-                    continue
-                out[ay0 - y:ay1 - y, ax0 - x:ax1 - x] = arr[ay0 - ty0:ay1 - ty0, ax0 - tx0:ax1 - tx0]
-        return out
-
 
 class MapRenderer:
     """The DeepZoom pyramid of one map: geometry, descriptor and tiles (thread-safe)."""
@@ -447,40 +428,6 @@ class MapRenderer:
         from .tiles import _encode
 
         return _encode(Image.fromarray(self.tile_pixels(level, col, row)))
-
-
-def naive_tile_jpeg(renderer: MapRenderer, level: int, col: int, row: int) -> bytes:
-    """The peer of the benchmark (bench/maps.py): every patch under the tile read whole from openslide at
-    level 0 (``read_region``) and resized, per request, with no tile reuse."""
-    import numpy as np
-    from PIL import Image
-
-    from .tiles import _encode
-
-    renderer.check_tile(level, col, row)
-    lay, spec = renderer.layout, renderer.layout.spec
-    d = 2 ** (renderer.max_level - level)
-    w, h = renderer.level_size(level)
-    x0, y0 = col * renderer.tile, row * renderer.tile
-    tw, th = min(renderer.tile, w - x0), min(renderer.tile, h - y0)
-    out = np.full((th, tw, 3), BACKGROUND, dtype=np.uint8)
-    P = spec.patch
-    side = P * spec.scale
-    for r in range(max(0, (y0 * d) // P - 1), min(lay.rows, ((y0 + th) * d) // P + 1)):
-        for c in range(max(0, (x0 * d) // P - 1), min(spec.per_row, ((x0 + tw) * d) // P + 1)):
-            i = r * spec.per_row + c
-            if i >= len(lay.patches):
-                break
-            ex0, ey0, ex1, ey1 = (c * P) // d, (r * P) // d, ((c + 1) * P) // d, ((r + 1) * P) // d
-            if ex1 <= ex0 or ey1 <= ey0 or ex1 <= x0 or ey1 <= y0 or ex0 >= x0 + tw or ey0 >= y0 + th:
-                continue
-            p = lay.patches[i]
-            osr = renderer.sources.open_slide(p.fingerprint).osr
-            im = osr.read_region(p.origin, 0, (side, side)).convert("RGB").resize((ex1 - ex0, ey1 - ey0))
-            arr = np.asarray(im, dtype=np.uint8)
-            ax0, ay0, ax1, ay1 = max(ex0, x0), max(ey0, y0), min(ex1, x0 + tw), min(ey1, y0 + th)
-            out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = arr[ay0 - ey0:ay1 - ey0, ax0 - ex0:ax1 - ex0]
-    return _encode(Image.fromarray(out))
 
 
 class MapCache:
