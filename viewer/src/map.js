@@ -66,7 +66,9 @@ async function main() {
       mayEdit ? h("p.muted", {}, `Label keys relabel, Delete deletes, Shift+Y / Shift+X verify yes / no: one commit each on ${workBranch}. ←/→ or p/n step.`)
         : h("p.readonly", { id: "readonly-note" }, "Read-only: you can view but not edit this repository."));
 
-    const viewer = createViewerAt(viewerEl, m.dzi);
+    // several tile requests per frame (OSD's default is one): each map tile is built on the server, which
+    // builds them in parallel, and on a busy machine frames are few — one a frame serialised the loading
+    const viewer = createViewerAt(viewerEl, m.dzi, { maxTilesPerFrame: 6 });
     exact.viewer = viewer;
     // when the first tile reached the screen (ms since navigation start: bench/maps.py reads it)
     viewer.addOnceHandler("tile-drawn", () => { exact.firstTileAt = performance.now(); });
