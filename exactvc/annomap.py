@@ -298,6 +298,7 @@ class MapRenderer:
         self.width, self.height = layout.width, layout.height
         self.max_level = max(0, math.ceil(math.log2(max(self.width, self.height))))
         self._origins: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
+        self.openers: set[str | None] = set()  # who opened it (the server's blind-mode check)
 
     def level_size(self, level: int) -> tuple[int, int]:
         d = 2 ** (self.max_level - level)

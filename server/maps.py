@@ -11,16 +11,18 @@ descriptor and tiles. Thin adapters.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from exactvc import annomap
+from exactvc.access import RANK
 from exactvc.errors import NotFound
 from exactvc.tiles import Slide
 
 from . import pixels
-from .context import current_user, int_param, repos, require
+from .context import access, current_user, int_param, repos, require
 from .errors import Forbidden
 from .tiles import ONE_YEAR, TileCache, _ext
 
@@ -80,7 +82,28 @@ def open_map(name: str) -> Response:
     r = cache.get(mid)
     if r is None:
         r = cache.put(annomap.MapRenderer(annomap.build_layout(repo, name, commit, spec, srcs), sources))
+    user = current_user()
+    with _openers_lock:
+        r.openers.add(user.name if user else None)
     return jsonify(_describe(r, name, rev, commit, limit))
+
+
+_openers_lock = threading.Lock()
+
+
+def _may_see(r: annomap.MapRenderer) -> None:
+    """In a blind-mode repository a map built from one rater's branch is theirs: below maintain, only those
+    who opened it themselves (so their revision was checked) get its layout and tiles."""
+    name = r.layout.repo
+    if access().settings(name)["mode"] != "blind":
+        return
+    role = access().role(name, current_user())
+    if role is not None and RANK[role] >= RANK["maintain"]:
+        return
+    user = current_user()
+    with _openers_lock:
+        if (user.name if user else None) not in r.openers:
+            raise NotFound(f"map {r.layout.map_id} is not open on this server (open it again)")
 
 
 def _map(mid: str) -> annomap.MapRenderer:
@@ -90,6 +113,7 @@ def _map(mid: str) -> annomap.MapRenderer:
     if r is None:
         raise NotFound(f"map {mid} is not open on this server (open it again: GET /api/v1/repos/NAME/maps)")
     require(r.layout.repo, "read")
+    _may_see(r)
     return r
 
 

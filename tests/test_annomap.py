@@ -182,3 +182,28 @@ def test_build_layout_needs_no_geometry_blobs(tmp_path: Path) -> None:
     (p,) = lay.patches
     assert p.bounds == (500.0, 1700.0, 1500.0, 2300.0)
     assert p.origin == ((1000 // 16 - 50) * 16, (2000 // 16 - 50) * 16)
+
+
+def test_blind_mode_a_raters_map_stays_theirs(site: dict[str, Any]) -> None:
+    from exactvc.access import AccessStore
+
+    acc = AccessStore(site["root"])
+    r = call(site, "POST", "/api/v1/repos/proj/edits", who="annotator", body={
+        "branch": "users/annotator/blind", "expected_parent": None, "from": "main", "image": "cmu",
+        "message": "a rater's mitosis", "create": [{"label": "mitosis", "geometry": {"type": "Point",
+                                                                                     "coordinates": [900, 900]}}]})
+    assert r.status == 201, r.body[:300]
+    acc.set_settings("proj", mode="blind")
+    try:
+        q = "/api/v1/repos/proj/maps?label=mitosis&rev=users/annotator/blind"
+        mine = call(site, "GET", q, who="annotator")
+        assert mine.status == 200 and mine.json()["count"] == len(POINTS) + 1
+        mid = mine.json()["map"]
+        assert call(site, "GET", f"/maps/{mid}.dzi", who="annotator").status == 200
+        assert call(site, "GET", q, who="reader").status == 404  # another rater's branch: no map of it
+        for path in (f"/maps/{mid}.dzi", f"/maps/{mid}_files/0/0_0.jpeg", f"/api/v1/repos/proj/maps/{mid}/patches"):
+            got = call(site, "GET", path, who="reader")  # nor its tiles or layout, even by its id
+            assert got.status == 404 and b"annotator" not in got.body, (path, got.body[:200])
+        assert call(site, "GET", "/api/v1/repos/proj/maps?label=mitosis", who="reader").status == 200  # main: shared
+    finally:
+        acc.set_settings("proj", mode="cooperative")
