@@ -17,6 +17,8 @@ from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
 from .exact_compat import basic_authenticate, exact_compat
+from .maps import maps_api
+from .media import media_api
 from .pages import pages
 from .plugins import plugins_api
 from .pulls import pulls
@@ -120,6 +122,8 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(plugins_api)  # /api/v1/plugins, /api/v1/repos/NAME/proposals, analyses
     app.register_blueprint(agreement_api)  # /api/v1/repos/NAME/agreement
     app.register_blueprint(screening_api)  # /api/v1/repos/NAME/images/IMAGE/screening
+    app.register_blueprint(maps_api)  # /api/v1/repos/NAME/maps, /maps/MAP.dzi and tiles
+    app.register_blueprint(media_api)  # /api/v1/repos/NAME/images/IMAGE/annotations/ID/media
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route
