@@ -49,7 +49,9 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["max_request_bytes"]
     from exactvc.backends.config import Backends
 
-    app.extensions["exact_repos"] = Repos(root, Backends.load(root, config.get("objects"), config.get("db")))
+    backends = Backends.load(root, config.get("objects"), config.get("db"))
+    app.extensions["exact_repos"] = Repos(root, backends)
+    app.extensions["exact_jobs"] = backends.job_store(root)  # detector runs, seen by every server process
     app.extensions["exact_access"] = AccessStore(root)
     from exactvc.pulls.store import PullStore
 
