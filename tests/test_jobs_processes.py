@@ -155,3 +155,27 @@ def test_a_job_whose_process_was_killed_is_failed_after_the_heartbeat_timeout(tw
     assert st["state"] == "failed" and st["error"]["message"] == "the server process running it stopped", st
     assert TIMEOUT - 0.6 <= took <= TIMEOUT + 3, took  # not before the heartbeat is stale, soon after
     assert _refs(two) == before
+
+
+def test_serve_processes_every_worker_answers_for_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`exact serve --processes 2`: the workers share the port, so polls land on either; every one answers."""
+    plug = tmp_path / "plugins"
+    plug.mkdir()
+    _install(plug)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(plug), os.environ.get("PYTHONPATH")) if p))
+    root = tmp_path / "root"
+    repo = Repository.init(root / "cells")
+    repo.add_image(real_slide(), name="cmu")
+    repo.add_label("mitosis", shape="point", color="#00ff00")
+    repo.commit("seed", author=AUTHOR)
+    tok = users(root, {"ada": "annotate"}, "cells")["ada"]
+    srv = ServerProcess(root, tmp_path / "s.log", ("--processes", "2", "--threads", "2"))
+    try:
+        w = {"a": srv, "token": tok}
+        job = _start(w)
+        states = [_job(srv, job, tok)["state"] for _ in range(40)]  # each a new connection
+        assert states == ["running"] * 40
+        assert http("DELETE", f"{srv.url}/api/v1/repos/cells/proposals/jobs/{job}", token=tok).status == 200
+        _until(lambda: _job(srv, job, tok)["state"] == "cancelled", "cancelled", 10)
+    finally:
+        srv.stop()

@@ -103,7 +103,7 @@ class Backends:
             return SqliteJobStore(Path(root))
         from .postgres_jobs import PgJobStore
 
-        return PgJobStore(self.database())
+        return PgJobStore(self.database)  # the pool opens on first use (after a fork, not before)
 
     def object_store(self, root: Path, repo: str) -> Any:
         """The object store of ``repo`` on S3 (its cache under ``ROOT/.cache/objects/REPO``), or None."""

@@ -15,8 +15,15 @@ _COLS = ", ".join('"user"' if f == "user" else f for f in J.FIELDS)
 
 
 class PgJobStore:
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    """``database``: the pool, or a function giving it (opened on first use: ``exact serve --processes N``
+    makes the app before forking, and a pool must not cross a fork)."""
+
+    def __init__(self, database: Any) -> None:
+        self._database = database
+
+    @property
+    def db(self) -> Any:
+        return self._database() if callable(self._database) else self._database
 
     def create(self, repo: str, user: str, plugin: str, image: str) -> dict[str, Any]:
         ident = J.new_id()
