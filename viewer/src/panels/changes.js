@@ -81,7 +81,7 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter, name
     },
     detail(ch) {
       if (!ch) { detail.replaceChildren("No change selected."); return; }
-      detail.replaceChildren(h("div.change-head", {}, h("b", {}, name(ch.change)), ` ${ch.id.slice(0, 12)}`,
+      detail.replaceChildren(h("div.change-head", {}, h("b", {}, name(ch.change)), " ", h("code", { title: ch.id }, ch.id),
         ch.score !== undefined && ch.score !== null ? ` · ${ch.by} ${ch.score}` : "",
         ch.decision ? h("span.decision", { id: "selected-decision", dataset: { decision: ch.decision } }, ` · ${ch.decision}`) : "",
         ch.fields && ch.fields.length ? ` · changed: ${ch.fields.join(", ")}` : ""),
