@@ -51,6 +51,9 @@ def create_app(config: dict[str, Any]) -> Flask:
 
     backends = Backends.load(root, config.get("objects"), config.get("db"))
     app.extensions["exact_repos"] = Repos(root, backends)
+    from exactvc.jobs import stale_after
+
+    stale_after()  # a bad EXACT_JOB_HEARTBEAT_TIMEOUT stops the start, with its one-line message
     app.extensions["exact_jobs"] = backends.job_store(root)  # detector runs, seen by every server process
     app.extensions["exact_access"] = AccessStore(root)
     from exactvc.pulls.store import PullStore

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -179,3 +181,11 @@ def test_serve_processes_every_worker_answers_for_a_job(tmp_path: Path, monkeypa
         _until(lambda: _job(srv, job, tok)["state"] == "cancelled", "cancelled", 10)
     finally:
         srv.stop()
+
+
+def test_a_bad_heartbeat_timeout_stops_the_server_start(tmp_path: Path) -> None:
+    env = {**os.environ, "EXACT_JOB_HEARTBEAT_TIMEOUT": "soon"}
+    r = subprocess.run([sys.executable, "-m", "exactvc.cli", "serve", str(tmp_path), "--port", "0"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "EXACT_JOB_HEARTBEAT_TIMEOUT must be a number of seconds" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
