@@ -9,7 +9,6 @@ from urllib.parse import unquote
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from exactvc.access import AccessStore
 from exactvc.errors import ExactError, UsageError
 
 from .annotiles import annotiles
@@ -50,15 +49,14 @@ def create_app(config: dict[str, Any]) -> Flask:
     from exactvc.backends.config import Backends
 
     backends = Backends.load(root, config.get("objects"), config.get("db"))
+    backends.check_schema()
     app.extensions["exact_repos"] = Repos(root, backends)
+    app.extensions["exact_access"] = backends.access_store(root)  # SQLite under ROOT or the shared database
+    app.extensions["exact_pulls"] = backends.pull_store(root)
     from exactvc.jobs import stale_after
 
     stale_after()  # a bad EXACT_JOB_HEARTBEAT_TIMEOUT stops the start, with its one-line message
     app.extensions["exact_jobs"] = backends.job_store(root)  # detector runs, seen by every server process
-    app.extensions["exact_access"] = AccessStore(root)
-    from exactvc.pulls.store import PullStore
-
-    app.extensions["exact_pulls"] = PullStore(root)
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, current_app, g, has_request_context, jsonify, request
 
-from exactvc.access import RANK, AccessStore, User, check_name, ref_visible
+from exactvc.access import RANK, Access, User, check_name, ref_visible
 from exactvc.backends.config import Backends
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.repo import Repository
@@ -103,8 +103,8 @@ def repos() -> Repos:
     return r
 
 
-def access() -> AccessStore:
-    a: AccessStore = current_app.extensions["exact_access"]
+def access() -> Access:
+    a: Access = current_app.extensions["exact_access"]
     return a
 
 

@@ -14,7 +14,7 @@ from exactvc.access import RANK
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.ids import parse_id
 from exactvc.pulls import review, service
-from exactvc.pulls.store import STATES, PullStore
+from exactvc.pulls.store import STATES, Pulls
 
 from . import pixels
 from .context import access, current_user, int_param, repos, require
@@ -24,8 +24,8 @@ from .errors import Unauthorized
 pulls = Blueprint("pulls", __name__, url_prefix="/api/v1/repos/<name>")
 
 
-def store() -> PullStore:
-    s: PullStore = current_app.extensions["exact_pulls"]
+def store() -> Pulls:
+    s: Pulls = current_app.extensions["exact_pulls"]
     return s
 
 
