@@ -56,6 +56,10 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.extensions["exact_repos"] = Repos(root, backends)
     app.extensions["exact_access"] = backends.access_store(root)  # SQLite under ROOT or the shared database
     app.extensions["exact_pulls"] = backends.pull_store(root)
+    from exactvc.jobs import stale_after
+
+    stale_after()  # a bad EXACT_JOB_HEARTBEAT_TIMEOUT stops the start, with its one-line message
+    app.extensions["exact_jobs"] = backends.job_store(root)  # detector runs, seen by every server process
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:

@@ -323,6 +323,8 @@ OPENAPI: dict[str, Any] = {
             "post", "Run a detector; its proposals on proposals/PLUGIN/N and a pull request (annotate)", [_REPO],
             _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "target": _STR,
                   "wait": {"type": "boolean"}, "title": _STR}, ["image", "plugin"]), ok="201"),
+        "/api/v1/repos/{name}/proposals/jobs": _op("get", "The newest detector runs of the repository (annotate)",
+                                                   [_REPO]),
         "/api/v1/repos/{name}/proposals/jobs/{ident}": {
             **_op("get", "A detector run: state, progress, result or error", [_REPO, _path("ident")]),
             **_op("delete", "Cancel a detector run", [_REPO, _path("ident")]),
