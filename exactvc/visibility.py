@@ -129,6 +129,7 @@ class ScopedRepository(Repository):
 
     def __init__(self, base: Repository, visible: Callable[[str], bool], where: Sequence[str] = ()) -> None:
         super().__init__(base.store, ScopedRefs(base.refs, visible, where), base.path)
+        self.base = base
         self.visible_ref = visible
         self._memo: tuple[dict[str, bytes], tuple[frozenset[bytes], frozenset[bytes]]] | None = None
 
@@ -198,6 +199,11 @@ def scoped(repo: Repository, visible: Callable[[str], bool], where: Sequence[str
 def ref_visible_in(repo: Any, ref: str) -> bool:
     """Is ``ref`` visible in this view (always, in an unscoped repository)?"""
     return not isinstance(repo, ScopedRepository) or bool(repo.visible_ref(ref))
+
+
+def unscoped(repo: Repository) -> Repository:
+    """The whole repository behind a caller's view (for a decision already made by the access layer)."""
+    return repo.base if isinstance(repo, ScopedRepository) else repo
 
 
 def is_scoped(repo: Any) -> bool:

@@ -7,6 +7,10 @@ descriptor and tiles. Thin adapters.
 - ``GET /api/v1/repos/NAME/maps/MAP/patches?offset=&limit=`` a page of the layout (read)
 - ``GET /maps/MAP.dzi`` and ``/maps/MAP_files/L/C_R.jpeg``: the same DeepZoom scheme as a slide's; a tile is
   built on first request from the source slides and cached (read on the map's repository, checked each time)
+
+Any server process answers for a map another one opened: opening records the map's repository, commit and
+spec (and who opened it) in the server's map store (exactvc/mapstore.py: SQLite under ROOT, or the shared
+PostgreSQL), and a process that does not hold the map rebuilds its layout from that record.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from exactvc import annomap
 from exactvc.access import RANK
 from exactvc.errors import NotFound
+from exactvc.mapstore import MapRecord, MapStore
 from exactvc.tiles import Slide
+from exactvc.visibility import unscoped
 
 from . import pixels
 from .context import access, current_user, int_param, repos, require
@@ -48,6 +54,14 @@ def _state() -> tuple[annomap.MapCache, annomap.SourceTiles, TileCache]:
                              annomap.SourceTiles(open_slide, int(cfg.get("map_source_tiles", 384))),
                              slides["exact_tile_cache"])
     return ext["exact_maps"]  # type: ignore[no-any-return]
+
+
+def _store() -> MapStore:
+    ext: dict[str, Any] = current_app.extensions
+    if "exact_map_store" not in ext:
+        ext["exact_map_store"] = repos().backends.map_store(repos().root)
+    s: MapStore = ext["exact_map_store"]
+    return s
 
 
 def _page(r: annomap.MapRenderer, offset: int, limit: int) -> dict[str, Any]:
@@ -83,37 +97,66 @@ def open_map(name: str) -> Response:
     if r is None:
         r = cache.put(annomap.MapRenderer(annomap.build_layout(repo, name, commit, spec, srcs), sources))
     user = current_user()
+    who = user.name if user else None
     with _openers_lock:
-        r.openers.add(user.name if user else None)
+        known = who in r.openers
+    if not known:  # recorded once per map and caller in this process: the other processes look it up
+        _store().put(MapRecord(mid, name, commit, spec), who)
+        with _openers_lock:
+            r.openers.add(who)
     return jsonify(_describe(r, name, rev, commit, limit))
 
 
 _openers_lock = threading.Lock()
 
 
-def _may_see(r: annomap.MapRenderer) -> None:
+def _may_see(repo: str, mid: str, r: annomap.MapRenderer | None) -> None:
     """In a blind-mode repository a map built from one rater's branch is theirs: below maintain, only those
-    who opened it themselves (so their revision was checked) get its layout and tiles."""
-    name = r.layout.repo
-    if access().settings(name)["mode"] != "blind":
+    who opened it themselves (so their revision was checked), on any server process, get its layout and
+    tiles."""
+    if access().settings(repo)["mode"] != "blind":
         return
-    role = access().role(name, current_user())
+    role = access().role(repo, current_user())
     if role is not None and RANK[role] >= RANK["maintain"]:
         return
     user = current_user()
-    with _openers_lock:
-        if (user.name if user else None) not in r.openers:
-            raise NotFound(f"map {r.layout.map_id} is not open on this server (open it again)")
+    who = user.name if user else None
+    if r is not None:
+        with _openers_lock:
+            if who in r.openers:
+                return
+    if not _store().opened_by(mid, who):
+        raise NotFound(f"map {mid} is not open (open it again: GET /api/v1/repos/NAME/maps)")
+    if r is not None:
+        with _openers_lock:
+            r.openers.add(who)
 
 
 def _map(mid: str) -> annomap.MapRenderer:
     if len(mid) != 32 or any(c not in "0123456789abcdef" for c in mid):
         raise NotFound(f"no map {mid[:40]!r}")
-    r = _state()[0].get(mid)
-    if r is None:
-        raise NotFound(f"map {mid} is not open on this server (open it again: GET /api/v1/repos/NAME/maps)")
-    require(r.layout.repo, "read")
-    _may_see(r)
+    cache, sources, _tiles = _state()
+    r = cache.get(mid)
+    if r is not None:
+        require(r.layout.repo, "read")
+        _may_see(r.layout.repo, mid, r)
+        return r
+    rec = _store().get(mid)  # opened by another process (or evicted here): rebuild it from its record
+    if rec is None:
+        raise NotFound(f"map {mid} is not open (open it: GET /api/v1/repos/NAME/maps)")
+    require(rec.repo, "read")
+    _may_see(rec.repo, mid, None)
+    repo = repos().get(rec.repo)
+    # the access decision is made above, the same on every process; the layout is read from the recorded
+    # commit as it was when the map was opened (a blind-mode view may no longer reach it)
+    base = unscoped(repo)
+    srcs = annomap.map_sources(base, rec.commit, rec.spec)
+    if annomap.map_id(rec.repo, rec.spec, srcs) != mid:
+        raise NotFound(f"map {mid} does not match its record (open it again)")
+    r = cache.put(annomap.MapRenderer(annomap.build_layout(base, rec.repo, rec.commit, rec.spec, srcs), sources))
+    user = current_user()
+    with _openers_lock:
+        r.openers.add(user.name if user else None)  # they passed _may_see above
     return r
 
 

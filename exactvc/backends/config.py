@@ -12,7 +12,7 @@ here, never in a message.
 
 The server's stores are chosen here and nowhere else: with a database, the refs of every repository and
 all of the server's own data (users, tokens, sessions, teams, roles, settings, pull requests, screening
-progress, EXACT ids) live in it and nothing of it is written under ROOT; without one, SQLite files under
+progress, EXACT ids, open annotation maps) live in it and nothing of it is written under ROOT; without one, SQLite files under
 ROOT hold it (the embedded default).
 """
 
@@ -32,6 +32,7 @@ from ..repo import EXACT_DIR, Repository
 if TYPE_CHECKING:
     from ..access import Access
     from ..exact_compat import CompatIds
+    from ..mapstore import MapStore
     from ..pulls.store import Pulls
     from ..screening import ScreeningStore
 
@@ -253,6 +254,16 @@ class Backends:
         from .postgres_screening import PgScreeningStore
 
         return PgScreeningStore(self.database())
+
+    def map_store(self, root: str | Path) -> MapStore:
+        """Open annotation maps (id -> repository, commit, spec; who opened them), seen by every process."""
+        if self.db is None:
+            from ..mapstore import SqliteMapStore
+
+            return SqliteMapStore(Path(root))
+        from .postgres_maps import PgMapStore
+
+        return PgMapStore(self.database())
 
     def id_store(self, root: str | Path) -> CompatIds:
         if self.db is None:
