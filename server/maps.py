@@ -5,6 +5,8 @@ descriptor and tiles. Thin adapters.
   the map (its layout is built once per annotation trees and spec and kept), answers its id, DZI url, size
   and the first page of patches
 - ``GET /api/v1/repos/NAME/maps/MAP/patches?offset=&limit=`` a page of the layout (read)
+- ``GET``/``PUT /api/v1/repos/NAME/maps/MAP/screening``: the caller's screening progress on the map (the
+  screening store, keyed ``map:MAP`` where an image's name would be)
 - ``GET /maps/MAP.dzi`` and ``/maps/MAP_files/L/C_R.jpeg``: the same DeepZoom scheme as a slide's; a tile is
   built on first request from the source slides and cached (read on the map's repository, checked each time)
 
@@ -18,18 +20,21 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from exactvc import annomap
 from exactvc.access import RANK
-from exactvc.errors import NotFound
+from exactvc.errors import InvalidInput, NotFound
 from exactvc.mapstore import MapRecord, MapStore
+from exactvc.screening import checked_state, fields
 from exactvc.tiles import Slide
 from exactvc.visibility import unscoped
 
 from . import pixels
 from .context import access, current_user, int_param, repos, require
 from .errors import Forbidden
+from .screening import _user, store
 from .tiles import ONE_YEAR, TileCache, _ext
 
 maps_api = Blueprint("maps_api", __name__)
@@ -195,3 +200,37 @@ def tile(mid: str, level: int, col: int, row: int) -> Response:
     resp.headers["Cache-Control"] = f"private, max-age={ONE_YEAR}, immutable"
     return resp
 
+
+
+# --- screening a map (issue 15): the slide's screening mode over the map's pixels, kept per user and map ---
+
+
+def _screening_key(mid: str) -> str:
+    return f"map:{mid}"  # not an image name (those never hold ":"), so it never collides with an image's
+
+
+def _screener(name: str, mid: str) -> tuple[annomap.MapRenderer, str]:
+    require(name, "read")
+    r = _map(mid)
+    if r.layout.repo != name:
+        raise NotFound(f"no map {mid} in {name}")
+    return r, _user()
+
+
+@maps_api.get("/api/v1/repos/<name>/maps/<mid>/screening")
+def get_screening(name: str, mid: str) -> Response:
+    r, user = _screener(name, mid)
+    st = store().get(name, _screening_key(mid), user)
+    return jsonify({"map": mid, "state": st, "fields": fields(r.width, r.height, *st["field"]) if st else None})
+
+
+@maps_api.put("/api/v1/repos/<name>/maps/<mid>/screening")
+def put_screening(name: str, mid: str) -> Response:
+    r, user = _screener(name, mid)
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidInput("request body is not valid JSON") from None
+    st = checked_state(body, r.width, r.height)
+    store().put(name, _screening_key(mid), user, st)
+    return jsonify({"map": mid, "state": st})

@@ -1,7 +1,7 @@
 """Stateless map serving (issue 16): a map opened through one `exact serve` process is answered by another
 on the same ROOT (its record in the server's map store: SQLite under ROOT, or PostgreSQL with --db), with
 the same bytes; the blind-mode rule (only the rater who opened a map of their branch sees it) holds on
-every process."""
+every process; so does a user's screening progress on a map."""
 
 from __future__ import annotations
 
@@ -75,6 +75,16 @@ def _run(tmp_path: Path, pg: Any) -> None:
         assert [q["index"] for q in on_b[-1].json()["patches"]] == list(range(2, 9))
         assert request("GET", b.url + paths[1]).status == 401  # access is still checked on every request
         assert get(b, "/maps/" + "0" * 32 + ".dzi").status == 404
+        # screening the map: progress put through A is read through B (per user and map)
+        scr = f"/api/v1/repos/proj/maps/{mid}/screening"
+        put = request("PUT", a.url + scr, {"field": [128, 128], "current": 1, "screened": [0]}, token=toks["reader"])
+        assert put.status == 200, put.body[:300]
+        seen = get(b, scr).json()
+        assert seen["state"]["current"] == 1 and seen["state"]["screened"] == [0] and len(seen["fields"]) > 2
+        assert get(b, scr, "annotator").json()["state"] is None  # another user's progress is their own
+        bad = request("PUT", b.url + scr, {"field": [128, 128], "current": 10**6}, token=toks["reader"])
+        assert bad.status == 422 and bad.error()["type"] == "invalid_input"
+        assert request("GET", b.url + scr).status == 401
 
         # blind mode: a rater's map of their own branch is theirs on every process
         r = request("POST", a.url + "/api/v1/repos/proj/edits", {

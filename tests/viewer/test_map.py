@@ -135,3 +135,37 @@ def test_a_reader_sees_the_map_but_cannot_edit_it(tab: Tab, site: Site) -> None:
     bad.goto(f"{site.url}/cells/map?label=mitosis&scale=3")
     bad.wait_for_function("() => document.body.dataset.ready === '1'")
     assert "power of two" in bad.locator("#page-error").inner_text()
+
+
+def test_screening_the_map_steps_and_is_restored(tab: Tab, site: Site) -> None:
+    """The slide page's screening mode on a map: PageDown / PageUp step through its fields of view, the
+    progress is kept on the server per user and map, and a reload restores position and progress."""
+    tab.sign_in("rita")
+    page = _wait_map(tab, "label=mitosis&patch=128&per_row=2")
+    page.evaluate("() => window.exact.screening.ready()")
+    assert page.evaluate("() => window.exact.screening.state()") is None
+    page.evaluate("() => window.exact.viewer.viewport.zoomTo(window.exact.viewer.viewport.getZoom() * 4, null, true)")
+    page.evaluate("() => window.exact.whenIdle()")
+    page.click("#screening-start")
+    page.evaluate("() => window.exact.screening.settled()")
+    st = page.evaluate("() => window.exact.screening.state()")
+    assert st["current"] == 0 and st["count"] >= 3, st
+    for key in ("PageDown", "PageDown", "PageUp", "PageDown"):
+        page.keyboard.press(key)
+        page.evaluate("() => window.exact.screening.settled()")
+    st = page.evaluate("() => window.exact.screening.state()")
+    assert st["current"] == 2 and st["screened"] == [0, 1], st
+    x, y, w, h = st["fields"][2]
+    view = page.evaluate("""() => { const v = window.exact.viewer.viewport;
+        const c = v.viewportToImageCoordinates(v.getCenter(true)); return [c.x, c.y]; }""")
+    assert x <= view[0] <= x + w and y <= view[1] <= y + h  # the view shows the current field
+    mid = page.evaluate("() => window.exact.map.map")
+    got = site.api("GET", f"/api/v1/repos/cells/maps/{mid}/screening", token=site.tokens["rita"])
+    assert got["state"]["current"] == 2 and got["state"]["screened"] == [0, 1]
+    assert page.inner_text("#screening-progress").startswith("field 3 of")
+    page.reload()
+    page.wait_for_function("() => document.body.dataset.ready === '1'")
+    page.evaluate("() => window.exact.screening.ready()")
+    again = page.evaluate("() => window.exact.screening.state()")
+    assert again["current"] == 2 and again["screened"] == [0, 1] and again["fields"] == st["fields"]
+    assert not tab.errors, tab.errors

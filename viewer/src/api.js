@@ -103,6 +103,8 @@ api.resolveThread = (name, n, cid, resolved) => call("PATCH", `/api/v1/repos/${e
 api.matches = (name, image, params) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/matches${q(params)}`);
 api.mergePull = (name, n, body = {}) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, body);
 api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
+api.mapScreening = (name, map) => call("GET", `/api/v1/repos/${enc(name)}/maps/${enc(map)}/screening`);
+api.putMapScreening = (name, map, state) => call("PUT", `/api/v1/repos/${enc(name)}/maps/${enc(map)}/screening`, state);
 api.putScreening = (name, image, state) =>
   call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
 api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);

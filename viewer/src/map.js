@@ -9,6 +9,7 @@ import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { createViewerAt, settled } from "./tiles.js";
 import { createLayout, createOutlines } from "./annomap.js";
+import { createScreeningPanel } from "./panels/screening.js";
 import OpenSeadragon from "openseadragon";
 
 const EDIT_ROLES = new Set(["annotate", "maintain", "admin"]);
@@ -204,8 +205,16 @@ async function main() {
       if (label) { ev.preventDefault(); ed.relabel(selected, label.name); }
     });
 
+    // screening mode over the map (PageDown / PageUp), progress kept per user and map id
+    const thumbLevel = Math.max(0, m.max_level - Math.ceil(Math.log2(Math.max(1, Math.max(m.width, m.height) / m.tile_size))));
+    const screening = createScreeningPanel({ ctx: { viewer, repo: p.repo, user, image: { width: m.width, height: m.height } } }, {
+      get: () => api.mapScreening(p.repo, m.map), put: (st) => api.putMapScreening(p.repo, m.map, st),
+      thumbnail: `/maps/${m.map}_files/${thumbLevel}/0_0.jpeg`,
+    });
+    if (user) side.append(screening.el);
+
     Object.assign(exact, {
-      map: m, layout, commits, Point: OpenSeadragon.Point, select: focus, relabel: ed.relabel, remove: ed.remove,
+      map: m, screening: screening.api, layout, commits, Point: OpenSeadragon.Point, select: focus, relabel: ed.relabel, remove: ed.remove,
       verify: ed.verify,
       selected: () => selected, changed: () => Object.fromEntries(changed),
       edited: () => queue, // resolves once every change so far is committed (or refused)

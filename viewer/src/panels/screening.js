@@ -7,8 +7,12 @@ import OpenSeadragon from "openseadragon";
 
 const THUMB = 220;
 
-export function createScreeningPanel(ed) {
+// ``where`` (optional) screens something other than the slide's image (the annotation map page): its own
+// state routes (get / put) and thumbnail url; the grid and keys are the same.
+export function createScreeningPanel(ed, where = null) {
   const { ctx } = ed;
+  const get = where ? where.get : () => api.screening(ctx.repo, ctx.image.name);
+  const put = where ? where.put : (st) => api.putScreening(ctx.repo, ctx.image.name, st);
   const viewer = ctx.viewer;
   const W = ctx.image.width, H = ctx.image.height;
   let state = null, grid = [];
@@ -20,7 +24,7 @@ export function createScreeningPanel(ed) {
     h("div.row", {}, start, " ", info), canvas,
     h("p.hint", {}, "PageDown: next field, PageUp: previous (row by row)"));
   const thumb = new Image();
-  thumb.src = `/slides/${encodeURIComponent(ctx.image.fingerprint)}/thumbnail.jpeg?size=${THUMB}`;
+  thumb.src = where ? where.thumbnail : `/slides/${encodeURIComponent(ctx.image.fingerprint)}/thumbnail.jpeg?size=${THUMB}`;
   thumb.onload = () => draw();
 
   function draw() {
@@ -45,12 +49,12 @@ export function createScreeningPanel(ed) {
 
   async function store() {
     const { field, current, screened, zoom } = state;
-    const got = await api.putScreening(ctx.repo, ctx.image.name, { field, current, screened, zoom });
+    const got = await put({ field, current, screened, zoom });
     state = got.state;
   }
 
   async function load() {
-    const got = await api.screening(ctx.repo, ctx.image.name);
+    const got = await get();
     if (got.state) { state = got.state; grid = got.fields; show(); } else draw();
   }
 
@@ -59,7 +63,7 @@ export function createScreeningPanel(ed) {
     const fw = Math.max(1, Math.round(Math.min(b.width, W))), fh = Math.max(1, Math.round(Math.min(b.height, H)));
     state = { field: [fw, fh], current: 0, screened: [], zoom: viewer.viewport.getZoom(true) };
     await store();
-    grid = (await api.screening(ctx.repo, ctx.image.name)).fields;
+    grid = (await get()).fields;
     show();
   }
 
