@@ -165,11 +165,19 @@ def child(spec: dict[str, Any]) -> None:
 
 def measure(spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
     r = run_measured([sys.executable, str(Path(__file__).resolve()), "--child", orjson.dumps(spec).decode()],
-                     env=env, timeout=7200)
+                     env=env, timeout=7200, tree_memory=True)
     got = orjson.loads(r["stdout"].decode().strip().splitlines()[-1])
-    got["maxrss_bytes"] = r["maxrss_bytes"]
+    got["maxrss_bytes"] = r["maxrss_bytes"]  # the largest single process (GNU time)
+    got["tree_peak_pss_bytes"] = r["tree_peak_pss_bytes"]  # the process and its workers together (sampled)
+    got["tree_peak_processes"] = r["tree_peak_processes"]
+    got["cpu_s"] = (r["user_s"] or 0) + (r["sys_s"] or 0)  # the whole child, repository set-up included
     got["wall_s"] = r["seconds"]
     return got
+
+
+def peak(o: dict[str, Any]) -> int:
+    """Peak memory of a step: its largest process or, with workers, the sampled sum, whichever is larger."""
+    return max(o.get("maxrss_bytes") or 0, o.get("tree_peak_pss_bytes") or 0)
 
 
 def install_peers(dest: Path) -> dict[str, str]:
@@ -219,21 +227,30 @@ def main() -> int:
         q = results["ours_qupath"]["import_s"]
         peer_name = {"coco": "pycocotools COCO()", "asap": "xml.etree iterparse", "sliderunner": "sqlite3 rows"}
         rows = [{"id": "qupath_import", "name": "QuPath GeoJSON import (the reference)", "unit": "s", "ours": q,
-                 "git": None, "ratio": None, "target": None, "pass": None}]
+                 "git": None, "ratio": None, "target": None, "pass": None},
+                {"id": "qupath_rss", "name": "QuPath GeoJSON import peak memory", "unit": "B",
+                 "ours": peak(results["ours_qupath"]), "git": None, "ratio": None, "target": "<= 2 GB",
+                 "pass": peak(results["ours_qupath"]) <= 2 * GB}]
         for fmt in ("coco", "asap", "sliderunner"):
             o, p = results[f"ours_{fmt}"], results[f"peer_{fmt}"]
             rows.append({"id": f"{fmt}_import", "name": f"{fmt} import vs {peer_name[fmt]}", "unit": "s",
                          "ours": o["import_s"], "git": p["import_s"], "ratio": ratio(p["import_s"], o["import_s"]),
                          "target": "<= 2x QuPath", "pass": o["import_s"] <= 2 * q,
                          "details": {"vs_qupath": o["import_s"] / q, "per_s": args.n / o["import_s"]}})
-            rows.append({"id": f"{fmt}_rss", "name": f"{fmt} peak RSS vs peer", "unit": "B",
-                         "ours": o["maxrss_bytes"], "git": p["maxrss_bytes"],
-                         "ratio": ratio(p["maxrss_bytes"], o["maxrss_bytes"]), "target": "<= 2 GB",
-                         "pass": o["maxrss_bytes"] is not None and o["maxrss_bytes"] <= 2 * GB})
+            rows.append({"id": f"{fmt}_rss", "name": f"{fmt} peak memory vs peer", "unit": "B",
+                         "ours": peak(o), "git": peak(p), "ratio": ratio(peak(p), peak(o)), "target": "<= 2 GB",
+                         "pass": peak(o) <= 2 * GB})
         print_table(rows)
-        for fmt in ("coco", "asap", "sliderunner"):
+        qc = results["ours_qupath"]["cpu_s"]
+        for fmt in ("qupath", "coco", "asap", "sliderunner"):
             o = results[f"ours_{fmt}"]
-            print(f"{fmt}: {args.n / o['import_s']:,.0f} annotations/s, {o['import_s'] / q:.2f}x our QuPath import")
+            print(f"{fmt}: {args.n / o['import_s']:,.0f} annotations/s, {o['import_s'] / q:.2f}x our QuPath import "
+                  f"(CPU {o['cpu_s']:.1f} s, {o['cpu_s'] / qc:.2f}x), peak {human_bytes(peak(o))} "
+                  f"in {o.get('tree_peak_processes') or 1} process(es)")
+            if fmt != "qupath":
+                pr = results[f"peer_{fmt}"]
+                print(f"    peer {peer_name[fmt]}: {args.n / pr['import_s']:,.0f} annotations/s, "
+                      f"peak {human_bytes(peak(pr))}")
         write_json(args.out, {"n": args.n, "files": {k: str(v) for k, v in files.items()}, "sizes": sizes,
                               "results": results, "rows": rows, "machine": machine_info()})
         print(f"wrote {args.out}")

@@ -193,3 +193,74 @@ def test_streamed_export_is_the_whole_document_serialised(tmp_path: Path) -> Non
     r2.add_label("tumor", shape="any", color="#ff0000")
     porcelain.import_(r2, "slide", str(f))
     assert export_bytes(r2, "coco", "slide") == data
+
+
+def _reordered(tmp: Path, src: Path, keys: list[str], name: str) -> Path:
+    doc = json.loads(src.read_text())
+    f = tmp / name
+    f.write_text(json.dumps({k: doc[k] for k in keys if k in doc}))
+    return f
+
+
+def test_streamed_read_whatever_the_order_of_the_sections(tmp_path: Path) -> None:
+    """The annotations array is streamed (no record held by the reader); images and categories are found
+    before it or, when the file puts them after it, by a first pass: the same annotations either way."""
+    from exactvc.formats import coco
+
+    read = coco.read(COCOAPI)
+    assert read.stream is not None and all(not s.records for s in read.images) and read.images[0].has_records
+    repo = repo_with_images_of(tmp_path / "r", "coco", COCOAPI)
+    porcelain.import_(repo, None, str(COCOAPI), create_labels=True)
+    want = state(repo)
+    for k, keys in enumerate((["annotations", "categories", "images", "info"], ["images", "annotations", "categories"],
+                              ["categories", "annotations", "licenses", "images"])):
+        f = _reordered(tmp_path, COCOAPI, keys, f"order{k}.json")
+        r = repo_with_images_of(tmp_path / f"r{k}", "coco", f)
+        porcelain.import_(r, None, str(f), create_labels=True)
+        assert state(r) == want, keys
+
+
+def test_images_without_annotations_and_the_box_layout_over_the_whole_file(tmp_path: Path) -> None:
+    # several images, annotations for one only (after them in the file): that one is imported, by name or --image
+    doc = {"annotations": [{"id": i + 1, "image_id": 2, "category_id": 1, "bbox": [10 * i, 5, 10 * i + 8, 9]}
+                           for i in range(40)],
+           "images": [{"id": 1, "file_name": "empty.tif"}, {"id": 2, "file_name": "spots.tif"}],
+           "categories": [{"id": 1, "name": "mitosis"}]}
+    f = tmp_path / "spots.json"
+    f.write_text(json.dumps(doc))
+    from .formats_util import repo_for
+    repo = repo_for(tmp_path / "r", ["spots.tif"])
+    res = porcelain.import_(repo, None, str(f), create_labels=True)
+    assert res["images"] == ["spots.tif"] and res["features"] == 40
+    from exactvc import geometry
+    boxes = sorted(geometry.bounds(k, g) for (_l, k, g, _p, _z) in state(repo)["spots.tif"].values())
+    assert boxes[3] == (30, 5, 38, 9)  # corners: every box could be [x1, y1, x2, y2] and nothing says otherwise
+    r2 = repo_for(tmp_path / "r2", ["slide"])
+    assert porcelain.import_(r2, "slide", str(f), create_labels=True)["features"] == 40
+    # one image, the layout settled only by the last annotation: the first one is read as width/height too
+    doc["annotations"].append({"id": 99, "image_id": 2, "category_id": 1, "bbox": [50, 50, 4, 4]})
+    doc["images"] = doc["images"][1:]
+    g = tmp_path / "late.json"
+    g.write_text(json.dumps({k: doc[k] for k in ("images", "categories", "annotations")}))
+    r3 = repo_for(tmp_path / "r3", ["spots.tif"])
+    porcelain.import_(r3, None, str(g), create_labels=True)
+    boxes = sorted(geometry.bounds(k, g) for (_l, k, g, _p, _z) in state(r3)["spots.tif"].values())
+    assert (30, 5, 68, 14) in boxes
+
+
+def test_a_results_list_and_a_file_without_annotations(tmp_path: Path) -> None:
+    from .formats_util import repo_for
+    f = tmp_path / "results.json"
+    f.write_text(json.dumps([{"category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9, "id": 1}]))
+    repo = repo_for(tmp_path / "r", ["slide"])
+    res = porcelain.import_(repo, "slide", str(f), create_labels=True, fmt="coco")
+    assert res["features"] == 1
+    ((label, _k, _g, p, _z),) = state(repo)["slide"].values()
+    assert label == "2" and p["coco"]["score"] == 0.9
+    e = tmp_path / "empty.json"
+    e.write_text(json.dumps({"images": [{"id": 1, "file_name": "slide"}], "categories": []}))
+    assert porcelain.import_(repo, None, str(e), fmt="coco")["features"] == 0
+    bad = tmp_path / "cut.json"
+    bad.write_text(json.dumps({"images": [], "annotations": [{"id": 1, "bbox": [1, 2, 3, 4]}]})[:-5])
+    with pytest.raises(InvalidInput, match="cut.json: malformed JSON"):
+        porcelain.import_(repo, "slide", str(bad), fmt="coco")

@@ -11,14 +11,19 @@ attributes are kept. Comma decimal separators (``X="12711,2998"``) are read.
 
 from __future__ import annotations
 
-import operator
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from ..errors import InvalidInput
 from .common import (
+    Batch,
     UNCLASSIFIED,
     OutImage,
     ReadResult,
@@ -33,58 +38,63 @@ from .common import (
     uuid_key,
     vertices,
 )
+from .importer import CHECK_BATCH
 
 FMT = "asap"
 TYPES = ("Dot", "PointSet", "Measurement", "Rectangle", "Polygon", "Spline")
 DEFAULT_COLOR = "#F4FA58"
 
 
-def _float(v: str | None, where: str, axis: str) -> float:
+def _text(v: str | bytes) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+def _float(v: str | bytes | None, where: str, axis: str) -> float:
     if v is None:
         raise InvalidInput(f"{where}: a Coordinate without {axis}")
     try:
-        return float(v.replace(",", ".").strip())
+        return float(_text(v).replace(",", ".").strip())
     except ValueError:
-        raise InvalidInput(f"{where}: {axis}={v!r} is not a number") from None
+        raise InvalidInput(f"{where}: {axis}={_text(v)!r} is not a number") from None
 
 
-_XY = operator.itemgetter("X", "Y")
-_ORDER = operator.itemgetter("Order")
+Coord = tuple[Any, Any, Any]  # Order, X, Y of a Coordinate: text (str, or bytes from the fast scan), None if absent
 _ORDERS: list[str] = []
+_BORDERS: list[bytes] = []
 
 
-def _orders(n: int) -> list[str]:
-    """``["0", "1", ..., str(n - 1)]`` (grown once, sliced after)."""
+def _orders(n: int, raw: bool) -> list[Any]:
+    """``["0", "1", ..., str(n - 1)]`` (bytes when ``raw``; grown once, sliced after)."""
     while len(_ORDERS) < n:
         _ORDERS.extend(str(i) for i in range(len(_ORDERS), max(n, 2 * len(_ORDERS), 64)))
-    return _ORDERS[:n]
+        _BORDERS[:] = [o.encode() for o in _ORDERS]
+    return _BORDERS[:n] if raw else _ORDERS[:n]
 
 
-def _coords(cs: list[dict[str, str]], where: str) -> list[Any]:
-    """Vertices from the attributes of an annotation's ``Coordinate`` elements, in ``Order`` order."""
+def _coords(cs: list[Coord], where: str) -> list[Any]:
+    """Vertices from an annotation's ``Coordinate`` elements, in ``Order`` order."""
     try:  # the usual file: Order 0..n-1 in document order, dot decimals (list operations in C)
-        pts = [(float(x), float(y)) for x, y in map(_XY, cs)]
-        if list(map(_ORDER, cs)) == _orders(len(cs)):
+        pts = [(float(x), float(y)) for _o, x, y in cs]
+        if cs and [c[0] for c in cs] == _orders(len(cs), isinstance(cs[0][0], bytes)):
             return pts
-    except (KeyError, ValueError):
+    except (TypeError, ValueError):
         pass
     slots: dict[int, list[float]] = {}
-    for c in cs:
-        o = c.get("Order")
+    for o, x, y in cs:
         try:
             order = int(o) if o is not None else len(slots)
         except ValueError:
-            raise InvalidInput(f"{where}: Order={o!r} is not an integer") from None
+            raise InvalidInput(f"{where}: Order={_text(o)!r} is not an integer") from None
         if order in slots:
             raise InvalidInput(f"{where}: Order {order} appears twice (ASAP would load a (0, 0) vertex)")
-        slots[order] = [_float(c.get("X"), where, "X"), _float(c.get("Y"), where, "Y")]
+        slots[order] = [_float(x, where, "X"), _float(y, where, "Y")]
     if sorted(slots) != list(range(len(slots))):
         missing = sorted(set(range(max(slots, default=0) + 1)) - set(slots))
         raise InvalidInput(f"{where}: Order has gaps (missing {missing[:5]}; ASAP would load (0, 0) vertices)")
     return [slots[i] for i in range(len(slots))]
 
 
-def _geometry(t: str, pts: list[list[float]], where: str) -> dict[str, Any]:
+def _geometry(t: str, pts: list[Any], where: str) -> dict[str, Any]:
     if not pts:
         raise InvalidInput(f"{where}: no coordinates")
     if t == "Dot":
@@ -117,18 +127,163 @@ def _group(g: dict[str, str], attrs: dict[str, str]) -> dict[str, Any]:
     return info
 
 
-def read(path: Path) -> ReadResult:
-    """Streamed with expat's callbacks (no element objects): memory is the records, not the XML."""
-    groups: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[Record, str, str]] = []  # record, group, where: groups are declared after annotations
-    src = SourceImage(None)
-    names: dict[str, int] = {}
+# --- reading: two passes over the file, records streamed --------------------------------------------
+#
+# Pass 1 collects the groups (ASAP writes them after the annotations) and which annotation names are
+# unique (a unique name gives the id); pass 2 makes the records, a batch at a time, as the importer
+# consumes them. Each pass reads the file with the fast scan or, when the file is not laid out as ASAP
+# writes it, with expat.
+#
+# The fast scan cuts the file into <Annotation>...</Annotation> blocks with bytes.find and reads each
+# block with regular expressions, taking a block only when expat would read the same from it: every "<"
+# in it is its tag, <Coordinates>, </Coordinates>, </Annotation> or a Coordinate element of the one form
+# ASAP writes, and it has no entity, no "]]>", no tab or newline inside an attribute; any other block is
+# parsed alone by expat. Blocks may hold no comment, CDATA or nested <Annotation>, only whitespace lies
+# between them, and what is around them (declaration, root, <Annotations>, the groups) is parsed by
+# expat as one document with the blocks left out; otherwise (another encoding, a DOCTYPE, comments
+# between annotations) the whole file goes through expat (slower, the same records).
+
+Item = tuple[int, dict[str, str], "list[Coord] | None"]  # position, attributes, coordinates (None: not asked)
+GroupFn = Callable[[dict[str, str], dict[str, str]], None]
+CHUNK = 8 << 20
+_OPEN = re.compile(rb"<Annotation[\s>/]")
+_CLOSE = b"</Annotation>"
+_SPACE = re.compile(rb"\s*")
+_TAG = re.compile(rb'<Annotation((?:\s+[A-Za-z_][-\w.]*\s*=\s*"[^"<&]*")*)\s*>\s*<Coordinates>')
+_ATTR = re.compile(rb'([A-Za-z_][-\w.]*)\s*=\s*"([^"<&]*)"')
+_COORD = re.compile(rb'<Coordinate\s+Order="([^"<&]*)"\s+X="([^"<&]*)"\s+Y="([^"<&]*)"\s*/>')
+_TAIL = re.compile(rb"</Coordinates>\s*</Annotation>\Z")
+_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']""")
+_UTF8 = (b"utf-8", b"utf8", b"us-ascii", b"ascii")
+
+
+class _Irregular(Exception):
+    """The file is not laid out as the fast scan reads it: read it with expat."""
+
+
+def _fast_items(path: Path, coords: bool, on_group: GroupFn, layout: list[int] | None = None) -> Iterator[Item]:
+    """The annotations of a regular file (see above), else _Irregular; ``layout`` gets the file offsets
+    of the first annotation and of what follows the last."""
+    base = 0  # file offset of buf[0]
+    with open(path, "rb") as f:
+        buf = f.read(CHUNK)
+        eof = len(buf) < CHUNK
+        m = _ENCODING.match(buf[:512])
+        if buf.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or (
+                m is not None and m.group(1).lower() not in _UTF8):
+            raise _Irregular
+        first = _OPEN.search(buf)
+        while first is None and not eof:  # a head (what precedes the first annotation) longer than a chunk
+            more = f.read(CHUNK)
+            eof = len(more) < CHUNK
+            buf += more
+            first = _OPEN.search(buf, max(0, len(buf) - len(more) - 16))
+        if first is None:
+            _around(buf, None, on_group)  # no annotation
+            return
+        head = buf[:first.start()]
+        if b"<!" in head:
+            raise _Irregular  # a DOCTYPE (entities) or a comment
+        pos, n = first.start(), 0
+        if layout is not None:
+            layout.append(pos)
+        while True:  # buf[pos:] starts with an annotation
+            end = buf.find(_CLOSE, pos)
+            while end < 0:
+                if eof:
+                    raise _Irregular  # unclosed: expat names the problem
+                more = f.read(CHUNK)
+                eof = len(more) < CHUNK
+                base += pos
+                buf, pos = buf[pos:] + more, 0
+                end = buf.find(_CLOSE, max(0, len(buf) - len(more) - len(_CLOSE)))
+            end += len(_CLOSE)
+            attrs, cs = _block(buf[pos:end], coords)
+            yield n, attrs, cs
+            n += 1
+            j = _SPACE.match(buf, end).end()  # type: ignore[union-attr]
+            while j >= len(buf) and not eof:
+                more = f.read(CHUNK)
+                eof = len(more) < CHUNK
+                base += end
+                buf, end = buf[end:] + more, 0
+                j = _SPACE.match(buf, 0).end()  # type: ignore[union-attr]
+            if _OPEN.match(buf, j) is None:
+                break
+            if len(buf) - j < 1 << 16 and not eof:  # keep the next block's start in the buffer
+                more = f.read(CHUNK)
+                eof = len(more) < CHUNK
+                base += j
+                buf, j = buf[j:] + more, 0
+            pos = j
+        if layout is not None:
+            layout.append(base + end)
+        tail = buf[j:] + (f.read() if not eof else b"")
+    if _OPEN.search(tail):
+        raise _Irregular  # annotations after something other than whitespace
+    _around(head, tail, on_group)
+
+
+def _block(block: bytes, coords: bool) -> tuple[dict[str, str], list[Coord] | None]:
+    """Attributes and coordinates of one <Annotation> element (see the comment above)."""
+    if b"<!" in block or _OPEN.search(block, 1) is not None:
+        raise _Irregular
+    m = _TAG.match(block)
+    if m is not None and b"&" not in block and b"]]>" not in block:
+        try:
+            pairs = [(k.decode(), v.decode()) for k, v in _ATTR.findall(m.group(1))]
+        except UnicodeDecodeError:
+            pairs = []
+        attrs = dict(pairs)
+        if attrs and len(attrs) == len(pairs) == m.group(1).count(b"=") and \
+                not any(c in v for v in attrs.values() for c in "\t\n\r"):
+            if not coords:
+                return attrs, None
+            cs = _COORD.findall(block, m.end())
+            if block.count(b"<") == len(cs) + 4 and _TAIL.search(block) is not None:
+                return attrs, cs
+    got: list[Item] = []
+    try:
+        _expat_parse([block], got, lambda _g, _a: None, coords, root=None)
+    except expat.ExpatError:
+        raise _Irregular from None
+    if len(got) != 1:
+        raise _Irregular
+    return got[0][1], got[0][2]
+
+
+def _around(head: bytes, tail: bytes | None, on_group: GroupFn) -> None:
+    """Parse what surrounds the annotation blocks as one document; the blocks were inside <Annotations>."""
+    got: list[Item] = []
+    try:
+        if tail is None:
+            _expat_parse([head], got, on_group, False)
+        else:
+            _expat_parse([head, tail], got, on_group, False, junction=["ASAP_Annotations", "Annotations"])
+    except expat.ExpatError:
+        raise _Irregular from None
+    if got:
+        raise _Irregular  # an Annotation element outside the blocks
+
+
+def _expat_parse(pieces: Iterable[bytes], out: list[Item], on_group: GroupFn, coords: bool,
+                 junction: list[str] | None = None, root: str | None = "ASAP_Annotations") -> None:
+    """Parse ``pieces`` of one document with expat's callbacks (no element objects), annotations appended
+    to ``out``; with ``junction``, the element stack between the pieces must be that (else _Irregular)."""
+    for _ in _expat_gen(pieces, out, on_group, coords, junction, root):
+        pass
+
+
+def _expat_gen(pieces: Iterable[bytes], out: list[Item], on_group: GroupFn, coords: bool,
+               junction: list[str] | None = None, root: str | None = "ASAP_Annotations") -> Iterator[None]:
+    """The parse of ``_expat_parse`` as a generator: yields after each piece (``out`` then holds what it read)."""
     stack: list[str] = []
     ann: dict[str, str] | None = None
-    coords: list[dict[str, str]] = []
+    cs: list[Coord] = []
     grp: dict[str, str] | None = None
     gattrs: dict[str, str] = {}
     root_tag: list[str] = []
+    n = 0
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         nonlocal ann, grp, gattrs
@@ -138,69 +293,223 @@ def read(path: Path) -> ReadResult:
         stack.append(tag)
         if tag == "Coordinate":
             if ann is not None and parent == "Coordinates" and len(stack) >= 3 and stack[-3] == "Annotation":
-                coords.append(attrs)
+                cs.append((attrs.get("Order"), attrs.get("X"), attrs.get("Y")))
         elif tag == "Annotation":
             ann = attrs
-            coords.clear()
+            cs.clear()
         elif tag == "Group":
             grp, gattrs = attrs, {}
         elif tag == "Attribute" and grp is not None and parent == "Attributes":
             gattrs.update(attrs)
 
     def end(tag: str) -> None:
-        nonlocal ann, grp
+        nonlocal ann, grp, n
         stack.pop()
         if tag == "Annotation" and ann is not None:
-            n = len(pending)
-            pending.append(_annotation(path, ann, coords, n))
-            nm = ann.get("Name")
-            if nm is not None:
-                names[nm] = names.get(nm, 0) + 1
+            out.append((n, ann, list(cs) if coords else None))
+            n += 1
             ann = None
         elif tag == "Group" and grp is not None:
-            name = grp.get("Name")
-            if name is not None:
-                if name in groups:
-                    raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
-                groups[name] = _group(grp, gattrs)
+            on_group(grp, gattrs)
             grp = None
 
     parser = expat.ParserCreate()
     parser.StartElementHandler = start
     parser.EndElementHandler = end
+    it = iter(pieces)
+    piece = next(it, b"")
+    while True:
+        nxt = next(it, None)
+        parser.Parse(piece, nxt is None)
+        if nxt is not None and junction is not None and stack != junction:
+            raise _Irregular
+        yield None
+        if nxt is None:
+            break
+        piece = nxt
+    if root is not None and (not root_tag or root_tag[0] != root):
+        raise _NotAsap(root_tag[0] if root_tag else None)
+
+
+class _NotAsap(Exception):
+    def __init__(self, root: str | None) -> None:
+        super().__init__(root)
+        self.root = root
+
+
+def _file_pieces(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(1 << 20)
+            if not data:
+                return
+            yield data
+
+
+def _expat_items(path: Path, coords: bool, on_group: GroupFn) -> Iterator[Item]:
+    out: list[Item] = []
     try:
-        with open(path, "rb") as f:
-            parser.ParseFile(f)
+        for _ in _expat_gen(_file_pieces(path), out, on_group, coords):
+            yield from out
+            out.clear()
     except expat.ExpatError as exc:
         raise InvalidInput(f"{path}: malformed XML: {exc}") from None
-    if not root_tag or root_tag[0] != "ASAP_Annotations":
-        raise InvalidInput(f"{path}: not an ASAP file (root <{root_tag[0] if root_tag else None}>, "
-                           "not <ASAP_Annotations>)")
+
+
+def _items(path: Path, fast: bool, coords: bool, on_group: GroupFn, layout: list[int] | None = None
+           ) -> Iterator[Item]:
+    try:
+        if fast:
+            yield from _fast_items(path, coords, on_group, layout)
+        else:
+            yield from _expat_items(path, coords, on_group)
+    except _NotAsap as exc:
+        raise InvalidInput(f"{path}: not an ASAP file (root <{exc.root}>, not <ASAP_Annotations>)") from None
+
+
+RUN = 1 << 20  # bytes of annotation blocks a part (of the fast scan's files)
+
+
+def read(path: Path, batch: int = CHECK_BATCH) -> ReadResult:
+    """The groups and which names are unique first (pass 1), then the records streamed (pass 2):
+    runs of about ``RUN`` bytes of annotations cut from the file (``ReadResult.parts``, made into records
+    by ``part_records``, in worker processes for large files) or, for files the fast scan does not read,
+    batches from expat (``ReadResult.stream``). Memory: the records in flight, the groups, 9 bytes an
+    annotation; not the file."""
+    groups: dict[str, dict[str, Any]] = {}
+    hashes = bytearray()  # 8 bytes of each annotation's name
+    layout: list[int] = []
+
+    def group(g: dict[str, str], attrs: dict[str, str]) -> None:
+        name = g.get("Name")
+        if name is not None:
+            if name in groups:
+                raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
+            groups[name] = _group(g, attrs)
+
+    fast = True
+    try:
+        for _n, a, _cs in _items(path, True, False, group, layout):
+            nm = a.get("Name")
+            hashes += hashlib.blake2b(nm.encode(), digest_size=8).digest() if nm else b"\0" * 8
+    except _Irregular:
+        fast = False
+        groups.clear()
+        hashes.clear()
+        for _n, a, _cs in _items(path, False, False, group):
+            nm = a.get("Name")
+            hashes += hashlib.blake2b(nm.encode(), digest_size=8).digest() if nm else b"\0" * 8
     for name, info in groups.items():
         if "parent" in info and info["parent"] not in groups:
             raise InvalidInput(f"{path}: group {name!r} is part of group {info['parent']!r}, which is not declared "
                                "in <AnnotationGroups> (ASAP would load nothing)")
+    h = np.frombuffer(bytes(hashes), dtype=np.uint64)
+    del hashes
+    _u, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    unique_name = counts[inverse.reshape(-1)] == 1  # a byte an annotation (a hash collision: an id from "#n")
+    del h, inverse, counts
     colors = {g: parse_color(info.get("color")) for g, info in groups.items()}
-    for k, (rec, group, where) in enumerate(pending):
-        if group != "None" and group not in groups:
-            raise InvalidInput(f"{path}: {where}: group {group!r} is not declared in <AnnotationGroups> "
-                               "(ASAP would load nothing)")
-        if group != "None":
-            chain: dict[str, Any] = {}
-            gname = group
-            while gname != "None" and gname in groups and gname not in chain:
-                chain[gname] = groups[gname]
-                gname = groups[gname].get("parent", "None")
-            rec.properties[FMT]["groups"] = chain
-            rec.color = colors.get(group)
-        nm = rec.properties.get("name")
+    chains: dict[str, dict[str, Any]] = {}
+    for g in groups:
+        chain: dict[str, Any] = {}
+        gname = g
+        while gname != "None" and gname in groups and gname not in chain:
+            chain[gname] = groups[gname]
+            gname = groups[gname].get("parent", "None")
+        chains[g] = chain
+    total = len(unique_name)
+    src = SourceImage(None, streamed=total > 0)
+
+    def record(n: int, a: dict[str, str], cs: list[Coord]) -> tuple[Record, str]:
+        rec, grp, where = _annotation(path, a, cs, n)
+        if grp != "None":
+            if grp not in groups:
+                raise InvalidInput(f"{path}: {where}: group {grp!r} is not declared in <AnnotationGroups> "
+                                   "(ASAP would load nothing)")
+            rec.properties[FMT]["groups"] = chains[grp]
+            rec.color = colors.get(grp)
         if rec.id is None:
-            rec.id = derived_id(FMT, "", nm if nm and names.get(nm) == 1 else f"#{k}")
-        src.add(rec, where)
-    return ReadResult([src])
+            nm = rec.properties.get("name")
+            rec.id = derived_id(FMT, "", nm if nm and unique_name[n] else f"#{n}")
+        rec.index = n  # one image: the record number is the annotation's place in the file
+        return rec, where
+
+    def stream() -> Iterator[Batch]:  # files the fast scan does not read
+        recs: list[Record] = []
+        wheres: list[str] = []
+        seen = 0
+        for n, a, cs in _items(path, False, True, lambda _g, _a: None):
+            if n >= total:
+                break
+            rec, where = record(n, a, cs or [])
+            recs.append(rec)
+            wheres.append(where)
+            seen = n + 1
+            if len(recs) >= batch:
+                yield src, recs, wheres
+                recs, wheres = [], []
+        if recs:
+            yield src, recs, wheres
+        if seen != total:
+            raise InvalidInput(f"{path}: the file changed while it was read")
+
+    def parts() -> Iterator[tuple[bytes, int]]:  # (run of whole annotation blocks, number of its first)
+        first, stop = layout
+        n = 0
+        with open(path, "rb") as f:
+            f.seek(first)
+            left = stop - first
+            buf = b""
+            want = 2 * RUN
+            while True:
+                while left > 0 and len(buf) < want:
+                    more = f.read(min(RUN, left))
+                    if not more:
+                        raise InvalidInput(f"{path}: the file changed while it was read")
+                    left -= len(more)
+                    buf += more
+                if not buf:
+                    break
+                cut = _OPEN.search(buf, RUN) if len(buf) > RUN else None
+                if cut is None and left > 0:
+                    want = len(buf) + RUN  # one annotation longer than a run
+                    continue
+                want = 2 * RUN
+                run, buf = (buf[:cut.start()], buf[cut.start():]) if cut is not None else (buf, b"")
+                yield run, n
+                n += run.count(_CLOSE)
+        if n != total:
+            raise InvalidInput(f"{path}: the file changed while it was read")
+
+    def part_records(part: tuple[bytes, int]) -> tuple[list[Record], list[str]]:
+        run, n = part
+        recs: list[Record] = []
+        wheres: list[str] = []
+        pos = 0
+        try:
+            while pos < len(run):
+                end = run.find(_CLOSE, pos)
+                if end < 0 or n >= total:
+                    raise _Irregular
+                end += len(_CLOSE)
+                a, cs = _block(run[pos:end], True)
+                rec, where = record(n, a, cs or [])
+                recs.append(rec)
+                wheres.append(where)
+                n += 1
+                pos = _SPACE.match(run, end).end()  # type: ignore[union-attr]
+                if pos < len(run) and _OPEN.match(run, pos) is None:
+                    raise _Irregular
+        except _Irregular:
+            raise InvalidInput(f"{path}: the file changed while it was read") from None
+        return recs, wheres
+
+    if fast and total:
+        return ReadResult([src], parts=parts, part_records=part_records)
+    return ReadResult([src], stream=stream)
 
 
-def _annotation(path: Path, a: dict[str, str], cs: list[dict[str, str]], n: int) -> tuple[Record, str, str]:
+def _annotation(path: Path, a: dict[str, str], cs: list[Coord], n: int) -> tuple[Record, str, str]:
     nm = a.get("Name")
     where = f"annotation {n}" + (f" ({nm!r})" if nm else "")
     t = a.get("Type", "")

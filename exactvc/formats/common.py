@@ -94,6 +94,10 @@ class ReadResult:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (soft-deleted rows, ...)
     # a streaming reader: the records, a batch at a time, read from the file as they are consumed (once)
     stream: Callable[[], Iterator[Batch]] | None = None
+    # or (one image): parts of the file, cheap to cut, each made into records by part_records, which
+    # the importer runs in forked worker processes for large files
+    parts: Callable[[], Iterator[Any]] | None = None
+    part_records: Callable[[Any], tuple[list[Record], list[str]]] | None = None
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
@@ -102,6 +106,12 @@ class ReadResult:
         """Every record, in batches of at most ``CHECK_BATCH`` of one image."""
         if self.stream is not None:
             yield from self.stream()
+            return
+        if self.parts is not None and self.part_records is not None:
+            src = self.images[0]
+            for part in self.parts():
+                recs, wheres = self.part_records(part)
+                yield src, recs, wheres
             return
         for src in self.images:
             for i in range(0, len(src.records), CHECK_BATCH):
@@ -259,8 +269,12 @@ def import_sources(
     source_image: str | None = None,
     create_labels: bool = False,
     batch: int = 50_000,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Import the records of a file's images into the working state; all or nothing.
+
+    ``workers``: processes making and checking records of a reader that cuts its file into parts
+    (None: as the QuPath importer decides, by file size and CPUs; 1: this process only).
 
     Each record is checked as the Editor checks it; an error names the file, the record
     and the problem, and leaves the working state (annotations and labels) as it was.
@@ -276,7 +290,10 @@ def import_sources(
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        return _import(repo, file, pairs, create_labels, batch, snap0, read)
+        from .importer import _workers
+
+        nworkers = _workers(Path(file), workers) if read.parts is not None and len(pairs) == 1 else 1
+        return _import(repo, file, pairs, create_labels, batch, snap0, read, nworkers)
     except BaseException:
         with contextlib.suppress(Exception):
             if repo.working() != (base0, snap0):
@@ -303,31 +320,38 @@ class _Target:
         self.conv.blobs = self.builder.blobs
         self.n = 0
 
-    def add(self, part: list[Record], wheres: list[str]) -> None:
+    def convert(self, part: list[Record], wheres: list[str]) -> list[tuple[bytes, bytes]]:
+        """``(key, tree entry)`` of each record, checked; errors name the file and the record."""
         src = self.src
         if src.streamed and part:
             src.batch_where = (part[0].index, wheres)
         clip_boxes(part, self.width, self.height, self.shapes)
         try:
-            entries = self.conv.convert_many(part)
+            return self.conv.convert_many(part)
         except InvalidGeometry as exc:
             if "invalid polygon" not in exc.message or not repair_polygons(part):
                 raise _rename(exc, self.file, src) from None
             try:
-                entries = self.conv.convert_many(part)
+                return self.conv.convert_many(part)
             except ExactError as exc2:
                 raise _rename(exc2, self.file, src) from None
         except ExactError as exc:
             raise _rename(exc, self.file, src) from None
+
+    def add(self, part: list[Record], wheres: list[str]) -> None:
+        entries = self.convert(part, wheres)
         add = self.builder.add
         for f, (key, entry) in zip(part, entries, strict=True):
             add(key, f.index, entry)
         self.n += len(part)
+        self.end_batch_if_full()
+
+    def end_batch_if_full(self) -> None:
         if len(self.builder) >= self.batch:
             try:
                 self.builder.end_batch()
             except ExactError as exc:
-                raise _rename(exc, self.file, src) from None
+                raise _rename(exc, self.file, self.src) from None
 
     def finish(self) -> bytes | None:
         try:
@@ -336,8 +360,60 @@ class _Target:
             raise _rename(exc, self.file, self.src) from None
 
 
+_PART_STATE: dict[str, Any] = {}  # what forked workers inherit: the target and the reader's part_records
+
+
+def _part_task(part: Any) -> tuple[list[tuple[bytes, int, bytes]], list[Any], dict[str, tuple[str | None, list[str]]]]:
+    """Worker: one part of the file to checked tree entries (numbered records), blobs and labels met."""
+    t: _Target = _PART_STATE["target"]
+    recs, wheres = _PART_STATE["part_records"](part)
+    t.conv.blobs, t.conv.new_labels = [], {}
+    entries = t.convert(recs, wheres)
+    out = [(key, rec.index, entry) for rec, (key, entry) in zip(recs, entries, strict=True)]
+    return out, t.conv.blobs, {n: (nl.color, list(nl.kinds)) for n, nl in t.conv.new_labels.items()}
+
+
+def _convert_parts_parallel(t: _Target, parts: Callable[[], Iterator[Any]],
+                            part_records: Callable[[Any], tuple[list[Record], list[str]]], workers: int,
+                            new_labels: dict[str, _NewLabel]) -> None:
+    """The parts converted by forked worker processes, applied to the tree in file order by this one
+    (so the first bad record in the file is the one named)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from .importer import INFLIGHT, _merge_labels, _worker_init
+
+    inflight: deque[Future[Any]] = deque()
+
+    def collect(fut: Future[Any]) -> None:
+        entries, blobs, labels = fut.result()
+        _merge_labels(new_labels, labels)
+        t.builder.blobs.extend(blobs)
+        add = t.builder.add
+        for key, i, entry in entries:
+            add(key, i, entry)
+        t.n += len(entries)
+        t.end_batch_if_full()
+
+    _PART_STATE.update(target=t, part_records=part_records)  # workers are forked as parts are submitted
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
+    try:
+        for part in parts():
+            inflight.append(pool.submit(_part_task, part))
+            while len(inflight) > INFLIGHT * workers:
+                collect(inflight.popleft())
+        while inflight:
+            collect(inflight.popleft())
+    finally:
+        for fut in inflight:
+            fut.cancel()
+        pool.shutdown(wait=True)
+        _PART_STATE.clear()
+
+
 def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], create_labels: bool,
-            batch: int, snap0: bytes, read: ReadResult) -> dict[str, Any]:
+            batch: int, snap0: bytes, read: ReadResult, workers: int = 1) -> dict[str, Any]:
     snap = repo.snapshot_object(snap0)
     shapes = {lb.name: lb.shape for lb in repo.labels(None).labels}
     spill = repo.exact_dir / "cache" if repo.exact_dir is not None else None
@@ -346,10 +422,14 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
                for name, src in pairs}
     roots: list[tuple[str, bytes | None, bytes | None, int]] = []
     try:
-        for src, part, wheres in read.batches():
-            t = targets.get(id(src))
-            if t is not None:  # records of the file's other images are not imported
-                t.add(part, wheres)
+        if len(targets) == 1 and read.parts is not None and read.part_records is not None and workers > 1:
+            t = next(iter(targets.values()))
+            _convert_parts_parallel(t, read.parts, read.part_records, workers, new_labels)
+        else:
+            for src, part, wheres in read.batches():
+                t = targets.get(id(src))
+                if t is not None:  # records of the file's other images are not imported
+                    t.add(part, wheres)
         for t in targets.values():
             roots.append((t.name, t.entry0.tree, t.finish(), t.entry0.count))
     finally:

@@ -129,8 +129,13 @@ class _Reader:
     """Cuts a GeoJSON file into raw features: ``(byte offset, bytes or parsed object)``."""
 
     def __init__(
-        self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0
+        self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0,
+        key: re.Pattern[bytes] = _FEATURES_KEY, single: bool = True,
     ) -> None:
+        self.key = key  # the top-level member whose array is streamed
+        self.single = single  # an object without that member is yielded as the one item
+        self.header = b""  # the file up to the array's "["
+        self.skeleton: Any = None  # the document with the array emptied (set at the end)
         self.f = f
         self.total = total
         self.progress = progress
@@ -170,6 +175,7 @@ class _Reader:
         first = buf[i]
         features = self._blocks if self.block else self._array
         if first == ord("["):
+            self.header = buf[: i + 1]
             yield from features(buf, i + 1, base, header=buf[: i + 1])
             return
         if first != ord("{"):
@@ -177,12 +183,13 @@ class _Reader:
         # an object: a FeatureCollection if it has a top-level "features" array, else one Feature
         search_from = 0
         while True:
-            m = _FEATURES_KEY.search(buf, search_from)
+            m = self.key.search(buf, search_from)
             if m is not None:
                 p = m.end() - 1  # the "["
                 _pos, depth = _structure(buf[i:p])
                 top_closed = bool(np.any(depth == 0))
                 if not top_closed and (depth.size == 0 or depth[-1] == 1) and not _in_string(buf, i, p):
+                    self.header = buf[: p + 1]
                     yield from features(buf, p + 1, base, header=buf[: p + 1])
                     return
                 if top_closed:
@@ -201,6 +208,9 @@ class _Reader:
             obj = _loads(buf)
         except _Malformed as exc:
             raise _Malformed(exc.message, exc.offset) from None
+        if not self.single:
+            self.skeleton = obj
+            return
         if isinstance(obj, dict) and obj.get("type") == "FeatureCollection":
             feats = obj.get("features")
             if not isinstance(feats, list):
@@ -347,7 +357,7 @@ class _Reader:
         """Check what surrounds the features array: the skeleton with an empty array must be valid JSON."""
         rest += self.read_rest()
         try:
-            orjson.loads(header + rest)
+            self.skeleton = orjson.loads(header + rest)
         except orjson.JSONDecodeError as exc:
             raise _Malformed(f"around the features array: {exc}", offset) from None
 
@@ -385,3 +395,47 @@ def _raw_features(
             raise InvalidInput(f"malformed JSON in {p}: {exc.message}{where}") from None
 
 
+
+
+_KEYS: dict[str, re.Pattern[bytes]] = {}
+
+
+class ArrayMember:
+    """Streams the elements of one top-level array member of a JSON object (``"annotations"`` of a COCO
+    file), or of a top-level array, without holding the file: ``header`` (the file up to the array,
+    once iteration has begun) and ``skeleton`` (the document with the array emptied, once it has ended)
+    give the rest. An object without the member is the ``skeleton`` and yields nothing."""
+
+    def __init__(self, path: str | os.PathLike[str], key: str, chunk_size: int = CHUNK) -> None:
+        self.path = Path(path)
+        pat = _KEYS.get(key)
+        if pat is None:
+            pat = _KEYS[key] = re.compile(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*\[')
+        self.pattern = pat
+        self.chunk = chunk_size
+        self.reader: _Reader | None = None
+
+    @property
+    def header(self) -> bytes:
+        return self.reader.header if self.reader is not None else b""
+
+    @property
+    def skeleton(self) -> Any:
+        return self.reader.skeleton if self.reader is not None else None
+
+    def __iter__(self) -> Iterator[Any]:
+        p = self.path
+        try:
+            f = open(p, "rb")  # noqa: SIM115 - closed below, the generator may be abandoned
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {p}") from None
+        except IsADirectoryError:
+            raise InvalidInput(f"{p} is a directory, not a JSON file") from None
+        with f:
+            self.reader = _Reader(f, os.fstat(f.fileno()).st_size, None, self.chunk, key=self.pattern, single=False)
+            try:
+                for _offset, obj in self.reader.items():
+                    yield obj
+            except _Malformed as exc:
+                where = f" at byte {exc.offset}" if exc.offset is not None else ""
+                raise InvalidInput(f"{p}: malformed JSON: {exc.message}{where}") from None
