@@ -264,3 +264,47 @@ def test_a_results_list_and_a_file_without_annotations(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"images": [], "annotations": [{"id": 1, "bbox": [1, 2, 3, 4]}]})[:-5])
     with pytest.raises(InvalidInput, match="cut.json: malformed JSON"):
         porcelain.import_(repo, "slide", str(bad), fmt="coco")
+
+
+def test_runs_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image's annotations are cut into runs that forked workers parse and check: the same annotations
+    as in one process; a run cut in the wrong place (inside a string) or a bad annotation makes the import
+    read the file again in this process, so the error names the annotation as the serial import does."""
+    from exactvc.formats import coco
+    from exactvc.formats.common import import_sources
+
+    from .formats_util import repo_for
+    monkeypatch.setattr(coco, "PARALLEL_BLOCK", 4096)
+
+    def parses(run: bytes) -> bool:
+        try:
+            json.loads(b"[" + run + b"]")
+            return True
+        except ValueError:
+            return False
+
+    for tricky in (False, True):
+        anns = [{"id": i + 1, "image_id": 1, "category_id": 1 + i % 2, "iscrowd": 0, "area": 1.0,
+                 "bbox": [0, 0, 1, 1], "segmentation": [[10 + i, 10, 20 + i, 10, 15 + i, 30]],
+                 "attributes": {"note": "ends like a cut },{" if tricky and i % 50 == 7 else "plain"}}
+                for i in range(1500)]
+        doc = {"images": [{"id": 1, "file_name": "slide"}],
+               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], "annotations": anns}
+        f = tmp_path / "many.json"
+        f.write_bytes(json.dumps(doc, separators=(",", ":")).encode())
+        runs = list(coco.read(f).parts())  # type: ignore[misc]
+        assert len(runs) > 20 and all(map(parses, runs)) == (not tricky)  # tricky: some cut inside a string
+        got = []
+        for workers in (1, 2):
+            repo = repo_for(tmp_path / f"w{workers}{tricky}", ["slide"])
+            res = import_sources(repo, str(f), coco.read(f), create_labels=True, workers=workers)
+            assert res["features"] == res["added"] == 1500
+            got.append(state(repo))
+        assert got[0] == got[1]
+    anns[1200]["segmentation"] = [[1, 2, 3]]
+    f.write_bytes(json.dumps(doc, separators=(",", ":")).encode())
+    repo = repo_for(tmp_path / "bad", ["slide"])
+    before = repo.working()
+    with pytest.raises(InvalidInput, match=r"many.json: annotation 1200 \(id 1201\): a segmentation polygon"):
+        import_sources(repo, str(f), coco.read(f), create_labels=True, workers=2)
+    assert repo.working() == before and not repo.labels(None).labels

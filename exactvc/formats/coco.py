@@ -20,6 +20,7 @@ import orjson
 from ..errors import InvalidInput
 from .common import (
     Batch,
+    PartsUnreadable,
     NAMESPACES,
     UNCLASSIFIED,
     ReadResult,
@@ -33,8 +34,8 @@ from .common import (
     uuid_key,
     vertices,
 )
-from .importer import CHECK_BATCH
-from .jsonstream import ArrayMember
+from .importer import CHECK_BATCH, PARALLEL_BLOCK
+from .jsonstream import ArrayMember, NoRuns
 
 FMT = "coco"
 _STANDARD = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd",
@@ -212,7 +213,38 @@ def read(path: Path, bbox: str = "auto") -> ReadResult:
                 del pending[id(src)]
         yield from pending.values()
 
-    return ReadResult(srcs, stream=stream)
+    if len(srcs) != 1:
+        return ReadResult(srcs, stream=stream)
+    only = srcs[0]
+
+    def parts() -> Iterator[bytes]:  # runs of raw annotations, for worker processes
+        try:
+            yield from ArrayMember(path, "annotations").runs(PARALLEL_BLOCK)
+        except NoRuns:
+            raise PartsUnreadable from None
+
+    def part_records(run: bytes) -> tuple[list[Record], list[str]]:
+        try:
+            objs = orjson.loads(b"[" + run + b"]")
+        except orjson.JSONDecodeError:
+            raise PartsUnreadable from None
+        colors: dict[Any, str | None] = {}
+        recs: list[Record] = []
+        wheres: list[str] = []
+        for j, a in enumerate(objs):
+            if not isinstance(a, dict) or (images.get(a.get("image_id")) is not only
+                                           and (images or "image_id" in a)):
+                raise PartsUnreadable  # the stream names the problem
+            aid = a.get("id")
+            where = "annotation" + (f" (id {aid})" if aid is not None else "")
+            rec = _record(path, a, j, aid, where, only, cats, colors, mode)
+            rec.index = j
+            recs.append(rec)
+            wheres.append(where)
+        return recs, wheres
+
+    # workers' errors do not know the annotation's place in the file: the stream then reads it again
+    return ReadResult(srcs, stream=stream, parts=parts, part_records=part_records, parts_exact=False)
 
 
 def _chain(head: Any, has_any: bool, rest: Iterator[Any]) -> Iterator[Any]:

@@ -82,10 +82,14 @@ class SourceImage:
             return names[k - first]
         if 0 <= k < len(self.positions):
             return f"{noun} {self.positions[k]}"
-        return f"record {k}"
+        return f"{noun} {k}" if self.streamed else f"record {k}"  # a streamed image alone: k is the place in the file
 
 
 Batch = tuple[SourceImage, list[Record], list[str]]  # records of one image and how errors name them
+
+
+class PartsUnreadable(Exception):
+    """A reader's parts cannot be made into records (a cut in the wrong place): read the stream instead."""
 
 
 @dataclass
@@ -98,6 +102,9 @@ class ReadResult:
     # the importer runs in forked worker processes for large files
     parts: Callable[[], Iterator[Any]] | None = None
     part_records: Callable[[Any], tuple[list[Record], list[str]]] | None = None
+    # whether part_records names a bad record as the file does; if not, any problem in the parts (or
+    # PartsUnreadable) makes the importer start again from ``stream``, which does
+    parts_exact: bool = True
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
@@ -373,9 +380,13 @@ def _part_task(part: Any) -> tuple[list[tuple[bytes, int, bytes]], list[Any], di
     return out, t.conv.blobs, {n: (nl.color, list(nl.kinds)) for n, nl in t.conv.new_labels.items()}
 
 
+class _Rerun(Exception):
+    """Parts that are not exact failed: import again from the reader's stream."""
+
+
 def _convert_parts_parallel(t: _Target, parts: Callable[[], Iterator[Any]],
                             part_records: Callable[[Any], tuple[list[Record], list[str]]], workers: int,
-                            new_labels: dict[str, _NewLabel]) -> None:
+                            new_labels: dict[str, _NewLabel], exact: bool) -> None:
     """The parts converted by forked worker processes, applied to the tree in file order by this one
     (so the first bad record in the file is the one named)."""
     import multiprocessing
@@ -387,19 +398,38 @@ def _convert_parts_parallel(t: _Target, parts: Callable[[], Iterator[Any]],
     inflight: deque[Future[Any]] = deque()
 
     def collect(fut: Future[Any]) -> None:
-        entries, blobs, labels = fut.result()
+        try:
+            entries, blobs, labels = fut.result()
+        except (ExactError, PartsUnreadable):
+            if not exact:
+                raise _Rerun from None
+            raise
         _merge_labels(new_labels, labels)
         t.builder.blobs.extend(blobs)
         add = t.builder.add
-        for key, i, entry in entries:
-            add(key, i, entry)
+        first = t.n  # one image: the records' numbers are their places in the file
+        for j, (key, _i, entry) in enumerate(entries):
+            add(key, first + j, entry)
         t.n += len(entries)
         t.end_batch_if_full()
 
     _PART_STATE.update(target=t, part_records=part_records)  # workers are forked as parts are submitted
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
     try:
-        for part in parts():
+        it = parts()
+        while True:
+            try:
+                part = next(it)
+            except StopIteration:
+                break
+            except PartsUnreadable:
+                raise _Rerun from None
+            except ExactError:  # found by this process: later in the file than every part in flight
+                if not exact:
+                    raise _Rerun from None
+                while inflight:
+                    collect(inflight.popleft())
+                raise
             inflight.append(pool.submit(_part_task, part))
             while len(inflight) > INFLIGHT * workers:
                 collect(inflight.popleft())
@@ -422,10 +452,18 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
                for name, src in pairs}
     roots: list[tuple[str, bytes | None, bytes | None, int]] = []
     try:
+        serial = True
         if len(targets) == 1 and read.parts is not None and read.part_records is not None and workers > 1:
-            t = next(iter(targets.values()))
-            _convert_parts_parallel(t, read.parts, read.part_records, workers, new_labels)
-        else:
+            (key, t), = targets.items()
+            try:
+                _convert_parts_parallel(t, read.parts, read.part_records, workers, new_labels, read.parts_exact)
+                serial = False
+            except _Rerun:  # what was written so far is unreferenced and goes at the next gc
+                t.builder.close()
+                new_labels.clear()
+                targets[key] = _Target(repo, file, t.src, t.name, snap, shapes, create_labels, new_labels, spill,
+                                       batch)
+        if serial:
             for src, part, wheres in read.batches():
                 t = targets.get(id(src))
                 if t is not None:  # records of the file's other images are not imported

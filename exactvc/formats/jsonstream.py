@@ -130,8 +130,9 @@ class _Reader:
 
     def __init__(
         self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0,
-        key: re.Pattern[bytes] = _FEATURES_KEY, single: bool = True,
+        key: re.Pattern[bytes] = _FEATURES_KEY, single: bool = True, cut: re.Pattern[bytes] = _NEXT_FEATURE,
     ) -> None:
+        self.cut = cut  # where runs of elements are cut (group 1: the next element's "{")
         self.key = key  # the top-level member whose array is streamed
         self.single = single  # an object without that member is yielded as the one item
         self.header = b""  # the file up to the array's "["
@@ -282,7 +283,7 @@ class _Reader:
         size = self.block
         while True:
             while len(buf) - pos > size:
-                m = _NEXT_FEATURE.search(buf, pos + size)
+                m = self.cut.search(buf, pos + size)
                 if m is None:
                     break
                 yield base + pos, buf[pos : m.start() + 1]
@@ -400,6 +401,11 @@ def _raw_features(
 _KEYS: dict[str, re.Pattern[bytes]] = {}
 
 
+# between two objects of an array, where the second starts with a key: a cut that is wrong (inside a string
+# or a nested array of objects) leaves runs that do not parse, and the caller reads element by element
+_NEXT_ELEMENT = re.compile(rb'\}\s*,\s*(\{)\s*"')
+
+
 class ArrayMember:
     """Streams the elements of one top-level array member of a JSON object (``"annotations"`` of a COCO
     file), or of a top-level array, without holding the file: ``header`` (the file up to the array,
@@ -439,3 +445,24 @@ class ArrayMember:
             except _Malformed as exc:
                 where = f" at byte {exc.offset}" if exc.offset is not None else ""
                 raise InvalidInput(f"{p}: malformed JSON: {exc.message}{where}") from None
+
+    def runs(self, size: int) -> Iterator[bytes]:
+        """The array's elements as unchecked runs of about ``size`` bytes (``b'{...},{...}'``, cut where an
+        element ends and the next starts with a key; the array taken to end at the file's last "]"): each
+        parses as ``b"[" + run + b"]"`` unless the file is not so laid out, which raises ``NoRuns`` here or
+        leaves a run that does not parse."""
+        p = self.path
+        with open(p, "rb") as f:
+            reader = _Reader(f, os.fstat(f.fileno()).st_size, None, self.chunk, block=size, key=self.pattern,
+                             single=False, cut=_NEXT_ELEMENT)
+            try:
+                for _offset, run in reader.items():
+                    yield run
+            except (_Malformed, _NoBlocks):
+                raise NoRuns from None
+            if reader.header == b"":
+                raise NoRuns
+
+
+class NoRuns(Exception):
+    """The array cannot be cut into runs cheaply: read it element by element."""
