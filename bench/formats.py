@@ -195,6 +195,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--files", default=None,
+                    help="directory for the generated files, kept and reused by later runs with the same --n/--seed")
+    ap.add_argument("--formats", default="coco,asap,sliderunner", help="which imports to measure (QuPath always)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -207,17 +210,25 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="exactvc-bench-formats-", dir=args.workdir or "/tmp"))
     try:
         core.log(f"work dir {tmp}; generating {args.n:,} polygons")
-        data = core.generate(args.n, args.seed, tmp / "src" / f"{IMAGE}.geojson")
-        files = {"qupath": data.path, "coco": tmp / "src" / "slide.json", "asap": tmp / "src" / "slide.xml",
-                 "sliderunner": tmp / "src" / "slide.sqlite"}
-        write_coco(data, files["coco"], core)
-        write_asap(data, files["asap"], core)
-        write_sliderunner(data, files["sliderunner"], core)
+        src = Path(args.files) / f"n{args.n}-seed{args.seed}" if args.files else tmp / "src"
+        files = {"qupath": src / f"{IMAGE}.geojson", "coco": src / "slide.json", "asap": src / "slide.xml",
+                 "sliderunner": src / "slide.sqlite"}
+        done = src / "complete"
+        if not done.exists():
+            data = core.generate(args.n, args.seed, files["qupath"])
+            write_coco(data, files["coco"], core)
+            write_asap(data, files["asap"], core)
+            write_sliderunner(data, files["sliderunner"], core)
+            del data
+            done.write_text("generated\n")
+        else:
+            core.log(f"reusing the files in {src}")
         sizes = {k: p.stat().st_size for k, p in files.items()}
         core.log("files: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in sizes.items()))
         env = install_peers(tmp / "peers")
         results: dict[str, Any] = {}
-        for fmt in ("qupath", "coco", "asap", "sliderunner"):
+        chosen = [f.strip() for f in args.formats.split(",") if f.strip()]
+        for fmt in ("qupath", *chosen):
             core.log(f"ours: {fmt}")
             results[f"ours_{fmt}"] = measure({"who": "ours", "fmt": fmt, "file": str(files[fmt]),
                                               "repo": str(tmp / f"repo-{fmt}")})
@@ -231,7 +242,7 @@ def main() -> int:
                 {"id": "qupath_rss", "name": "QuPath GeoJSON import peak memory", "unit": "B",
                  "ours": peak(results["ours_qupath"]), "git": None, "ratio": None, "target": "<= 2 GB",
                  "pass": peak(results["ours_qupath"]) <= 2 * GB}]
-        for fmt in ("coco", "asap", "sliderunner"):
+        for fmt in chosen:
             o, p = results[f"ours_{fmt}"], results[f"peer_{fmt}"]
             rows.append({"id": f"{fmt}_import", "name": f"{fmt} import vs {peer_name[fmt]}", "unit": "s",
                          "ours": o["import_s"], "git": p["import_s"], "ratio": ratio(p["import_s"], o["import_s"]),
@@ -242,7 +253,7 @@ def main() -> int:
                          "pass": peak(o) <= 2 * GB})
         print_table(rows)
         qc = results["ours_qupath"]["cpu_s"]
-        for fmt in ("qupath", "coco", "asap", "sliderunner"):
+        for fmt in ("qupath", *chosen):
             o = results[f"ours_{fmt}"]
             print(f"{fmt}: {args.n / o['import_s']:,.0f} annotations/s, {o['import_s'] / q:.2f}x our QuPath import "
                   f"(CPU {o['cpu_s']:.1f} s, {o['cpu_s'] / qc:.2f}x), peak {human_bytes(peak(o))} "
