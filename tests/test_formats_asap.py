@@ -170,12 +170,14 @@ def test_fast_scan_and_expat_read_the_same(tmp_path: Path) -> None:
     assert names.count("dup") == 9  # a repeated name gives ids from the place in the file, not the name
     one = text.replace('<Annotation Name="c1" Type="Polygon"', "<Annotation Name='c1' Type=\"Polygon\"", 1)
     one = one.replace('Name="c2"', 'Name="c&#50;"', 1)  # an entity: that block goes through expat
+    stray = text.replace("</Coordinates></Annotation>", '</Coordinates><Coordinate Order="9" X="1" Y="1"/></Annotation>', 1)
+    stray = stray.replace('<Coordinate Order="0"', '<Coordinate\tOrder="0"', 1)  # expat ignores the stray one
     gap = text.replace("</Annotation><Annotation", "</Annotation>\n  <!-- a comment -->\n<Annotation", 1)
     groups_first = text.replace("<Annotations>", "<AnnotationGroups>" + text.split("<AnnotationGroups>")[1]
                                 .split("</AnnotationGroups>")[0] + "</AnnotationGroups><Annotations>", 1)
     groups_first = groups_first[:groups_first.rindex("<AnnotationGroups>")] + "</ASAP_Annotations>"
     latin = text.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1"?>')
-    for k, (variant, fast) in enumerate([(one, True), (groups_first, True), (gap, False), (latin, False)]):
+    for k, (variant, fast) in enumerate([(one, True), (stray, True), (groups_first, True), (gap, False), (latin, False)]):
         f = tmp_path / f"v{k}.xml"
         f.write_text(variant)
         assert (asap.read(f).parts is not None) == fast, k

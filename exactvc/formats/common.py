@@ -58,6 +58,7 @@ class SourceImage:
     count: int = 0  # records numbered by take()
     positions: array = field(default_factory=lambda: array("q"))  # per streamed record: its place in the file
     batch_where: tuple[int, list[str]] = (0, [])  # the current streamed batch's first record and names
+    noun: str = "annotation"  # what a position names: "annotation 12" (the 13th), "annotation uid 12"
 
     def add(self, rec: Record, where: str) -> None:
         rec.index = len(self.records)
@@ -74,7 +75,8 @@ class SourceImage:
     def has_records(self) -> bool:
         return bool(self.records) or self.streamed
 
-    def where_of(self, k: int, noun: str = "annotation") -> str:
+    def where_of(self, k: int) -> str:
+        noun = self.noun
         if 0 <= k < len(self.where):
             return self.where[k]
         first, names = self.batch_where
