@@ -308,3 +308,33 @@ def test_runs_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatch
     with pytest.raises(InvalidInput, match=r"many.json: annotation 1200 \(id 1201\): a segmentation polygon"):
         import_sources(repo, str(f), coco.read(f), create_labels=True, workers=2)
     assert repo.working() == before and not repo.labels(None).labels
+
+
+# a 9x7 mask and its RLE as pycocotools 2.0.11 writes it (mask.encode of the Fortran-ordered array)
+PYCOCO_MASK = [[1, 1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0], [0, 1, 0, 0, 1, 0, 1],
+               [1, 1, 0, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 1], [1, 1, 1, 1, 0, 1, 1], [1, 0, 1, 0, 0, 0, 0],
+               [1, 0, 1, 1, 1, 1, 1]]
+PYCOCO_COUNTS = "031N070I10O022ON01OO1120MO20N023NM"
+
+
+def test_compressed_counts_are_pycocotools_own(tmp_path: Path) -> None:
+    """The compressed ``counts`` string is the one pycocotools writes (a string it made, not one of ours):
+    decoded to the same mask, imported as its exact outline, exported as the very same string."""
+    import numpy as np
+
+    from .formats_util import repo_for
+    m = np.array(PYCOCO_MASK, dtype=bool)
+    assert masks.coco_counts_string(masks.mask_runs(m, column_major=True)) == PYCOCO_COUNTS
+    assert (masks.runs_to_mask(masks.coco_counts(PYCOCO_COUNTS), 9, 7, True) == m).all()
+    doc = {"images": [{"id": 1, "file_name": "slide", "width": 7, "height": 9}], "categories": [{"id": 1, "name": "m"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": int(m.sum()),
+                            "bbox": [0, 0, 7, 9], "segmentation": {"size": [9, 7], "counts": PYCOCO_COUNTS}}]}
+    f = tmp_path / "rle.json"
+    f.write_text(json.dumps(doc))
+    repo = repo_for(tmp_path / "r", ["slide"], 7, 9)
+    porcelain.import_(repo, None, str(f), create_labels=True)
+    ((_l, kind, geom, _p, _z),) = state(repo)["slide"].values()
+    from exactvc import geometry
+    assert shapely.area(geometry.to_shapely(kind, geom)) == m.sum()
+    out = json.loads(export_bytes(repo, "coco"))
+    assert out["annotations"][0]["segmentation"] == {"size": [9, 7], "counts": PYCOCO_COUNTS}

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import InvalidInput
 from .common import (
-    Batch,
     UNCLASSIFIED,
+    Batch,
     OutImage,
     ReadResult,
     Record,
@@ -545,8 +545,8 @@ def read(path: Path, batch: int = CHECK_BATCH) -> ReadResult:
                 if end < 0 or n >= total:
                     raise _Irregular
                 end += len(_CLOSE)
-                a, cs = _block(run[pos:end], True)
-                rec, where = record(n, a, cs or [])
+                a, got = _block(run[pos:end], True)
+                rec, where = record(n, a, got or [])
                 recs.append(rec)
                 wheres.append(where)
                 n += 1

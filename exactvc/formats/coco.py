@@ -12,6 +12,7 @@ annotation ``id``, ``category_id``, ``iscrowd``, ``area`` and every non-standard
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,10 +20,10 @@ import orjson
 
 from ..errors import InvalidInput
 from .common import (
-    Batch,
-    PartsUnreadable,
     NAMESPACES,
     UNCLASSIFIED,
+    Batch,
+    PartsUnreadable,
     ReadResult,
     Record,
     SourceImage,

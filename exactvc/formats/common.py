@@ -467,9 +467,9 @@ def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], c
                                        batch)
         if serial:
             for src, part, wheres in read.batches():
-                t = targets.get(id(src))
-                if t is not None:  # records of the file's other images are not imported
-                    t.add(part, wheres)
+                to = targets.get(id(src))
+                if to is not None:  # records of the file's other images are not imported
+                    to.add(part, wheres)
         for t in targets.values():
             roots.append((t.name, t.entry0.tree, t.finish(), t.entry0.count))
     finally:

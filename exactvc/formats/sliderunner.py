@@ -19,15 +19,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from ..errors import InvalidInput
 from .common import (
-    Batch,
     UNCLASSIFIED,
+    Batch,
     ReadResult,
     Record,
     SourceImage,
