@@ -201,7 +201,11 @@ def _fast_items(path: Path, coords: bool, on_group: GroupFn, layout: list[int] |
                 buf, pos = buf[pos:] + more, 0
                 end = buf.find(_CLOSE, max(0, len(buf) - len(more) - len(_CLOSE)))
             end += len(_CLOSE)
-            attrs, cs = _block(buf[pos:end], coords)
+            attrs = None if coords else _survey_name(buf, pos, end)  # the survey: only the name
+            if attrs is None:
+                attrs, cs = _block(buf[pos:end], coords)
+            else:
+                cs = None
             yield n, attrs, cs
             n += 1
             j = _SPACE.match(buf, end).end()  # type: ignore[union-attr]
@@ -225,6 +229,19 @@ def _fast_items(path: Path, coords: bool, on_group: GroupFn, layout: list[int] |
     if _OPEN.search(tail):
         raise _Irregular  # annotations after something other than whitespace
     _around(head, tail, on_group)
+
+
+def _survey_name(buf: bytes, pos: int, end: int) -> dict[str, str] | None:
+    """The Name of the annotation block ``buf[pos:end]`` as ``_block`` reads it, when its tag is in ASAP's
+    own form and the block has nothing ``_block`` would refuse; None otherwise."""
+    m = _STD_TAG.match(buf, pos)
+    if m is None or m.end() > end or buf.find(b"&", pos, end) >= 0 or buf.find(b"<!", pos, end) >= 0 or \
+            buf.find(b"]]>", pos, end) >= 0 or buf.find(b"<Annotation", pos + 1, end) >= 0:
+        return None
+    try:
+        return {"Name": m.group(1).decode()}
+    except UnicodeDecodeError:
+        return None
 
 
 def _block(block: bytes, coords: bool) -> tuple[dict[str, str], list[Coord] | None]:
