@@ -196,6 +196,8 @@ def test_parts_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatc
     f.write_text(_many(3000))
     read = asap.read(f)
     assert read.parts is not None and sum(1 for _ in read.parts()) > 50
+    from exactvc.formats.importer import _workers
+    assert _workers(f, 2) == 2  # forked workers can run here (one thread, Linux)
     got = []
     for workers in (1, 2):
         repo = repo_for(tmp_path / f"w{workers}", ["slide"])

@@ -294,6 +294,8 @@ def test_runs_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatch
         f.write_bytes(json.dumps(doc, separators=(",", ":")).encode())
         runs = list(coco.read(f).parts())  # type: ignore[misc]
         assert len(runs) > 20 and all(map(parses, runs)) == (not tricky)  # tricky: some cut inside a string
+        from exactvc.formats.importer import _workers
+        assert _workers(f, 2) == 2  # forked workers can run here (one thread, Linux)
         got = []
         for workers in (1, 2):
             repo = repo_for(tmp_path / f"w{workers}{tricky}", ["slide"])
