@@ -16,8 +16,11 @@ interpreter (so peak RSS is the step's own):
   order (ASAP's own layout); plain ``sqlite3`` reading annotations and coordinates into
   per-annotation lists.
 
-Goals: each import within 2x of our QuPath import time; peak RSS <= 2 GB. Prints a table with
-ratios, writes JSON.
+Goals: each import within 2x of our QuPath import time; peak RSS <= 2 GB. Peak memory is the
+larger of the largest single process (GNU time) and the sampled sum over the process and its
+workers (PSS). CPU time (the child and its workers) is printed beside the wall time: on a loaded
+machine it tells more. Prints a table with ratios, writes JSON. ``--files DIR`` keeps the
+generated files for later runs; ``--formats`` picks the imports measured (QuPath always).
 """
 
 from __future__ import annotations
@@ -209,12 +212,13 @@ def main() -> int:
     core = _core()
     tmp = Path(tempfile.mkdtemp(prefix="exactvc-bench-formats-", dir=args.workdir or "/tmp"))
     try:
-        core.log(f"work dir {tmp}; generating {args.n:,} polygons")
+        core.log(f"work dir {tmp}; {args.n:,} polygons")
         src = Path(args.files) / f"n{args.n}-seed{args.seed}" if args.files else tmp / "src"
         files = {"qupath": src / f"{IMAGE}.geojson", "coco": src / "slide.json", "asap": src / "slide.xml",
                  "sliderunner": src / "slide.sqlite"}
         done = src / "complete"
         if not done.exists():
+            core.log(f"generating the files in {src}")
             data = core.generate(args.n, args.seed, files["qupath"])
             write_coco(data, files["coco"], core)
             write_asap(data, files["asap"], core)
