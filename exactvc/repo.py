@@ -81,6 +81,8 @@ class Repository:
         self._mem_working: dict[str, Any] | None = None
         self._mem_config: dict[str, Any] = {}
         self._mem_local: dict[str, Any] = {}
+        # another lock than the folder's (a server on shared backends: one lock across its machines)
+        self.lock_factory: Callable[[], Any] | None = None
 
     # --- creation -----------------------------------------------------------------
     @classmethod
@@ -153,6 +155,8 @@ class Repository:
         return self._json("local.json", self._mem_local)
 
     def lock(self) -> Any:
+        if self.lock_factory is not None:
+            return self.lock_factory()
         if self.exact_dir is None:
             import contextlib
 

@@ -1,7 +1,14 @@
 """Which backends a server uses: one setting each, from the command line or ``ROOT/backends.json``.
 
 ``objects``: None (each repository's own ``.exact/objects``) or ``s3://BUCKET/PREFIX``;
-``db``: None (files and SQLite under ROOT) or ``postgresql://...``. Command-line values win over the file.
+``db``: None (files and SQLite under ROOT) or ``postgresql://...``; ``cache_bytes``: the local cache of
+immutable packs and indexes of each repository on S3 (under ``ROOT/.cache/objects/NAME``, default 1 GiB).
+Command-line values win over the file. S3 endpoint and credentials come only from the standard
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``): never from
+here, never in a message.
+
+``Backends.open_repository`` is the one place a server repository is opened: every server request, the
+``exact server ...`` administration commands and ``exact server migrate`` go through it.
 """
 
 from __future__ import annotations
@@ -14,14 +21,20 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..refs import RefStore
+from ..repo import EXACT_DIR, Repository
 
 CONFIG_FILE = "backends.json"
+CACHE_DIR = ".cache/objects"  # under ROOT; not a repository name (names never start with ".")
+DEFAULT_CACHE = 1 << 30
+_KEYS = {"objects", "db", "cache_bytes"}
 
 
 @dataclass
 class Backends:
     objects: str | None = None
     db: str | None = None
+    cache_bytes: int = DEFAULT_CACHE
+    lock_timeout: float = 30.0  # seconds a repository lock on the database is waited for
     _db: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -34,12 +47,36 @@ class Backends:
                 conf = json.loads(f.read_text())
             except ValueError as e:
                 raise InvalidInput(f"{CONFIG_FILE}: not JSON ({e})") from None
-        b = cls(objects or conf.get("objects") or None, db or conf.get("db") or None)
-        if b.objects is not None and not b.objects.startswith("s3://"):
-            raise InvalidInput(f"--objects must be s3://BUCKET/PREFIX, not {b.objects!r}")
-        if b.db is not None and not b.db.startswith(("postgresql://", "postgres://")):
-            raise InvalidInput(f"--db must be a postgresql:// URL, not {b.db!r}")
+            if not isinstance(conf, dict):
+                raise InvalidInput(f"{CONFIG_FILE}: must be a JSON object")
+            extra = sorted(set(conf) - _KEYS)
+            if extra:
+                raise InvalidInput(f"{CONFIG_FILE}: unknown setting {extra[0]!r} (known: {', '.join(sorted(_KEYS))})")
+        cache = conf.get("cache_bytes", DEFAULT_CACHE)
+        if not isinstance(cache, int) or isinstance(cache, bool) or cache < 0:
+            raise InvalidInput(f"{CONFIG_FILE}: cache_bytes must be a whole number of bytes")
+        b = cls(objects or conf.get("objects") or None, db or conf.get("db") or None, cache)
+        if b.objects is not None and (not isinstance(b.objects, str) or not b.objects.startswith("s3://")
+                                      or len(b.objects) <= 5 or b.objects[5] == "/"):
+            raise InvalidInput(f"--objects must be s3://BUCKET/PREFIX, not {str(b.objects)[:80]!r}")
+        if b.db is not None and (not isinstance(b.db, str) or not b.db.startswith(("postgresql://", "postgres://"))):
+            from .postgres import redact
+
+            raise InvalidInput(f"--db must be a postgresql:// URL, not {redact(str(b.db))[:80]!r}")
         return b
+
+    @property
+    def embedded(self) -> bool:
+        """Both backends local (files and SQLite under ROOT): the default."""
+        return self.objects is None and self.db is None
+
+    def describe(self) -> str:
+        """Where objects and refs live, for logs (no password, no credentials)."""
+        from .postgres import redact
+
+        objs = self.objects or "each repository's folder"
+        db = redact(self.db).split("@")[-1] if self.db else "files under ROOT"
+        return f"objects: {objs}; refs: {db}"
 
     def database(self) -> Any:
         """The shared PostgreSQL pool (opened on first use; one per process)."""
@@ -58,6 +95,91 @@ class Backends:
 
         return PgRefs(self.database(), repo)
 
+    def object_store(self, root: Path, repo: str) -> Any:
+        """The object store of ``repo`` on S3 (its cache under ``ROOT/.cache/objects/REPO``), or None."""
+        if self.objects is None:
+            return None
+        from .s3 import open_s3_store
+
+        return open_s3_store(self.objects, repo, Path(root) / CACHE_DIR / repo, self.cache_bytes)
+
+    def open_repository(self, root: Path, name: str) -> Repository:
+        """Server repository ``ROOT/NAME`` on these backends: its folder (settings, hooks, caches) under
+        ROOT, its objects on S3 when ``objects`` is set, its refs in PostgreSQL when ``db`` is set."""
+        path = Path(root) / name
+        if self.embedded:
+            return Repository.open(path, search_parents=False)
+        repo = Repository.open(path, search_parents=False) if self.objects is None else None
+        if repo is None:
+            if not (path / EXACT_DIR / "HEAD").is_file():
+                from ..errors import NotARepository
+
+                raise NotARepository(f"no repository {name!r} under the server root")
+            from ..refs import DiskRefs
+
+            repo = Repository(self.object_store(root, name), DiskRefs(path / EXACT_DIR), path)
+        shared = self.refs_for(name)
+        if shared is not None:
+            repo.refs = shared  # the refs live in the shared database (several server processes)
+            db = self.database()
+            # gc and the server's own commits exclude each other on every machine, not only on this one
+            repo.lock_factory = lambda: db.lock(f"exact-repo:{name}", self.lock_timeout)
+        return repo
+
+    # --- the list of repositories (in the database when there is one) -----------------------------
+    def register(self, root: Path, name: str) -> bool:
+        """Record repository ``ROOT/NAME`` (just created) in the database, with its settings, so that every
+        machine serves it; False when the database had it already (or there is no database)."""
+        if self.db is None:
+            return False
+        import orjson
+
+        config = Repository.open(Path(root) / name, search_parents=False).config()
+        with self.database().tx() as cur:
+            cur.execute("INSERT INTO repositories (name, config) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (name, orjson.dumps(config).decode()))
+            return bool(cur.rowcount == 1)
+
+    def registered(self) -> list[str]:
+        """The repositories the database knows (none without a database)."""
+        if self.db is None:
+            return []
+        with self.database().tx() as cur:
+            cur.execute("SELECT name FROM repositories ORDER BY name")
+            return [str(r[0]) for r in cur.fetchall()]
+
+    def materialize(self, root: Path, name: str) -> bool:
+        """Make the folder of repository NAME under this machine's ROOT if the database knows it and the folder
+        is missing (a machine that did not create it); True if the folder exists afterwards."""
+        path = Path(root) / name
+        if (path / EXACT_DIR / "HEAD").is_file():
+            return True
+        if self.db is None:
+            return False
+        with self.database().tx() as cur:
+            cur.execute("SELECT config FROM repositories WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            return False
+        from ..errors import UsageError
+        from ..fsutil import atomic_write
+
+        try:
+            Repository.init(path)
+        except UsageError:  # another process made it meanwhile
+            return True
+        import orjson
+
+        config = row[0] if isinstance(row[0], dict) else orjson.loads(row[0])
+        atomic_write(path / EXACT_DIR / "config.json", orjson.dumps(config, option=orjson.OPT_SORT_KEYS))
+        return True
+
     def migrate(self) -> list[int]:
         """The schema versions applied now (none without a database)."""
         return list(self.database().migrate()) if self.db else []
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

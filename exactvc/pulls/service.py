@@ -121,6 +121,20 @@ def approvals(store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]
     return {"valid": valid, "stale": stale, "changes_requested": changes_req}
 
 
+def list_entry(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
+               settings: dict[str, Any]) -> dict[str, Any]:
+    """A pull request as the list shows it: with its approvals (valid at the head, stale), the number
+    required, and the state of its checks at the head (None where they never ran)."""
+    if pr["state"] in ("draft", "open"):
+        ck: dict[str, Any] | None = checks(repo, store, name, pr)
+    else:
+        ck = store.checks(name, pr["number"], pr["head"])
+    status = None if ck is None else ("overridden" if ck.get("overridden_by") and ck["status"] == "failed"
+                                      else ck["status"])
+    return {**pr, "approvals": approvals(store, name, pr), "required_approvals": required_approvals(settings, pr),
+            "checks": status}
+
+
 def required_approvals(settings: dict[str, Any], pr: dict[str, Any]) -> int:
     if pr["target"] in settings.get("protected", []):
         return int(settings.get("required_approvals", 0))
@@ -293,18 +307,35 @@ class MergePlan:
     merged: review.Merged | None
 
 
-def merge_plan(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> MergePlan:
+def merge_plan(repo: Repository, store: PullStore, name: str, pr: dict[str, Any], reuse: bool = False) -> MergePlan:
     """The merge as :func:`merge` will do it, rejections applied (nothing is committed; the trees it
-    needs are stored, content-addressed, so the merge reuses them)."""
+    needs are stored, content-addressed, so the merge reuses them). ``reuse``: a plan computed for the
+    same target tip, head and rejections may be answered again (read-only callers paging conflicts;
+    the merge itself always computes afresh)."""
     pc = changes(repo, pr)
     live = review.live_decisions(pc, store.decisions(name, pr["number"]))
     # a detector's proposals (docs/plugins.md) merge only where accepted: undecided ones count as rejected
     strict = pr["source"].startswith("proposals/")
     rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject" or (strict and key not in live)]
-    snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
     tgt = _tip(repo, pr["target"])
+    key = (name, str(repo.path), tgt, pc.base, pc.head, tuple(sorted((ch.image, ch.id) for ch in rejected)))
+    if reuse:
+        with _PLANS_LOCK:
+            hit = _PLANS.get(key)
+        if hit is not None:
+            return hit
+    snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
     merged = review.three_way(repo, tgt, pc.head, theirs_snap=snap) if tgt is not None else None
-    return MergePlan(pc, rejected, snap, tgt, merged)
+    plan = MergePlan(pc, rejected, snap, tgt, merged)
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+        while len(_PLANS) > 16:
+            _PLANS.pop(next(iter(_PLANS)))
+    return plan
+
+
+_PLANS: dict[tuple[Any, ...], MergePlan] = {}  # the last plans, oldest first (the conflicts route pages them)
+_PLANS_LOCK = threading.Lock()
 
 
 def merge(repo: Repository, store: PullStore, name: str, number: int, user: str, settings: dict[str, Any],

@@ -197,9 +197,12 @@ class Ctx:
         label = v.labels.get(ann.label)
         props = dict(ann.properties)
         desc = props.pop("description", "")
+        me = self.user.name if self.user is not None else None
+        vs = ann.verifications
         return {"id": num, "annotation_type": self.type_id(v.name, ann.label),
-                "vector": to_vector(label, ann.kind, ann.geojson, ann.plane), "verified_by_user": False,
-                "is_verified": False, "image": image_num, "concealed": False, "blurred": False,
+                "vector": to_vector(label, ann.kind, ann.geojson, ann.plane),
+                "verified_by_user": any(e["u"] == me for e in vs),
+                "is_verified": any(e["y"] for e in vs), "image": image_num, "concealed": False, "blurred": False,
                 "last_editor": None, "user": None, "time": iso(v.time), "last_edit_time": iso(v.time),
                 "generated": False, "deleted": False, "description": desc if isinstance(desc, str) else str(desc),
                 "unique_identifier": ann.id, "uploaded_media_files": [], "annotationversion_set": [],
