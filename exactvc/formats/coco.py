@@ -180,7 +180,7 @@ def read(path: Path, bbox: str = "auto") -> ReadResult:
         pass2 = _chain(head, has_any, it)
         with_records = set(images) if has_any else set()
     mode = vote.result()
-    none_src = SourceImage(None, streamed=True)
+    none_src = SourceImage(None, streamed=has_any)
     for iid, src in images.items():
         src.streamed = iid in with_records
     if not has_any:
