@@ -73,6 +73,16 @@ def default_author() -> str:
     return f"{user} <{user}@localhost>"
 
 
+def _server_backends(path: Path) -> Any:
+    """The backends of the server ROOT holding repository folder ``path`` if its backends.json names any."""
+    if not (path.parent / "backends.json").is_file():
+        return None
+    from .backends.config import of_server_root
+
+    b = of_server_root(path.parent)
+    return None if b is None or b.embedded else b
+
+
 class Repository:
     def __init__(self, store: ObjectStore, refs: RefStore, path: Path | None = None) -> None:
         self.store = store
@@ -108,7 +118,12 @@ class Repository:
         while True:
             if (cand / EXACT_DIR / "HEAD").is_file():
                 d = cand / EXACT_DIR
-                return cls(DiskStore(d / "objects"), DiskRefs(d), cand)
+                shared = _server_backends(cand)  # a server ROOT's repository: its objects and refs are there
+                if shared is not None and shared.objects is not None:
+                    opened: Repository = shared.open_repository(cand.parent, cand.name)
+                    return opened
+                refs = shared.refs_for(cand.name) if shared is not None else None
+                return cls(DiskStore(d / "objects"), refs or DiskRefs(d), cand)
             if not search_parents or cand.parent == cand:
                 raise NotARepository(f"not an exactvc repository (no {EXACT_DIR}/ here or above): {start}")
             cand = cand.parent
@@ -178,6 +193,17 @@ class Repository:
     def snapshot_object(self, oid: bytes) -> Snapshot:
         return Snapshot.from_body(self.read_body(oid, "snapshot"))
 
+    def check_commit(self, oid: bytes) -> bytes:
+        """``oid`` if it names a commit the caller may read (404 otherwise). A server hands a blind-mode
+        annotator a view that also refuses commits no visible ref reaches (exactvc/visibility.py)."""
+        if not self.store.has_now(oid) or self.store.get(oid)[0] != "commit":
+            raise NotFound(f"no commit {oid.hex()}")
+        return oid
+
+    def readable(self, oid: bytes) -> bool:
+        """May the caller name object ``oid`` directly (fetch wants)? Everyone may, but in a scoped view."""
+        return True
+
     def empty_snapshot_id(self) -> bytes:
         return self.put("snapshot", Snapshot().to_body())
 
@@ -239,7 +265,7 @@ class Repository:
         if 4 <= len(low) <= 64 and all(c in "0123456789abcdef" for c in low):
             if len(low) == 64:
                 oid = bytes.fromhex(low)
-                if self.store.has(oid):
+                if self.store.has_now(oid):
                     return self._peel(oid)
             else:
                 matches = self._prefix_matches(low)

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, current_app, g, has_request_context, jsonify, request
 
-from exactvc.access import RANK, AccessStore, User, check_name, ref_visible
+from exactvc.access import RANK, Access, User, check_name, ref_visible
 from exactvc.backends.config import Backends
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.repo import Repository
@@ -73,7 +73,9 @@ def _scope(name: str, repo: Repository) -> Repository:
     from exactvc.visibility import scoped
 
     prot = list(st["protected"])
-    return scoped(repo, lambda ref: ref_visible("blind", role, user, ref, prot))
+    # where ref_visible can say yes: the caller's own branches, tags and the protected branches
+    where = [*([f"heads/users/{user.name}/"] if user is not None else []), "tags/", *(f"heads/{p}" for p in prot)]
+    return scoped(repo, lambda ref: ref_visible("blind", role, user, ref, prot), where)
 
 
 def _valid_name(name: str) -> bool:
@@ -103,8 +105,8 @@ def repos() -> Repos:
     return r
 
 
-def access() -> AccessStore:
-    a: AccessStore = current_app.extensions["exact_access"]
+def access() -> Access:
+    a: Access = current_app.extensions["exact_access"]
     return a
 
 

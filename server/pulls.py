@@ -14,7 +14,7 @@ from exactvc.access import RANK
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.ids import parse_id
 from exactvc.pulls import review, service
-from exactvc.pulls.store import STATES, PullStore
+from exactvc.pulls.store import STATES, Pulls
 
 from . import pixels
 from .context import access, current_user, int_param, repos, require
@@ -24,8 +24,8 @@ from .errors import Unauthorized
 pulls = Blueprint("pulls", __name__, url_prefix="/api/v1/repos/<name>")
 
 
-def store() -> PullStore:
-    s: PullStore = current_app.extensions["exact_pulls"]
+def store() -> Pulls:
+    s: Pulls = current_app.extensions["exact_pulls"]
     return s
 
 
@@ -68,7 +68,7 @@ def list_pulls(name: str) -> Response:
     if state is not None and state not in (*STATES, "all"):
         raise InvalidInput(f"state must be one of {', '.join(STATES)} or all")
     repo = repos().get(name)
-    out = [service.refresh(repo, store(), name, pr) for pr in store().list_pulls(name)]
+    out = service.listing(repo, store(), name)
     if state not in (None, "all"):
         out = [pr for pr in out if pr["state"] == state]
     settings = access().settings(name)

@@ -4,6 +4,7 @@ get non-fast-forward, nothing is lost, fsck is clean."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,9 @@ def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, post
     if objects == "s3":
         opts += ("--objects", f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}")  # AWS_* from s3_env
     ok(exact("server", "migrate", "--root", str(root), "--db", url))
-    ok(exact("server", "repo", "add", "proj", "--root", str(root), *opts))
+    conf = {"db": url, **({"objects": opts[-1]} if objects == "s3" else {})}
+    (root / "backends.json").write_text(json.dumps(conf))  # the admin commands follow it
+    admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
     servers = [ServerProcess(root, tmp_path / f"s{i}.log", opts) for i in range(3)]

@@ -33,20 +33,38 @@ def server() -> None:
     """Administer a server's users, teams, repositories and roles (run where ROOT is)."""
 
 
-def _access(root: str) -> Any:
+def _backends(root: str) -> Any:
+    """The backends of ROOT: ``--objects``/``--db`` of this command, else ROOT/backends.json (as ``exact serve``)."""
     from pathlib import Path
 
-    from ..access import AccessStore
+    from ..backends.config import Backends
 
-    p = Path(root)
-    if not p.is_dir():
+    if not Path(root).is_dir():
         from ..errors import NotFound
 
         raise NotFound(f"no server root folder {root}")
-    return AccessStore(p)
+    meta = click.get_current_context().meta
+    b = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
+    b.check_schema()
+    return b
 
 
-root_option = click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")
+def _access(root: str) -> Any:
+    """The server's access store: SQLite under ROOT, or the shared database with --db."""
+    return _backends(root).access_store(root)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[f"exact.{param.name}"] = value
+
+
+def root_option(f: Any) -> Any:
+    """``--root`` plus the backend options of ``exact serve`` (``--objects``, ``--db``), for every admin command."""
+    f = click.option("--db", default=None, expose_value=False, callback=_remember,
+                     help="Metadata database: postgresql://... (default: ROOT/backends.json, else SQLite in ROOT).")(f)
+    f = click.option("--objects", default=None, expose_value=False, callback=_remember,
+                     help="Object store: s3://BUCKET/PREFIX (default: ROOT/backends.json, else each repository's files).")(f)
+    return click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")(f)
 
 
 @server.group("user")
@@ -117,8 +135,7 @@ def server_repo() -> None:
 @click.argument("name")
 @root_option
 @click.option("--anonymous-read", is_flag=True, help="Let anyone read it (off by default).")
-@backend_options
-def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | None, db: str | None) -> None:
+def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
     """Create an empty repository ROOT/NAME (its settings folder under ROOT; objects and refs on the server's
     backends)."""
     from pathlib import Path
@@ -134,7 +151,8 @@ def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | N
     from ..backends.config import Backends
     from ..repo import Repository
 
-    backends = Backends.load(root, objects, db)
+    meta = click.get_current_context().meta  # --objects / --db of root_option
+    backends = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
     if not backends.embedded:
         backends.migrate()  # the schema exists before the first ref does (idempotent)
         if name in backends.registered():

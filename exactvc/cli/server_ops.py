@@ -104,6 +104,11 @@ def server_migrate(root: str, objects: str | None, db: str | None, as_json: bool
     backends = Backends.load(r, objects, db)
     try:
         done = backends.migrate()
+        copied: dict[str, int] = {}
+        if backends.db is not None:  # ROOT's own SQLite data (users, tokens, ..., pull requests), once
+            from ..backends.postgres_import import import_server_data
+
+            copied = import_server_data(r, backends.database())
         reports = []
         if objects or db:  # copying is asked for on the command line, never implied by backends.json
             bar = Progress("migrate")
@@ -113,9 +118,12 @@ def server_migrate(root: str, objects: str | None, db: str | None, as_json: bool
         backends.close()
     bad = [p for rep in reports for p in rep.problems]
     if as_json:
-        emit_json("server-migrate", {"schema_applied": done, "repositories": [x.to_dict() for x in reports]})
+        emit_json("server-migrate", {"schema_applied": done, "server_data_copied": copied,
+                                     "repositories": [x.to_dict() for x in reports]})
     else:
         click.echo("\n".join(f"applied migration {n}" for n in done) or "schema is up to date")
+        for group, n in copied.items():
+            click.echo(f"copied {group}: {n} rows from ROOT's SQLite")
         for x in reports:
             click.echo(f"{x.name}: {x.objects} objects ({x.copied} copied, {x.verified} verified), "
                        f"{x.refs_written} refs written, {x.refs_same} already there")

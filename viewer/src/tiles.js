@@ -7,6 +7,11 @@ export function dziUrl(fingerprint, frame = 0) {
 }
 
 export function createViewer(element, fingerprint, frame = 0) {
+  return createViewerAt(element, dziUrl(fingerprint, frame));
+}
+
+// any DeepZoom source with the slides' URL scheme (an annotation map's /maps/MAP.dzi too)
+export function createViewerAt(element, tileSources, options = {}) {
   // OSD injects an inline <style> unless one with this marker exists; the CSP forbids inline styles, so an
   // empty marker stands in (its one rule lives in viewer.css)
   if (!document.querySelector("style[data-openseadragon-mobile-css]")) {
@@ -16,7 +21,7 @@ export function createViewer(element, fingerprint, frame = 0) {
   }
   const viewer = OpenSeadragon({
     element,
-    tileSources: dziUrl(fingerprint, frame),
+    tileSources,
     showNavigator: true,
     navigatorPosition: "BOTTOM_RIGHT",
     showNavigationControl: false,
@@ -29,6 +34,7 @@ export function createViewer(element, fingerprint, frame = 0) {
     gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: false },
     keyboardNavEnabled: false,
     drawer: "canvas",
+    ...options,
   });
   viewer.addHandler("canvas-key", (e) => { e.preventDefaultAction = true; });
   return viewer;
