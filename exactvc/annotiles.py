@@ -403,6 +403,7 @@ class Pyramid:
         self._data = data
         self._file = file
         self.tag = tag  # tree id (16 hex) + label digest: the ETag stem
+        self._label_counts: dict[str, int] | None = None
 
     def check(self, kind: str, z: int, x: int, y: int) -> None:
         if kind not in KINDS:
@@ -426,6 +427,16 @@ class Pyramid:
 
     def tile(self, kind: str, z: int, x: int, y: int) -> bytes:
         return gunzip(self.tile_gz(kind, z, x, y))
+
+    def label_counts(self) -> dict[str, int]:
+        """Annotations per label name (labels with none left out), summed from the one level-0 density
+        tile (it counts every annotation once): no pass over the annotations."""
+        if self._label_counts is None:
+            d = decode_density(self.tile("d", 0, 0, 0))
+            sums = d["counts"].reshape(len(d["labels"]), -1).sum(axis=1)
+            names = self.manifest["labels"]
+            self._label_counts = {names[int(i)]: int(c) for i, c in zip(d["labels"], sums, strict=True) if c}
+        return dict(self._label_counts)
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):

@@ -23,7 +23,7 @@ from exactvc import annotiles as at
 from exactvc.errors import NotFound, UsageError
 from exactvc.repo import Repository
 
-from .context import repos, require
+from .context import prebuilder, repos, require
 
 annotiles = Blueprint("annotiles", __name__, url_prefix="/api/v1")
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -91,6 +91,23 @@ class AnnotileFastPath:
         return [data]
 
 
+def install_prebuild(app: Any) -> None:
+    """Build annotation tiles in the background when a branch moves (exactvc/prebuild.py), unless the
+    ``annotile_prebuild`` setting is false."""
+    if app.config["EXACT"].get("annotile_prebuild", True):
+        from exactvc.prebuild import Prebuilder
+
+        app.extensions["exact_annotile_prebuilder"] = Prebuilder()
+
+
+def pyramid_of(repo: Repository, image: str, cid: bytes) -> tuple[at.Pyramid, str, bytes | None]:
+    """``at.for_commit``, after waiting (bounded) for a background build of this commit that is running."""
+    pb = prebuilder()
+    if pb is not None and repo.exact_dir is not None:
+        pb.wait_running(repo.exact_dir.parent, cid, 300.0)
+    return at.for_commit(repo, image, cid)
+
+
 def install_fast_path(app: Any) -> None:
     """Put :class:`AnnotileFastPath` in front of the app."""
     grants = TileGrants()
@@ -133,7 +150,7 @@ def manifest(name: str, image: str, commit: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
     cid = _commit(repo, commit)
-    p, img, root = at.for_commit(repo, image, cid)
+    p, img, root = pyramid_of(repo, image, cid)
     body = json.dumps({**p.manifest, "commit": commit, "tree": root.hex() if root else None, "image": img},
                       separators=(",", ":"), sort_keys=True).encode()
     return _immutable(body, f'"{p.tag}-{commit[:16]}-manifest"', "application/json")
@@ -150,7 +167,7 @@ def tile(name: str, image: str, commit: str, kind: str, z: str, x: str, y: str) 
     require(name, "read")
     repo = repos().get(name)
     zi, xi, yi = _coord("level", z), _coord("x", x), _coord("y", y)
-    p, _img, _root = at.for_commit(repo, image, _commit(repo, commit))
+    p, _img, _root = pyramid_of(repo, image, _commit(repo, commit))
     data = p.tile_gz(kind, zi, xi, yi)
     m = TILE_PATH.match(request.environ.get("PATH_INFO", ""))
     grants: TileGrants | None = current_app.extensions.get("exact_annotile_grants")

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from exactvc.access import AccessStore
 from exactvc.errors import ExactError, UsageError
 
-from .annotiles import annotiles
+from .annotiles import annotiles, install_prebuild
 from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
@@ -127,6 +127,7 @@ def create_app(config: dict[str, Any]) -> Flask:
         SlideStore(root).index_folder(folder)
     install_fast_path(app)
     install_annotile_fast_path(app)
+    install_prebuild(app)
     return app
 
 

@@ -15,7 +15,7 @@ from exactvc.hooks import run_hook
 from exactvc.refs import check_pushed_ref
 
 from . import pixels
-from .context import access, current_user, error_response, repos, require
+from .context import access, current_user, error_response, prebuild, repos, require
 from .errors import Forbidden
 
 sync = Blueprint("sync", __name__)
@@ -163,4 +163,7 @@ def push(name: str) -> Response:
     if failed:
         return error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,
                               objects=len(items))
+    for u in moves:
+        if u.ref.startswith("heads/"):  # branches: what viewers open (a tag names a fixed commit anyway)
+            prebuild(name, u.new)
     return jsonify({"results": results, "objects": len(items), "new": len(new)})

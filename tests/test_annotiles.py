@@ -344,3 +344,48 @@ def test_fast_path_serves_only_the_checked_caller_and_forgets_it(
     acc.remove_user("brief")
     time.sleep(GRANT_TTL + 0.3)
     assert _get(s, path, brief).status == 401  # a removed user's grant runs out
+
+
+def test_label_counts_from_the_density_tile_equal_a_count_of_the_records(
+        built: tuple[Repository, at.Pyramid]) -> None:
+    from collections import Counter
+
+    repo, p = built
+    want = Counter(a.label for a in repo.annotations(IMAGE))
+    assert p.label_counts() == dict(want) and sum(want.values()) == p.manifest["count"]
+
+
+def test_a_save_prebuilds_the_new_commit_in_the_background_and_label_counts_use_it(
+        srv: tuple[ThreadServer, dict[str, str], Repository]) -> None:
+    """After a save the new commit's tiles are built by the background builder (a child process) before
+    any viewer asks: the cache file is there, and the first manifest and label counts only load it."""
+    from collections import Counter
+
+    from .conftest import square
+
+    s, _tok, repo = srv
+    ana = users(s.root, {"ana": "annotate"}, "proj")["ana"]
+    pb = s.app.extensions["exact_annotile_prebuilder"]
+    done = pb.done
+    cache = repo.exact_dir / "cache" / "annotiles"
+    before = set(cache.glob("*.atl")) if cache.is_dir() else set()
+    r = request("POST", s.url + "/api/v1/repos/proj/edits", token=ana, body={
+        "branch": "users/ana/edits", "expected_parent": None, "from": "main", "image": IMAGE, "message": "two",
+        "create": [{"label": "mitosis", "geometry": {"type": "Point", "coordinates": [700, 800]}},
+                   {"label": "cell", "geometry": square(40000, 40000)}]})
+    assert r.status == 201, r.body
+    commit = r.json()["commit"]
+    assert pb.idle(120), "the background build did not finish in 120 s"
+    assert pb.done == done + 1 and pb.failed == 0, pb.last_error
+    root = repo.tree_of(IMAGE, commit)[1]
+    assert root is not None
+    new = set(cache.glob("*.atl")) - before
+    assert [f.name.split("-")[0] for f in new] == [root.hex()]  # built ahead of any request for it
+    at._by_commit.clear()
+    at._open.clear()
+    man = _get(s, f"proj/images/{IMAGE}/annotiles/{commit}/manifest.json", ana).json()
+    assert man["count"] == repo.count(IMAGE, commit)
+    got = request("GET", f"{s.url}/-/label-counts/proj/{IMAGE}?rev=users/ana/edits", token=ana).json()
+    want = Counter(a.label for a in repo.annotations(IMAGE, commit))
+    assert got["labels"] == dict(want) and got["count"] == sum(want.values()) and want["mitosis"] == 1
+    assert set(cache.glob("*.atl")) - before == new  # served from the prebuilt file, nothing built again
