@@ -475,6 +475,13 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         results["wire"] = wire_bytes(srv.url, base, manifest)
     finally:
         srv.stop()
+    if not args.server_only:  # the same load on a fresh server, minutes later: what the long run changed
+        core.log("server: the same load on a fresh server")
+        srv = Server(root, static, tmp / "server-fresh.log")
+        try:
+            results["server_fresh"] = load_test(srv.url, base, manifest)
+        finally:
+            srv.stop()
 
     rows = []
     for n in [] if args.server_only else sizes:
@@ -522,6 +529,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     rows.append(row("gc_max", f"  longest garbage collection in the server during the load "
                     f"({s['gc_collections']} collections, {s['gc_objects']:,} tracked objects)", "ms",
                     s["gc_max_ms"], None, None, None))
+    if "server_fresh" in results:
+        f = results["server_fresh"]
+        rows.append(row("tile_p99_fresh", f"  same load on a fresh server: p99 (p50 {f['p50_ms']:.2f} ms; no-op floor "
+                        f"p99 {f['noop']['p99_ms']:.1f} ms)", "ms", f["p99_ms"], None, None, None))
     rows.append(row("bytes_per_annotation", "geometry bytes per annotation on the wire (gzip)", "bytes",
                     results["wire"]["geometry_per_annotation"], None, None, None))
     print()

@@ -133,7 +133,9 @@ def build(path: str | Path, commit: bytes, images: Sequence[str] = ()) -> list[s
     repo = Repository.open(path, search_parents=False)
     names = list(images) or [rec.name for rec in repo.images(commit.hex())]
     for name in names:
-        annotiles.for_commit(repo, name, commit)
+        p, _img, _root = annotiles.for_commit(repo, name, commit)  # what the viewer opens (frame 0)
+        if "frame" in p.manifest:  # a multi-frame image: also every frame together (its label counts)
+            annotiles.for_commit(repo, name, commit, None)
     return names
 
 

@@ -159,5 +159,5 @@ def label_counts(name: str, image: str) -> Response:
     commit = repo.resolve(request.args.get("rev", "HEAD"))
     entry, root = repo.tree_of(image, commit.hex())
     # summed from the image's annotation tiles at this commit (built once, on a push in the background)
-    counts = pyramid_of(repo, image, commit)[0].label_counts() if root is not None else {}
+    counts = pyramid_of(repo, image, commit, None)[0].label_counts() if root is not None else {}
     return jsonify({"image": image, "count": entry.count, "labels": counts})

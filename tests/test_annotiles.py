@@ -389,3 +389,38 @@ def test_a_save_prebuilds_the_new_commit_in_the_background_and_label_counts_use_
     want = Counter(a.label for a in repo.annotations(IMAGE, commit))
     assert got["labels"] == dict(want) and got["count"] == sum(want.values()) and want["mitosis"] == 1
     assert set(cache.glob("*.atl")) - before == new  # served from the prebuilt file, nothing built again
+
+
+def test_frames_of_a_multi_frame_image_have_their_own_tiles(tmp_path: Path) -> None:
+    """Each frame's pyramid holds the annotations of that z plane only (no plane: frame 0); the routes
+    take /f{frame}/; label counts cover every frame."""
+    from collections import Counter
+
+    root = tmp_path / "srv"
+    r = Repository.init(root / "proj")
+    r.add_image_record(ImageRecord(IMAGE, "ef" * 32, 5000, 4000, levels=1, frames=3))
+    r.add_label("cell", shape="any", color="#ff0000")
+    r.add_label("mitosis", shape="any", color="#00ff00")
+    with r.edit(IMAGE) as ed:
+        for i in range(30):
+            ed.add("cell" if i % 3 else "mitosis", square(100 + 120 * i, 200), plane=i % 3 or None)
+    head = r.commit("three frames", author="T <t@example.org>")
+    want = {z: sum(1 for i in range(30) if i % 3 == z) for z in range(3)}
+    for z in range(3):
+        p, _name, _root = at.for_commit(r, IMAGE, bytes.fromhex(head), z)
+        assert p.manifest["count"] == want[z] and p.manifest["frame"] == z
+    every = at.for_commit(r, IMAGE, bytes.fromhex(head), None)[0]
+    assert every.label_counts() == dict(Counter(a.label for a in r.annotations(IMAGE)))
+    tok = users(root, {"rita": "read"}, "proj")["rita"]
+    with thread_server(root) as s:
+        base = f"proj/images/{IMAGE}/annotiles/{head}"
+        m0, m2 = (_get(s, f"{base}{f}/manifest.json", tok).json() for f in ("", "/f2"))
+        assert (m0["count"], m2["count"]) == (want[0], want[2]) and m0["tree"] == m2["tree"]
+        lv = m2["geometry"][-1]
+        x, y, n = lv["tiles"][0]
+        got = at.decode_geometry(_get(s, f"{base}/f2/g/{lv['z']}/{x}/{y}.bin", tok).body)
+        assert got["n"] == n and n <= want[2]
+        for bad, status in (("/f3/manifest.json", 404), ("/f3/g/0/0/0.bin", 404), ("/fx/manifest.json", 422)):
+            assert _get(s, base + bad, tok).status == status, bad
+        counts = request("GET", f"{s.url}/-/label-counts/proj/{IMAGE}?rev=main", token=tok).json()
+        assert counts["labels"] == {"cell": 20, "mitosis": 10}

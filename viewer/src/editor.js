@@ -117,6 +117,7 @@ export function startEditing(ctx, side, viewerEl) {
       if (!ctx.canEdit) return null;
       if (!currentLabel) { message("No label to annotate with: add labels to the repository first.", true); return null; }
       const record = { label: currentLabel.name, geometry };
+      if (ctx.frame) record.plane = { z: ctx.frame, t: 0 }; // drawn on this frame (z plane)
       const why = validate(record, labels, ctx.image);
       if (why) { message(`Not added: ${why}`, true); return null; }
       const id = newId();

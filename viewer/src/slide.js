@@ -36,7 +36,7 @@ async function main() {
     const params = new URLSearchParams(location.search);
     restoreView(viewer, { x: +params.get("x"), y: +params.get("y"), zoom: +params.get("zoom") });
     const layer = createAnnotationLayer(viewer, {
-      api: api.base, repo: p.repo, image: p.image, commit: ctx.commit,
+      api: api.base, repo: p.repo, image: p.image, commit: ctx.commit, frame: ctx.frame,
       labels: ctx.labels.map((l) => ({ name: l.name, color: l.color, visible: true })),
     });
     ctx.layer = layer;

@@ -60,6 +60,7 @@ export function createViewPanel(ed) {
         vp.panTo(vp.imageToViewportCoordinates(view.x, view.y), true);
       });
       viewer.open(dziUrl(ctx.image.fingerprint, ctx.frame));
+      if (ctx.layer && ctx.layer.setFrame) ctx.layer.setFrame(ctx.frame); // the annotations of this plane
       syncUrl();
     });
     el.append(h("label.row", {}, "Frame ", slider, out));
