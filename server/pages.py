@@ -64,8 +64,18 @@ def _dist() -> Path:
     return Path(current_app.config["EXACT"].get("viewer_dist") or DIST)
 
 
+def csp(tile_origins: list[str]) -> str:
+    """The pages' policy; ``tile_origins`` (virtual image sets: servers holding the pixels of images whose
+    record names them as ``origin``) may serve images (tiles, thumbnails) and be asked (the .dzi)."""
+    if not tile_origins:
+        return CSP
+    more = " ".join(tile_origins)
+    return (CSP.replace("img-src 'self' data: blob:;", f"img-src 'self' data: blob: {more};")
+            .replace("connect-src 'self';", f"connect-src 'self' {more};"))
+
+
 def _secure(resp: Response) -> Response:
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = csp(current_app.config["EXACT"].get("tile_origins") or [])
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "same-origin"
     resp.headers["X-Frame-Options"] = "DENY"

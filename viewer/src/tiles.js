@@ -2,11 +2,13 @@
 // no click-to-zoom (clicks belong to the tools) and OSD's own keyboard navigation off (keys.js owns keys).
 import OpenSeadragon from "openseadragon";
 
-export function dziUrl(fingerprint, frame = 0) {
-  return `/slides/${encodeURIComponent(fingerprint)}.dzi${frame ? `?frame=${frame}` : ""}`;
+export { slideBase } from "./origin.js";
+
+export function dziUrl(fingerprint, frame = 0, origin = "") {
+  return `${origin}/slides/${encodeURIComponent(fingerprint)}.dzi${frame ? `?frame=${frame}` : ""}`;
 }
 
-export function createViewer(element, fingerprint, frame = 0) {
+export function createViewer(element, fingerprint, frame = 0, origin = "") {
   // OSD injects an inline <style> unless one with this marker exists; the CSP forbids inline styles, so an
   // empty marker stands in (its one rule lives in viewer.css)
   if (!document.querySelector("style[data-openseadragon-mobile-css]")) {
@@ -16,7 +18,7 @@ export function createViewer(element, fingerprint, frame = 0) {
   }
   const viewer = OpenSeadragon({
     element,
-    tileSources: dziUrl(fingerprint, frame),
+    tileSources: dziUrl(fingerprint, frame, origin),
     showNavigator: true,
     navigatorPosition: "BOTTOM_RIGHT",
     showNavigationControl: false,
@@ -24,7 +26,7 @@ export function createViewer(element, fingerprint, frame = 0) {
     blendTime: 0,
     maxZoomPixelRatio: 8,
     visibilityRatio: 0.2,
-    crossOriginPolicy: false,
+    crossOriginPolicy: origin ? "Anonymous" : false, // another server's tiles: CORS, an untainted canvas
     gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: false, flickEnabled: false },
     gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: false },
     keyboardNavEnabled: false,
