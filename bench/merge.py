@@ -28,7 +28,6 @@ targets (``--profile auto``). See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import os
 import shutil
@@ -208,7 +207,6 @@ def wait_quiet(limit_s: float = 90.0, share: float = 0.2) -> dict[str, Any]:
 
 
 def timed(fn: Any) -> tuple[Any, float]:
-    gc.collect()
     t0 = now()
     out = fn()
     return out, now() - t0

@@ -2,8 +2,9 @@
 
 A record is a map with short keys: ``k`` shape kind, ``g`` geometry (see
 ``geometry``), ``l`` label, ``p`` properties (omitted when empty), ``z`` plane
-``[z, t]`` (omitted for the default plane). No author or time: those belong
-to commits.
+``[z, t]`` (omitted for the default plane), ``v`` verifications (omitted when
+none; see ``verification``). No author or time of the annotation itself: those
+belong to commits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .ids import format_id, parse_id
 class Annotation:
     """One annotation of an image: immutable; ``id`` is its UUID text, ``key`` the 16 bytes."""
 
-    __slots__ = ("key", "label", "kind", "geom", "properties", "plane")
+    __slots__ = ("key", "label", "kind", "geom", "properties", "plane", "verifications")
 
     key: bytes
     label: str
@@ -26,9 +27,11 @@ class Annotation:
     geom: list[Any]
     properties: dict[str, Any]
     plane: tuple[int, int] | None
+    verifications: list[dict[str, Any]]  # the record's ``v`` entries, sorted by user
 
     def __init__(self, id: str | bytes, label: str, kind: str, geom: list[Any],  # noqa: A002
-                 properties: dict[str, Any] | None = None, plane: tuple[int, int] | None = None) -> None:
+                 properties: dict[str, Any] | None = None, plane: tuple[int, int] | None = None,
+                 verifications: list[dict[str, Any]] | None = None) -> None:
         sa = object.__setattr__
         sa(self, "key", id if isinstance(id, bytes) else parse_id(id))
         sa(self, "label", label)
@@ -36,6 +39,7 @@ class Annotation:
         sa(self, "geom", geom)
         sa(self, "properties", properties if properties is not None else {})
         sa(self, "plane", plane)
+        sa(self, "verifications", verifications or [])
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Annotation is immutable (cannot set {name!r})")
@@ -44,7 +48,7 @@ class Annotation:
         return (Annotation, self._fields())
 
     def _fields(self) -> tuple[Any, ...]:
-        return (self.key, self.label, self.kind, self.geom, self.properties, self.plane)
+        return (self.key, self.label, self.kind, self.geom, self.properties, self.plane, self.verifications)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Annotation) and self._fields() == other._fields()
@@ -73,7 +77,7 @@ class Annotation:
         return geometry.bounds(self.kind, self.geom)
 
     def to_record(self) -> dict[str, Any]:
-        return make_record(self.kind, self.geom, self.label, self.properties, self.plane)
+        return make_record(self.kind, self.geom, self.label, self.properties, self.plane, self.verifications)
 
     @classmethod
     def from_record(cls, key: bytes, rec: dict[str, Any]) -> Annotation:
@@ -85,6 +89,7 @@ class Annotation:
         _SET_GEOM(a, rec["g"])
         _SET_PROPS(a, rec.get("p") or {})
         _SET_PLANE(a, (int(z[0]), int(z[1])) if z else None)
+        _SET_VERIFICATIONS(a, rec.get("v") or [])
         return a
 
 
@@ -94,24 +99,30 @@ class Annotation:
             out["properties"] = self.properties
         if self.plane:
             out["plane"] = {"z": self.plane[0], "t": self.plane[1]}
+        if self.verifications:
+            out["verifications"] = [{"user": e.get("u"), "yes": bool(e.get("y")), "time": e.get("t"),
+                                     "comment": e.get("c", "")} for e in self.verifications]
         return out
 
 
 # the slots' own setters (Annotation.__setattr__ refuses every change): building an annotation from a
 # record is on the path of every query hit
-_SET_KEY, _SET_LABEL, _SET_KIND, _SET_GEOM, _SET_PROPS, _SET_PLANE = (
+_SET_KEY, _SET_LABEL, _SET_KIND, _SET_GEOM, _SET_PROPS, _SET_PLANE, _SET_VERIFICATIONS = (
     Annotation.__dict__[name].__set__ for name in Annotation.__slots__
 )
 
 
 def make_record(
-    kind: str, geom: list[Any], label: str, properties: dict[str, Any] | None, plane: tuple[int, int] | None
+    kind: str, geom: list[Any], label: str, properties: dict[str, Any] | None, plane: tuple[int, int] | None,
+    verifications: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     rec: dict[str, Any] = {"g": geom, "k": kind, "l": label}
     if properties:
         if not isinstance(properties, dict):
             raise InvalidInput("annotation properties must be a JSON object")
         rec["p"] = codec.canonicalize(properties)
+    if verifications:
+        rec["v"] = codec.canonicalize(sorted(verifications, key=lambda e: str(e.get("u"))))
     if plane and (plane[0] or plane[1]):
         rec["z"] = [int(plane[0]), int(plane[1])]
     return rec

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import tree
+from . import tree, verification
 from .diff import changed_fields
 from .errors import Conflict, NotFound
 from .ids import format_id, parse_id
@@ -43,7 +43,8 @@ def _info(oid: bytes, c: Commit) -> dict[str, Any]:
 
 
 def blame(repo: Repository, image: str, aid: str | None = None, rev: str = "HEAD") -> list[dict[str, Any]]:
-    """For each annotation (or one), the commit that last changed it."""
+    """For each annotation (or one), the commit that last changed it and, for each of its verifications,
+    the commit that made it (a commit that only verified is not blamed for the annotation itself)."""
     start = repo.resolve(rev)
     name = repo.image(image, rev).name
     head_tree = _tree(repo, repo.commit_object(start), name)
@@ -55,20 +56,53 @@ def blame(repo: Repository, image: str, aid: str | None = None, rev: str = "HEAD
         target = {key: rec}
     else:
         target = dict(tree.items(repo.store, head_tree))
+    bare = {k: _bare(r) for k, r in target.items()}
+    wanted = {(k, e["u"]): e for k, r in target.items() for e in verification.entries(r)}
+    verified = {k for k, _u in wanted}
     found: dict[bytes, dict[str, Any]] = {}
+    found_v: dict[tuple[bytes, str], dict[str, Any]] = {}
     for oid, c in _walk(repo, start):
-        if len(found) == len(target):
+        if len(found) == len(target) and len(found_v) == len(wanted):
             break
         mine = _tree(repo, c, name)
         parent = _tree(repo, repo.commit_object(c.parents[0]), name) if c.parents else None
         second = [_tree(repo, repo.commit_object(p), name) for p in c.parents[1:]]
-        for k, _old, new in tree.diff(repo.store, parent, mine):
-            if k in found or k not in target or new != target[k]:
+        for k, old, new in tree.diff(repo.store, parent, mine):
+            if k not in target or new is None:
                 continue
-            if any(tree.get(repo.store, t, k) == new for t in second):
-                continue  # it came in from a merged branch: blame that branch's commit
-            found[k] = _info(oid, c)
-    return [{"id": format_id(k), "label": target[k]["l"], **found.get(k, {})} for k in sorted(target)]
+            if k not in verified:  # the plain rule: the commit that made the record as it is now
+                if k not in found and new == target[k] and not any(tree.get(repo.store, t, k) == new
+                                                                   for t in second):
+                    found[k] = _info(oid, c)  # (else it came in from a merged branch: blame that branch's commit)
+                continue
+            others = [tree.get(repo.store, t, k) for t in second]
+            b_new = _bare(new)
+            if k not in found and b_new == bare[k] and (old is None or _bare(old) != b_new) \
+                    and not any(o is not None and _bare(o) == b_new for o in others):
+                found[k] = _info(oid, c)
+            before = verification.entries(old)
+            for e in verification.entries(new):
+                vk = (k, e["u"])
+                if vk in found_v or wanted.get(vk) != e or e in before:
+                    continue
+                if any(e in verification.entries(o) for o in others):
+                    continue
+                found_v[vk] = _info(oid, c)
+    out = []
+    for k in sorted(target):
+        row: dict[str, Any] = {"id": format_id(k), "label": target[k]["l"], **found.get(k, {})}
+        es = verification.entries(target[k])
+        if es:
+            row["verifications"] = [
+                {**v, **{f: found_v[(k, e["u"])][f] for f in ("commit", "author") if (k, e["u"]) in found_v}}
+                for e, v in zip(es, verification.to_json(es), strict=True)]
+        out.append(row)
+    return out
+
+
+def _bare(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record without its verifications: what "changing the annotation" compares."""
+    return {k: v for k, v in rec.items() if k != verification.FIELD} if verification.FIELD in rec else rec
 
 
 def annotation_log(repo: Repository, aid: str, image: str | None = None, rev: str = "HEAD") -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "label": ("l",),
     "properties": ("p",),
     "plane": ("z",),
+    "verifications": ("v",),  # exactvc.verification; merged per user, never a conflict
 }
 
 

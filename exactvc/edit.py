@@ -237,7 +237,20 @@ class Editor:
         props = properties if properties is not None else cur.get("p")
         z = cur.get("z")
         pl = self._plane(plane) if plane is not None else ((z[0], z[1]) if z else None)
-        self._changes[key] = make_record(k, enc, new_label, props, pl)
+        self._changes[key] = make_record(k, enc, new_label, props, pl, cur.get("v"))
+
+    def verify(self, aid: str, entry: dict[str, Any]) -> tuple[bytes, list[dict[str, Any]]]:
+        """Set one user's verification (``verification.entry``) of an annotation, replacing their earlier
+        one; nothing else of the record changes. Returns the key and the record's verifications."""
+        from . import verification
+
+        key = parse_id(aid)
+        cur = self._current(key)
+        if cur is None:
+            raise NotFound(f"no annotation {aid[:80]} on image {self.image!r}")
+        rec = verification.with_entry(cur, entry)
+        self._changes[key] = rec
+        return key, verification.entries(rec)
 
     def delete(self, aid: str) -> None:
         key = parse_id(aid)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import tree
+from . import tree, verification
 from .diff import FIELDS, changed_fields, field_values, label_set, with_fields
 from .errors import Conflict, ExactError, NotFound, UsageError
 from .fsutil import atomic_write
@@ -166,6 +166,12 @@ def merge_records(
     if ours is None or theirs is None:
         kind = "delete/modify" if ours is None else "modify/delete"
         return (theirs if ours is None else ours), kind, list(FIELDS)
+    if any(r is not None and verification.FIELD in r for r in (base, ours, theirs)):
+        # verifications merge per user (exactvc.verification.merge3); the other fields by the rules here
+        res, why, which = merge_records(_unverified(base), _unverified(ours), _unverified(theirs), policy)
+        if res is not None:
+            res = verification.with_entries(res, verification.merge3(base, ours, theirs))
+        return res, why, which
     if base is None:
         fields = changed_fields(ours, theirs)
         return ours, "add/add", fields
@@ -180,6 +186,10 @@ def merge_records(
     if clash:
         return merged, "modify/modify", clash
     return merged, None, []
+
+
+def _unverified(rec: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if rec is None else {k: v for k, v in rec.items() if k != verification.FIELD}
 
 
 def merge_tree(

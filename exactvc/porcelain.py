@@ -172,15 +172,27 @@ def _refuse_csv(file: str) -> None:
                            "(QuPath: File > Export objects as GeoJSON)")
 
 
-def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO) -> int:
+def export(repo: Repository, rev: str, image: str | None, fmt: str, out: BinaryIO, min_verifications: int = 0) -> int:
+    """Write the annotations of ``rev`` as ``fmt``; with ``min_verifications`` N only those verified "yes"
+    by at least N distinct users (second opinion, exactvc.verification)."""
     from .formats.registry import EXPORT_FORMATS, canonical_name
     from .formats.registry import export as _export
+    from .verification import export_filter
 
     try:
         f = canonical_name(fmt)
     except UsageError:
         raise UsageError(f"unknown export format {fmt!r} ({', '.join(EXPORT_FORMATS)})") from None
-    return _export(repo, rev, image, f, out)
+    with export_filter(min_verifications):
+        return _export(repo, rev, image, f, out)
+
+
+def verify(repo: Repository, image: str, aid: str, yes: bool, comment: str | None = None,
+           author: str | None = None) -> dict[str, Any]:
+    """The configured user's verification of one annotation, committed on the current branch."""
+    from .verification import verify as run
+
+    return run(repo, image, aid, yes, comment, author)
 
 
 # --- status / commit / log / show -------------------------------------------------------------

@@ -26,6 +26,7 @@ from .session import DEFAULTS as SESSION_DEFAULTS
 from .session import cookie_authenticate, session
 from .sync import sync
 from .tiles import install_fast_path, tiles
+from .verifications import verifications_api
 
 HTTP_KINDS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
               431: "too_large", 501: "not_implemented"}
@@ -126,6 +127,7 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(pulls)
     app.register_blueprint(exact_compat)  # EXACT's paths (docs/exact-compat.md); none collides with ours
+    app.register_blueprint(verifications_api)  # /api/v1/repos/NAME/images/IMAGE/...verifications
     app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
     app.register_blueprint(plugins_api)  # /api/v1/plugins, /api/v1/repos/NAME/proposals, analyses
     app.register_blueprint(screening_api)  # /api/v1/repos/NAME/images/IMAGE/screening

@@ -323,6 +323,15 @@ OPENAPI: dict[str, Any] = {
                         "zoom": {"type": "number"}}, ["field"])),
             **_op("delete", "Forget the caller's screening state on the image", [_REPO, _path("image")]),
         },
+        "/api/v1/repos/{name}/images/{image}/annotations/{aid}/verifications": _op(
+            "post", "Verify an annotation yes/no: a commit on the caller's branch (annotate)",
+            [_REPO, _path("image"), _path("aid")],
+            _obj({"yes": {"type": "boolean"}, "comment": _STR, "branch": _STR,
+                  "expected_parent": {"type": ["string", "null"]}, "from": _STR}, ["yes"]), ok="201"),
+        "/api/v1/repos/{name}/images/{image}/verifications/pending": _op(
+            "get", "Annotations still needing the caller's verification (second opinion)",
+            [_REPO, _path("image"), _query("rev", _STR),
+             _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000})]),
         "/api/v1/repos/{name}/analyses": _op(
             "post", "Run an analysis over the annotations of a region: its figures", [_REPO],
             _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "rev": _STR},

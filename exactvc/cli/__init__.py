@@ -1,7 +1,7 @@
 """The ``exact`` command line: parse, call ``porcelain``, format. Errors are translated in ``main``.
 
 One module per command group (``repo_cmds``, ``branch``, ``diff``, ``merge``, ``remote``, ``images``,
-``labels``, ``import_export``, ``server``, ``maint``, ``pr``, ``bundle``); the group below loads only the module of the
+``labels``, ``import_export``, ``server``, ``maint``, ``pr``, ``bundle``, ``verify``...); the group below loads only the module of the
 command being run, so start-up stays small.
 
 Exit codes: 0 success, 1 general failure (e.g. nothing to commit), 2 usage error,
@@ -62,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("runs", "eval_cmd"),
     "propose": ("propose", "propose"),
     "media": ("media", "media"),
+    "verify": ("verify", "verify"),
 }
 
 

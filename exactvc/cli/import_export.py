@@ -56,8 +56,10 @@ def import_cmd(c: Ctx, file: str, image_name: str | None, fmt: str | None, sourc
 @click.option("--image", "image_name", default=None)
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="geojson", show_default=True)
 @click.option("-o", "output", required=True, type=click.Path(dir_okay=False), help="Output file ('-' for stdout).")
+@click.option("--min-verifications", "min_ver", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Only annotations verified \"yes\" by at least N distinct users (second opinion).")
 @pass_ctx
-def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> None:
+def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str, min_ver: int) -> None:
     """Export annotations at a revision (byte-identical every time; the file follows your umask).
 
     Formats: geojson (QuPath), csv, coco, asap, sliderunner (an SQLite database), cvat,
@@ -68,7 +70,7 @@ def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> N
     from pathlib import Path
 
     if output == "-":
-        porcelain.export(c.repo, rev, image_name, fmt, sys.stdout.buffer)
+        porcelain.export(c.repo, rev, image_name, fmt, sys.stdout.buffer, min_ver)
         return
     out = Path(output)
     fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=f".{out.name}.")
@@ -77,7 +79,7 @@ def export(c: Ctx, rev: str, image_name: str | None, fmt: str, output: str) -> N
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # as any file the user writes (mkstemp makes 0600)
         with os.fdopen(fd, "wb") as f:
-            n = porcelain.export(c.repo, rev, image_name, fmt, f)
+            n = porcelain.export(c.repo, rev, image_name, fmt, f, min_ver)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -161,7 +161,7 @@ def show(c: Ctx, rev: str, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def blame(c: Ctx, image_name: str, aid: str | None, rev: str, as_json: bool) -> None:
-    """For each annotation, the commit that last changed it."""
+    """For each annotation, the commit that last changed it, and its verifications (who, yes/no, which commit)."""
     res = porcelain.blame(c.repo, image_name, aid, rev)
     if as_json:
         emit_json("blame", res)
@@ -169,6 +169,10 @@ def blame(c: Ctx, image_name: str, aid: str | None, rev: str, as_json: bool) -> 
     for r in res:
         day = when(r["time"], r["tz"])[:10] if "time" in r else "?"
         click.echo(f"{r.get('commit', '?')[:12]} {day} {r.get('author', '?'):<30.30} {r['id']} {r['label']}")
+        for v in r.get("verifications", []):
+            note = f" \"{v['comment']}\"" if v["comment"] else ""
+            click.echo(f"{v.get('commit', '?')[:12]} {when(v['time'], 0)[:10]}   verified "
+                       f"{'yes' if v['yes'] else 'no '} by {v['user']}{note}")
 
 
 @click.command()

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from .. import geometry, tree
+from .. import geometry, tree, verification
 from ..annotation import normalize_plane
 from ..errors import InvalidGeometry, InvalidInput, UsageError
 from ..ids import format_id
@@ -300,10 +300,14 @@ def selected_images(repo: Repository, rev: str | None, image: str | None) -> tup
 
 
 def iter_records(repo: Repository, entry: ImageEntry) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """``(key, record with its geometry inline)`` in id order."""
+    """``(key, record with its geometry inline)`` in id order (within ``verification.export_filter(N)``,
+    only those verified by N users)."""
     store = repo.store
     join = tree.join_record
+    need = verification.min_yes()
     for key, rec in tree.items(store, entry.tree):
+        if need and not verification.enough(rec, need):
+            continue
         yield key, join(store, rec) if "G" in rec else rec
 
 

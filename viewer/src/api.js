@@ -103,3 +103,7 @@ api.putScreening = (name, image, state) =>
   call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
 api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);
 api.analyse = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/analyses`, body);
+api.verify = (name, image, id, body) =>
+  call("POST", `/api/v1/repos/${enc(name)}/images/${enc(image)}/annotations/${enc(id)}/verifications`, body);
+api.pendingVerifications = (name, image, rev) =>
+  call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/verifications/pending${q({ rev })}`);

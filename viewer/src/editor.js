@@ -14,6 +14,7 @@ import { createToolbar } from "./panels/toolbar.js";
 import { createSelectionPanel } from "./panels/selection.js";
 import { createScreeningPanel } from "./panels/screening.js";
 import { createProposalsPanel } from "./panels/proposals.js";
+import { createVerifyPanel } from "./panels/verify.js";
 import { bindKeys } from "./keys.js";
 import { h } from "./dom.js";
 import OpenSeadragon from "openseadragon";
@@ -166,6 +167,29 @@ export function startEditing(ctx, side, viewerEl) {
     },
     async annotationsAt(x, y) { return ed.pickAt(x, y); },
     save: (msg) => panels.save.save(msg),
+    // the working branch moved to `commit` by a change made elsewhere on the page (a verification) that
+    // touched `ids`: follow it (pending edits are rebased onto it) and refetch those records
+    async moveTo(commit, ids = []) {
+      const following = !ctx.workTip || ctx.commit === ctx.workTip;
+      for (const id of ids) saved.delete(id);
+      if (!following) { ctx.workTip = commit; return; }
+      if (state.size) await panels.save.rebase(commit);
+      else {
+        state.reset(commit);
+        ctx.workTip = commit;
+        ctx.commit = commit;
+        ctx.rev = ctx.workBranch;
+        ctx.canEdit = ctx.mayEdit;
+        layer.setCommit(commit);
+        layer.setHidden([]);
+        panels.save.update();
+      }
+      const u = new URL(location.href);
+      u.searchParams.set("rev", ctx.workBranch);
+      history.replaceState(null, "", u.toString());
+      await fetchSelected();
+      panels.selection.update();
+    },
   };
 
   async function fetchSelected() {
@@ -204,8 +228,10 @@ export function startEditing(ctx, side, viewerEl) {
     help: createHelp(ed, TOOLS),
     screening: createScreeningPanel(ed),
     proposals: createProposalsPanel(ed),
+    verify: createVerifyPanel(ed),
   };
   ed.screening = panels.screening.api;
+  ed.verify = panels.verify.api;
   ed.proposals = panels.proposals.api;
   if (ctx.canEdit) side.append(panels.toolbar.el);
   else {
@@ -217,6 +243,7 @@ export function startEditing(ctx, side, viewerEl) {
   side.append(status, panels.labels.el, panels.selection.el);
   if (ctx.canEdit) side.append(panels.save.el);
   side.append(panels.view.el);
+  side.append(panels.verify.el);
   side.append(panels.screening.el);
   side.append(panels.proposals.el);
   document.body.append(panels.help.el);

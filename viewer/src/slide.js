@@ -53,6 +53,7 @@ async function main() {
     exact.view = () => currentView(viewer);
     exact.proposals = editor.proposals; // ?pull=N: ready(), settled(), items()
     exact.screening = editor.screening; // screening mode: start(), next(), previous(), state(), settled()
+    exact.verify = editor.verify; // second opinion: ready(), start(), yes(), no(), next(), state(), settled()
     events.emit("load", { repo: p.repo, image: p.image, commit: ctx.commit });
   });
 }

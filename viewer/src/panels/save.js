@@ -150,5 +150,5 @@ export function createSavePanel(ed) {
   }
 
   update();
-  return { el, update, save, afterRestore, conflicts: () => [...conflicts.keys()] };
+  return { el, update, save, afterRestore, rebase, conflicts: () => [...conflicts.keys()] };
 }

@@ -1,4 +1,5 @@
-// What is selected: label, kind, area in µm² and perimeter / length in µm (from the slide's mpp).
+// What is selected: label, kind, area in µm² and perimeter / length in µm (from the slide's mpp), its
+// verifications (who said yes or no) and attached media.
 import { h, clear } from "../dom.js";
 import { area, length } from "../geometry.js";
 
@@ -28,6 +29,12 @@ export function createSelectionPanel(ed) {
       body.append(h("div.sel", { dataset: { id: r.id } }, h("b", {}, r.label), " ",
         isArea ? h("span.area", {}, formatArea(area(g), ed.ctx.mpp)) : null,
         g.type !== "Point" ? [" ", h("span.length", {}, (isArea ? "perimeter " : "length ") + formatLength(length(g), ed.ctx.mpp))] : null));
+      const ver = Array.isArray(r.verifications) ? r.verifications : [];
+      if (ver.length) {
+        body.append(h("ul.verifications", { dataset: { id: r.id } }, ver.map((v) => h("li", {
+          class: v.yes ? "yes" : "no", title: v.time ? new Date(v.time * 1000).toISOString().slice(0, 16).replace("T", " ") : "",
+        }, `${v.yes ? "✓" : "✗"} ${v.user}`, v.comment ? h("span.comment", {}, ` “${v.comment}”`) : null))));
+      }
       const media = (r.properties && Array.isArray(r.properties.media)) ? r.properties.media : [];
       for (const m of media) body.append(mediaElement(ed.ctx.repo, m));
     }
