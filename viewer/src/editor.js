@@ -40,9 +40,10 @@ export function startEditing(ctx, side, viewerEl) {
     status.classList.toggle("error", isError);
   }
 
-  function pendingRecords() {
+  function pendingRecords() { // those of the frame shown (multi-frame images: the z plane); a save sends all
     const out = [];
-    for (const [id, c] of state.changes) if (c.op !== "delete") out.push({ id, ...c.record });
+    const z = (r) => (r.plane && r.plane.z) || 0;
+    for (const [id, c] of state.changes) if (c.op !== "delete" && z(c.record) === (ctx.frame || 0)) out.push({ id, ...c.record });
     return out;
   }
 
