@@ -46,8 +46,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for z, b in BOXES.items():
             ids[z] = ed.add("cell", _ring(b), plane=z)
     repo.commit("one annotation on each frame", author=AUTHOR)
-    AccessStore(root).set_settings("cells", anonymous_read=True)
-    s = Site("", root, {}, {}, [("cell", _ring(b), ids[z]) for z, b in BOXES.items()])
+    acc = AccessStore(root)
+    acc.set_settings("cells", anonymous_read=True)
+    token = acc.add_user("ada")
+    acc.grant("cells", "ada", "annotate")
+    acc.set_password("ada", "pw-ada-frames")
+    s = Site("", root, {"ada": token}, {"ada": "pw-ada-frames"},
+             [("cell", _ring(b), ids[z]) for z, b in BOXES.items()])
     start_server(s, slides, base / "server.log")
     try:
         yield s
@@ -90,4 +95,27 @@ def test_the_frame_slider_switches_tiles_and_annotations(tab: Tab, site: Site) -
     # a deep link to frame 1 restores it
     tab.open_slide("?frame=1", image="stack")
     _check_frame(tab, 1)
+    assert not tab.errors, tab.errors
+
+
+def test_an_annotation_drawn_on_a_frame_is_saved_on_its_plane(tab: Tab, site: Site) -> None:
+    from ..server_fixtures import request
+
+    tab.sign_in("ada")
+    page = tab.open_slide("?frame=1", image="stack")
+    drawn = {"type": "Polygon", "coordinates": [[[100, 600], [300, 600], [300, 700], [100, 700], [100, 600]]]}
+    new_id = page.evaluate("(g) => window.exact.editor.create(g)", drawn)
+    assert new_id and tab.pending()["create"][0]["plane"] == {"z": 1, "t": 0}
+    page.fill("#commit-message", "a cell on frame 1")
+    got = page.evaluate("() => window.exact.editor.save()")
+    commit = got["commit"]
+    rec = request("GET", f"{site.url}/api/v1/repos/cells/images/stack/annotiles/{commit}/records/{new_id}",
+                  token=site.tokens["ada"]).json()
+    assert rec["plane"] == {"z": 1, "t": 0}
+    counts = {}
+    for f in ("", "/f1"):
+        man = request("GET", f"{site.url}/api/v1/repos/cells/images/stack/annotiles/{commit}{f}/manifest.json",
+                      token=site.tokens["ada"]).json()
+        counts[f] = man["count"]
+    assert counts == {"": 1, "/f1": 2}  # frame 0 keeps its one annotation; frame 1 has two now
     assert not tab.errors, tab.errors
