@@ -13,6 +13,7 @@ the viewer then builds on demand, as without prebuilding), each limited to ``tim
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -94,8 +95,9 @@ class Prebuilder:
         while True:
             with self._cv:
                 while not self._q:
-                    if self._closed or not self._cv.wait(30) and not self._q:
-                        self._thread = None  # idle: the next submit starts a new worker
+                    idle = self._closed or not self._cv.wait(30)
+                    if idle and not self._q:
+                        self._thread = None  # closed, or idle for 30 s: the next submit starts a new worker
                         return
                 job = self._q.popleft()
                 self._running = job
@@ -107,6 +109,9 @@ class Prebuilder:
                 else:
                     self.failed += 1
                     self.last_error = err
+                    logging.getLogger("exactvc.prebuild").warning(
+                        "annotation tiles of %s at %s not built ahead (a viewer builds them on demand): %s",
+                        job[0], job[1][:12], err)
                 self._cv.notify_all()
 
 

@@ -424,3 +424,14 @@ def test_frames_of_a_multi_frame_image_have_their_own_tiles(tmp_path: Path) -> N
             assert _get(s, base + bad, tok).status == status, bad
         counts = request("GET", f"{s.url}/-/label-counts/proj/{IMAGE}?rev=main", token=tok).json()
         assert counts["labels"] == {"cell": 20, "mitosis": 10}
+
+
+def test_a_failed_prebuild_is_counted_and_the_worker_goes_idle(tmp_path: Path) -> None:
+    from exactvc.prebuild import Prebuilder
+
+    pb = Prebuilder()
+    assert pb.submit(tmp_path / "not-a-repository", b"\1" * 32)
+    assert pb.idle(120)
+    assert (pb.done, pb.failed) == (0, 1) and "not an exactvc repository" in pb.last_error
+    pb.close()
+    assert not pb.submit(tmp_path, b"\1" * 32)  # closed: nothing more is queued
