@@ -435,3 +435,50 @@ def test_a_failed_prebuild_is_counted_and_the_worker_goes_idle(tmp_path: Path) -
     assert (pb.done, pb.failed) == (0, 1) and "not an exactvc repository" in pb.last_error
     pb.close()
     assert not pb.submit(tmp_path, b"\1" * 32)  # closed: nothing more is queued
+
+
+def test_granted_tiles_are_answered_on_the_io_thread_in_order(
+        srv: tuple[ThreadServer, dict[str, str], Repository]) -> None:
+    """After the checked first request, a caller's tiles on its keep-alive connection are answered by the
+    waitress I/O thread (server/waitress_server.py FastChannel) with the bytes Flask would send: no task
+    is handed to a worker. Requests the fast path does not take still go to a worker."""
+    import http.client
+    import time
+
+    from server.annotiles import GRANT_TTL
+
+    s, tok, repo = srv
+    head = (repo.head_commit() or b"").hex()
+    man = _get(s, f"proj/images/{IMAGE}/annotiles/{head}/manifest.json", tok["rita"]).json()
+    paths = [f"/api/v1/repos/proj/images/{IMAGE}/annotiles/{head}/{k}/{lv['z']}/{x}/{y}.bin"
+             for lv in man["geometry"] for x, y, _n in lv["tiles"] for k in "gi"]
+    flask = {p: _get(s, p[len("/api/v1/repos/"):], tok["rita"], **{"Accept-Encoding": "gzip"}).body for p in paths}
+    dispatcher = s.srv.task_dispatcher
+    tasks: list[Any] = []
+    add = dispatcher.add_task
+    dispatcher.add_task = lambda task: (tasks.append(task), add(task))[1]
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", int(s.url.rsplit(":", 1)[1]), timeout=30)
+        auth = {"Authorization": f"Bearer {tok['rita']}", "Accept-Encoding": "gzip"}
+        t0 = time.monotonic()
+        for p in paths * 3:
+            conn.request("GET", p, headers=auth)
+            r = conn.getresponse()
+            assert (r.status, r.read(), r.getheader("Content-Encoding")) == (200, flask[p], "gzip"), p
+        conn.request("GET", paths[0], headers={**auth, "If-None-Match": r.getheader("ETag") or ""})
+        conn.getresponse().read()
+        # a worker only for the checked request that renews the grant (every GRANT_TTL s)
+        assert len(tasks) <= 1 + (time.monotonic() - t0) / GRANT_TTL < 3 * len(paths) / 4, len(tasks)
+        etag = _get(s, paths[0][len("/api/v1/repos/"):], tok["rita"]).headers["etag"]
+        conn.request("GET", paths[0], headers={**auth, "If-None-Match": etag})
+        r = conn.getresponse()
+        assert r.status == 304 and r.read() == b""
+        before = len(tasks)
+        conn.request("GET", paths[0] + "?x=1", headers=auth)  # not the fast path's: a worker, as before
+        assert conn.getresponse().read() == flask[paths[0]]
+        conn.request("GET", "/api/v1/repos/proj/resolve?rev=main", headers=auth)
+        assert conn.getresponse().status == 200
+        assert len(tasks) == before + 2
+        conn.close()
+    finally:
+        dispatcher.add_task = add
