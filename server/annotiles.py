@@ -66,38 +66,29 @@ class AnnotileFastPath:
         self.grants = grants
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        got = self.answer(environ)
-        if got is None:
-            return self.next(environ, start_response)
-        status, headers, body = got
-        start_response(status, headers)
-        return [body]
-
-    def answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        """(status, headers, body) of a tile this caller was granted, or None: Flask answers (the first
-        request, errors, anything else). Called by the WSGI layer and, without a thread hop, by the
-        waitress channel (server/waitress_server.py)."""
         m = TILE_PATH.match(environ.get("PATH_INFO", ""))
         if m is None or environ.get("QUERY_STRING") or environ.get("REQUEST_METHOD") != "GET":
-            return None
+            return self.next(environ, start_response)
         p = self.grants.get(_grant_key(environ, m))
         if p is None:
-            return None
+            return self.next(environ, start_response)
         kind, z, x, y = m.group(5), int(m.group(6)), int(m.group(7)), int(m.group(8))
         try:
             data = p.tile_gz(kind, z, x, y)
         except at.InvalidInput:
-            return None  # Flask words the error
+            return self.next(environ, start_response)  # Flask words the error
         etag = f'"{p.tag}-{kind}{z}-{x}-{y}"'
         headers = [("ETag", etag), ("Cache-Control", IMMUTABLE), ("Vary", "Accept-Encoding")]
         if etag in [t.strip() for t in environ.get("HTTP_IF_NONE_MATCH", "").split(",")]:
-            return "304 Not Modified", headers, b""
+            start_response("304 NOT MODIFIED", headers)
+            return [b""]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             headers.append(("Content-Encoding", "gzip"))
         else:
             data = at.gunzip(data)
-        return "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data))),
-                          *headers], data
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data))),
+                                  *headers])
+        return [data]
 
 
 def install_prebuild(app: Any) -> None:
@@ -122,7 +113,6 @@ def install_fast_path(app: Any) -> None:
     grants = TileGrants()
     app.extensions["exact_annotile_grants"] = grants
     app.wsgi_app = AnnotileFastPath(app.wsgi_app, grants)
-    app.extensions["exact_annotile_fast_path"] = app.wsgi_app
 
 
 @annotiles.get("/repos/<name>/resolve")
