@@ -57,12 +57,13 @@ TILE_PNG = bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100000001080200
 
 
 def child_serve(root: str, static: str) -> None:
-    """``create_app`` for ROOT, plus /bench/* from STATIC (files, ``.gz`` twins sent gzip-encoded)."""
-    from waitress import create_server
-
+    """``create_app`` for ROOT served as ``exact serve`` serves it (``make_server``), plus /bench/* from
+    STATIC (files, ``.gz`` twins sent gzip-encoded)."""
     from server.app import create_app
+    from server.waitress_server import make_server
 
     app = create_app({"root": root})
+    flask_wsgi = app.wsgi_app
     base = Path(static)
     types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
              ".png": "image/png", ".map": "application/json"}
@@ -70,7 +71,7 @@ def child_serve(root: str, static: str) -> None:
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/bench/"):
-            return app(environ, start_response)
+            return flask_wsgi(environ, start_response)
         p = (base / path[len("/bench/"):]).resolve()
         if base.resolve() not in p.parents or not (p.is_file() or Path(str(p) + ".gz").is_file()):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -119,7 +120,8 @@ def child_serve(root: str, static: str) -> None:
         served.append((time.perf_counter() - t0) * 1000)
         return [out]
 
-    srv = create_server(timed, host="127.0.0.1", port=0, threads=8)
+    app.wsgi_app = timed  # type: ignore[method-assign]
+    srv = make_server(app, host="127.0.0.1", port=0, threads=8)
     print(f"listening on http://127.0.0.1:{srv.effective_port}", flush=True)  # type: ignore[union-attr]
     srv.run()
 
