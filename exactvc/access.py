@@ -21,7 +21,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import blake3
 
@@ -111,6 +111,120 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+class Access(Protocol):
+    """The interface of a server's access store: :class:`AccessStore` (SQLite under ROOT) and
+    ``exactvc.backends.postgres_access.PgAccessStore`` (PostgreSQL) implement it with the same semantics.
+    ``version()`` changes whenever users, tokens, passwords, teams, roles or settings change (in any process):
+    callers cache answers derived from them (tokens, roles) under it."""
+
+    def add_user(self, name: str, site_admin: bool = False) -> str: ...
+    def new_token(self, name: str) -> str: ...
+    def remove_user(self, name: str) -> None: ...
+    def users(self) -> list[dict[str, object]]: ...
+    def version(self) -> int: ...
+    def authenticate(self, token: str) -> User | None: ...
+    def set_password(self, name: str, password: str) -> None: ...
+    def check_password(self, name: str, password: str) -> User | None: ...
+    def has_password(self, name: str) -> bool: ...
+    def create_session(self, user: User, idle: int, absolute: int) -> tuple[str, Session]: ...
+    def session(self, secret: str, idle: int, absolute: int) -> Session | None: ...
+    def end_session(self, secret: str) -> None: ...
+    def login_blocked(self, keys: dict[str, int], window: int) -> int: ...
+    def login_failed(self, keys: list[str], window: int) -> None: ...
+    def login_succeeded(self, key: str) -> None: ...
+    def add_team(self, team: str) -> None: ...
+    def team_add(self, team: str, user: str) -> None: ...
+    def team_remove(self, team: str, user: str) -> None: ...
+    def grant(self, repo: str, who: str, role: str, team: bool = False) -> None: ...
+    def role(self, repo: str, user: User | None) -> str | None: ...
+    def roles(self, repo: str) -> list[dict[str, str]]: ...
+    def settings(self, repo: str) -> dict[str, Any]: ...
+    def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None,
+                     required_approvals: int | None = None, mode: str | None = None,
+                     opinions: int | None = None) -> None: ...
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def check_grant(who: object, role: object, team: object) -> str:
+    """The kind (user, team) of a valid grant; InvalidInput otherwise."""
+    if not isinstance(who, str) or not who:
+        raise InvalidInput("who must be a user or team name")
+    if not isinstance(team, bool):
+        raise InvalidInput(f"team must be true or false, not {team!r}")
+    if not isinstance(role, str) or role not in ROLES and role != "none":
+        raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)}, or none)")
+    return "team" if team else "user"
+
+
+DEFAULT_SETTINGS: dict[str, Any] = {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED),
+                                    "required_approvals": 0, "mode": "cooperative", "opinions": 1}
+
+
+def merged_settings(cur: dict[str, Any], anonymous_read: bool | None, protected: list[str] | None,
+                    required_approvals: int | None, mode: str | None, opinions: int | None) -> dict[str, Any]:
+    """``cur`` with the given changes, each checked; values of the wrong type, or branch names that are not
+    plain branch names, are refused (InvalidInput) before anything is written."""
+    from .refs import check_short_name
+
+    if required_approvals is not None and (not isinstance(required_approvals, int) or
+                                           isinstance(required_approvals, bool) or
+                                           not 0 <= required_approvals <= 100):
+        raise InvalidInput(f"required_approvals must be a whole number from 0 to 100, not {required_approvals!r}")
+    if mode is not None and mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if opinions is not None and (not isinstance(opinions, int) or isinstance(opinions, bool) or
+                                 not 1 <= opinions <= 20):
+        raise InvalidInput(f"opinions must be a whole number from 1 to 20, not {opinions!r}")
+    if anonymous_read is not None and not isinstance(anonymous_read, bool):
+        raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
+    if protected is not None:
+        if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
+            raise InvalidInput("protected must be a list of branch names")
+        for p in protected:
+            check_short_name(p, "protected branch")
+            if "," in p:
+                raise InvalidInput(f"invalid protected branch name {p!r}")
+        protected = list(dict.fromkeys(protected))
+    return {"anonymous_read": cur["anonymous_read"] if anonymous_read is None else anonymous_read,
+            "protected": cur["protected"] if protected is None else protected,
+            "required_approvals": cur["required_approvals"] if required_approvals is None else required_approvals,
+            "mode": cur["mode"] if mode is None else mode,
+            "opinions": cur["opinions"] if opinions is None else opinions}
+
+
+def settings_row(row: tuple[Any, ...] | None) -> dict[str, Any]:
+    """Settings from a row (anonymous_read, protected, required_approvals, mode, opinions); defaults for None."""
+    if row is None:
+        return {**DEFAULT_SETTINGS, "protected": list(DEFAULT_PROTECTED)}
+    return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p],
+            "required_approvals": int(row[2]), "mode": str(row[3]), "opinions": int(row[4])}
+
+
+def verify_password(stored: str | None, password: str) -> tuple[bool, str | None]:
+    """(password matches, a new hash to store or None). ``stored`` None (unknown user, no password) costs
+    the same verification against a dummy hash and never matches (no user-name enumeration by timing)."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    ph = _hasher()
+    try:
+        ph.verify(stored if stored is not None else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False, None
+    if stored is None:
+        return False, None
+    return True, ph.hash(password) if ph.check_needs_rehash(stored) else None
+
+
+def expiry(now: int, created: int, last_seen: int, idle: int, absolute: int) -> tuple[bool, bool]:
+    """(the session has ended, its last use should be recorded now)."""
+    if now >= created + absolute or now >= last_seen + idle:
+        return True, False
+    return False, now - last_seen >= min(TOUCH_EVERY, max(1, idle // 10))
+
+
 class AccessStore(SqliteDB):
     def __init__(self, root: Path) -> None:
         super().__init__(root / DB_NAME, _SCHEMA)
@@ -137,7 +251,7 @@ class AccessStore(SqliteDB):
     # --- users ---
     def add_user(self, name: str, site_admin: bool = False) -> str:
         check_name(name, "user name")
-        token = "exv_" + secrets.token_urlsafe(32)
+        token = new_secret("exv_")
         with self._db() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"user {name!r} already exists")
@@ -176,7 +290,7 @@ class AccessStore(SqliteDB):
             rows = db.execute("SELECT name, active, site_admin FROM users ORDER BY name").fetchall()
         return [{"name": n, "active": bool(a), "site_admin": bool(s)} for n, a, s in rows]
 
-    def _version(self) -> int:
+    def version(self) -> int:
         """Changes whenever another connection commits: cached answers stay right across processes."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -190,7 +304,7 @@ class AccessStore(SqliteDB):
         key = hash_token(token)
         # per thread: data_version values belong to one connection and are not comparable across them
         cache: dict[str, tuple[int, User | None]] = self._local.__dict__.setdefault("auth_cache", {})
-        ver = self._version()
+        ver = self.version()
         hit = cache.get(key)
         if hit is not None and hit[0] == ver:
             return hit[1]
@@ -223,23 +337,16 @@ class AccessStore(SqliteDB):
     def check_password(self, name: str, password: str) -> User | None:
         """The user if ``password`` is theirs, else None. Unknown users, users without a password and
         wrong passwords cost the same hash verification (no user-name enumeration by timing)."""
-        from argon2.exceptions import InvalidHashError, VerificationError
-
         with self._db() as db:
             row = db.execute(
                 "SELECT u.id, u.name, u.site_admin, p.hash FROM users u JOIN passwords p ON p.user_id = u.id "
                 "WHERE u.name = ? AND u.active = 1", (name,)).fetchone()
-        stored = row[3] if row else _dummy_hash()
-        ph = _hasher()
-        try:
-            ph.verify(stored, password)
-        except (VerificationError, InvalidHashError):
+        good, rehashed = verify_password(row[3] if row else None, password)
+        if not good or row is None:
             return None
-        if row is None:
-            return None
-        if ph.check_needs_rehash(stored):
+        if rehashed is not None:
             with self._db() as db:
-                db.execute("UPDATE passwords SET hash = ? WHERE user_id = ?", (ph.hash(password), row[0]))
+                db.execute("UPDATE passwords SET hash = ? WHERE user_id = ?", (rehashed, row[0]))
         return User(row[0], row[1], bool(row[2]))
 
     def has_password(self, name: str) -> bool:
@@ -270,10 +377,11 @@ class AccessStore(SqliteDB):
         if row is None:
             return None
         uid, name, admin, csrf, created, last_seen = row
-        if now >= created + absolute or now >= last_seen + idle:
+        ended, touch = expiry(now, created, last_seen, idle, absolute)
+        if ended:
             self.end_session(secret)
             return None
-        if now - last_seen >= min(TOUCH_EVERY, max(1, idle // 10)):
+        if touch:
             with self._db() as db:
                 db.execute("UPDATE sessions SET last_seen = ? WHERE hash = ?", (now, key))
             last_seen = now
@@ -330,13 +438,7 @@ class AccessStore(SqliteDB):
 
     # --- roles ---
     def grant(self, repo: str, who: str, role: str, team: bool = False) -> None:
-        if not isinstance(who, str) or not who:
-            raise InvalidInput("who must be a user or team name")
-        if not isinstance(team, bool):
-            raise InvalidInput(f"team must be true or false, not {team!r}")
-        if not isinstance(role, str) or role not in ROLES and role != "none":
-            raise InvalidInput(f"unknown role {role!r} (one of {', '.join(ROLES)}, or none)")
-        kind = "team" if team else "user"
+        kind = check_grant(who, role, team)
         with self._db() as db:
             table = "teams" if team else "users"
             col = "name"
@@ -379,11 +481,7 @@ class AccessStore(SqliteDB):
         with self._db() as db:
             row = db.execute("SELECT anonymous_read, protected, required_approvals, mode, opinions FROM repo_settings "
                              "WHERE repo = ?", (repo,)).fetchone()
-        if row is None:
-            return {"anonymous_read": False, "protected": list(DEFAULT_PROTECTED), "required_approvals": 0,
-                    "mode": "cooperative", "opinions": 1}
-        return {"anonymous_read": bool(row[0]), "protected": [p for p in row[1].split(",") if p],
-                "required_approvals": int(row[2]), "mode": str(row[3]), "opinions": int(row[4])}
+        return settings_row(row)
 
     def set_settings(self, repo: str, anonymous_read: bool | None = None, protected: list[str] | None = None,
                      required_approvals: int | None = None, mode: str | None = None,
@@ -391,38 +489,12 @@ class AccessStore(SqliteDB):
         """Change a repository's settings; values of the wrong type, or branch names that are not plain
         branch names (``heads/main``, ``refs/heads/main``), are refused and nothing changes.
         ``required_approvals``: approvals a pull request into a protected branch needs (0-100)."""
-        from .refs import check_short_name
-
-        if required_approvals is not None and (not isinstance(required_approvals, int) or
-                                               isinstance(required_approvals, bool) or
-                                               not 0 <= required_approvals <= 100):
-            raise InvalidInput(f"required_approvals must be a whole number from 0 to 100, not {required_approvals!r}")
-
-        if mode is not None and mode not in MODES:
-            raise InvalidInput(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if opinions is not None and (not isinstance(opinions, int) or isinstance(opinions, bool) or
-                                     not 1 <= opinions <= 20):
-            raise InvalidInput(f"opinions must be a whole number from 1 to 20, not {opinions!r}")
-        if anonymous_read is not None and not isinstance(anonymous_read, bool):
-            raise InvalidInput(f"anonymous_read must be true or false, not {anonymous_read!r}")
-        if protected is not None:
-            if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
-                raise InvalidInput("protected must be a list of branch names")
-            for p in protected:
-                check_short_name(p, "protected branch")
-                if "," in p:
-                    raise InvalidInput(f"invalid protected branch name {p!r}")
-            protected = list(dict.fromkeys(protected))
-        cur = self.settings(repo)
-        anon = cur["anonymous_read"] if anonymous_read is None else anonymous_read
-        prot = cur["protected"] if protected is None else protected
-        need = cur["required_approvals"] if required_approvals is None else required_approvals
-        md = cur["mode"] if mode is None else mode
-        ops = cur["opinions"] if opinions is None else opinions
+        new = merged_settings(self.settings(repo), anonymous_read, protected, required_approvals, mode, opinions)
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO repo_settings (repo, anonymous_read, protected, required_approvals, "
                        "mode, opinions) VALUES (?, ?, ?, ?, ?, ?)",
-                       (repo, int(bool(anon)), ",".join(prot), need, md, ops))  # type: ignore[arg-type]
+                       (repo, int(bool(new["anonymous_read"])), ",".join(new["protected"]), new["required_approvals"],
+                        new["mode"], new["opinions"]))
 
 
 def may_push(role: str | None, user: User | None, branch_ref: str, protected: list[str], force: bool,

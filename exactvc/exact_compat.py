@@ -5,8 +5,8 @@ EXACT names everything by an integer; we name repositories, images and labels by
 a UUID. :class:`IdStore` hands out one stable integer per (kind, key) — kept in the server's metadata
 store (an SQLite file beside the one of :mod:`exactvc.access`, so that handing out ids does not invalidate
 the access store's caches), never reused, so a script that stored an
-id yesterday finds the same thing today. A later PostgreSQL backend replaces the class behind the same
-methods.
+id yesterday finds the same thing today. :class:`CompatIds` is the interface; with a PostgreSQL
+database ``exactvc.backends.postgres_compat.PgIdStore`` implements it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import AlreadyExists, InvalidGeometry, InvalidInput, NotFound, RefConflict
 from .ids import format_id, parse_id
@@ -42,6 +42,23 @@ def key_of(*parts: str) -> str:
 
 def parts_of(key: str) -> list[str]:
     return key.split(SEP)
+
+
+class CompatIds(Protocol):
+    def ids(self, kind: str, keys: Sequence[str]) -> list[int]: ...
+    def id(self, kind: str, key: str) -> int: ...
+    def key(self, kind: str, num: int) -> str | None: ...
+    def keys(self, kind: str, nums: Sequence[int]) -> dict[int, str]: ...
+    def read_branch(self, repo: str) -> str: ...
+    def set_read_branch(self, repo: str, branch: str) -> None: ...
+
+
+def check_read_branch(branch: object) -> str:
+    from .refs import check_short_name
+
+    if not isinstance(branch, str):
+        raise InvalidInput("read_branch must be a branch name (a string)")
+    return check_short_name(branch, "read branch")
 
 
 class IdStore(SqliteDB):
@@ -96,11 +113,7 @@ class IdStore(SqliteDB):
         return row[0] if row else DEFAULT_READ_BRANCH
 
     def set_read_branch(self, repo: str, branch: str) -> None:
-        from .refs import check_short_name
-
-        if not isinstance(branch, str):
-            raise InvalidInput("read_branch must be a branch name (a string)")
-        check_short_name(branch, "read branch")
+        check_read_branch(branch)
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO compat_settings (repo, read_branch) VALUES (?, ?)", (repo, branch))
 

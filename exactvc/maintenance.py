@@ -654,6 +654,13 @@ def fsck(repo: Any, progress: Progress | None = None) -> FsckReport:
         total += _scan_packs(repo, store, report)
         total += _scan_loose(repo, store, report, known_bad)
         _scan_locks(repo, report)
+    elif callable(getattr(store, "check", None)):  # object storage (backends.s3): indexes and uploads
+        try:
+            problems, notes = store.check()
+        except ExactError as exc:
+            problems, notes = [f"packs cannot be listed: {exc.message}"], []
+        report.problems.extend(Problem(None, "index", m, None) for m in problems)
+        report.notes.extend(notes)
     w = _Walker(repo, verify=True, lenient=True, structure=True, progress=progress, total=total)
     w.known_bad = known_bad
     try:

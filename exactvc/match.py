@@ -446,9 +446,9 @@ def _load(repo: Repository, image: str, rev: str | None) -> tuple[list[str], lis
     return ids, items
 
 
-def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, spec: MatchSpec,
-          details: bool = False) -> dict[str, Any]:
-    """``exact diff A B --match``: :func:`match_items` over one image at two revisions, with ids."""
+def match_loaded(repo: Repository, image: str, rev_a: str | None, rev_b: str | None,
+                 spec: MatchSpec) -> tuple[list[str], list[Item], list[str], list[Item], dict[str, Any]]:
+    """The ids and items of both sides and :func:`match_items`' result (what :func:`match` reports)."""
     import gc
 
     gc_on = gc.isenabled()
@@ -463,6 +463,13 @@ def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, sp
     finally:
         if gc_on:
             gc.enable()
+    return ids_a, a, ids_b, b, res
+
+
+def match(repo: Repository, image: str, rev_a: str | None, rev_b: str | None, spec: MatchSpec,
+          details: bool = False) -> dict[str, Any]:
+    """``exact diff A B --match``: :func:`match_items` over one image at two revisions, with ids."""
+    ids_a, _a, ids_b, _b, res = match_loaded(repo, image, rev_a, rev_b, spec)
     out: dict[str, Any] = {"image": image, "match": spec.to_json(), "labels": res["labels"], "total": res["total"]}
     if details:
         out["pairs"] = [{"label": lb, "a": ids_a[x], "b": ids_b[y], "by": BY_NAME[by], "score": round(s, 4)}

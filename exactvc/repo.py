@@ -73,6 +73,16 @@ def default_author() -> str:
     return f"{user} <{user}@localhost>"
 
 
+def _server_backends(path: Path) -> Any:
+    """The backends of the server ROOT holding repository folder ``path`` if its backends.json names any."""
+    if not (path.parent / "backends.json").is_file():
+        return None
+    from .backends.config import of_server_root
+
+    b = of_server_root(path.parent)
+    return None if b is None or b.embedded else b
+
+
 class Repository:
     def __init__(self, store: ObjectStore, refs: RefStore, path: Path | None = None) -> None:
         self.store = store
@@ -81,6 +91,8 @@ class Repository:
         self._mem_working: dict[str, Any] | None = None
         self._mem_config: dict[str, Any] = {}
         self._mem_local: dict[str, Any] = {}
+        # another lock than the folder's (a server on shared backends: one lock across its machines)
+        self.lock_factory: Callable[[], Any] | None = None
 
     # --- creation -----------------------------------------------------------------
     @classmethod
@@ -106,7 +118,12 @@ class Repository:
         while True:
             if (cand / EXACT_DIR / "HEAD").is_file():
                 d = cand / EXACT_DIR
-                return cls(DiskStore(d / "objects"), DiskRefs(d), cand)
+                shared = _server_backends(cand)  # a server ROOT's repository: its objects and refs are there
+                if shared is not None and shared.objects is not None:
+                    opened: Repository = shared.open_repository(cand.parent, cand.name)
+                    return opened
+                refs = shared.refs_for(cand.name) if shared is not None else None
+                return cls(DiskStore(d / "objects"), refs or DiskRefs(d), cand)
             if not search_parents or cand.parent == cand:
                 raise NotARepository(f"not an exactvc repository (no {EXACT_DIR}/ here or above): {start}")
             cand = cand.parent
@@ -153,6 +170,8 @@ class Repository:
         return self._json("local.json", self._mem_local)
 
     def lock(self) -> Any:
+        if self.lock_factory is not None:
+            return self.lock_factory()
         if self.exact_dir is None:
             import contextlib
 

@@ -9,7 +9,6 @@ from urllib.parse import unquote
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from exactvc.access import AccessStore
 from exactvc.errors import ExactError, InvalidInput, UsageError
 
 from .annotiles import annotiles, install_prebuild
@@ -61,11 +60,11 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg["max_request_bytes"]
     from exactvc.backends.config import Backends
 
-    app.extensions["exact_repos"] = Repos(root, Backends.load(root, config.get("objects"), config.get("db")))
-    app.extensions["exact_access"] = AccessStore(root)
-    from exactvc.pulls.store import PullStore
-
-    app.extensions["exact_pulls"] = PullStore(root)
+    backends = Backends.load(root, config.get("objects"), config.get("db"))
+    backends.check_schema()
+    app.extensions["exact_repos"] = Repos(root, backends)
+    app.extensions["exact_access"] = backends.access_store(root)  # SQLite under ROOT or the shared database
+    app.extensions["exact_pulls"] = backends.pull_store(root)
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:

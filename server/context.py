@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, current_app, g, has_request_context, jsonify, request
 
-from exactvc.access import RANK, AccessStore, User, check_name, ref_visible
+from exactvc.access import RANK, Access, User, check_name, ref_visible
 from exactvc.backends.config import Backends
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.repo import Repository
@@ -33,7 +33,10 @@ class Repos:
         except InvalidInput:
             raise NotFound(f"no repository {name!r}") from None
         p = (self.root / name).resolve()
-        if p.parent != self.root.resolve() or not (p / ".exact" / "HEAD").is_file():
+        if p.parent != self.root.resolve():
+            raise NotFound(f"no repository {name!r}")
+        # with a database, a repository another machine created gets its folder here on first use
+        if not (p / ".exact" / "HEAD").is_file() and not self.backends.materialize(self.root, name):
             raise NotFound(f"no repository {name!r}")
         return p
 
@@ -42,16 +45,18 @@ class Repos:
         with self._lock:
             repo = self._open.get(name)
             if repo is None:
-                repo = Repository.open(p, search_parents=False)
-                shared = self.backends.refs_for(name)
-                if shared is not None:
-                    repo.refs = shared  # the refs live in the shared database (several server processes)
+                # objects on S3 and refs in PostgreSQL when so configured (exactvc/backends/config.py)
+                repo = self.backends.open_repository(self.root, p.name)
                 self._open[name] = repo
         repo.store.refresh()  # type: ignore[attr-defined]
         return _scope(name, repo)
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file())
+        local = {p.name for p in self.root.iterdir() if (p / ".exact" / "HEAD").is_file()}
+        for name in self.backends.registered():  # another machine's repositories, with a database
+            if name not in local and _valid_name(name) and self.backends.materialize(self.root, name):
+                local.add(name)
+        return sorted(local)
 
 
 def _scope(name: str, repo: Repository) -> Repository:
@@ -98,8 +103,8 @@ def repos() -> Repos:
     return r
 
 
-def access() -> AccessStore:
-    a: AccessStore = current_app.extensions["exact_access"]
+def access() -> Access:
+    a: Access = current_app.extensions["exact_access"]
     return a
 
 

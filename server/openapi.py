@@ -64,9 +64,13 @@ _PAGE = [_query("bbox", _STR, description="x0,y0,x1,y1: changes whose old or new
          _query("label", _STR), _query("kind", {"type": "string", "enum": ["added", "modified", "deleted"]}),
          _query("image", _STR), _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
          _query("cursor", _STR, description="next_cursor of the previous page (IMAGE:ID)")]
-_RES = {"type": "array", "items": _obj({"side": {"type": "string", "enum": ["ours", "theirs", "base", "delete"]},
+_SIDE = {"type": "string", "enum": ["ours", "theirs", "base"]}
+_RES = {"type": "array", "items": _obj({"side": {"type": "string", "enum": ["ours", "theirs", "base", "delete", "edit"]},
                                          "ids": {"type": "array", "items": _STR}, "label": _STR, "bbox": _BOX,
-                                         "image": _STR}, ["side"])}
+                                         "image": _STR, "fields": {"type": "object", "additionalProperties": _SIDE},
+                                         "value": _obj({"label": _STR, "geometry": {"type": "object"},
+                                                        "properties": {"type": "object"}, "kind": _STR, "plane": {}},
+                                                       ["label", "geometry"])}, ["side"])}
 _PR = "/api/v1/repos/{name}/pulls/{n}"
 PULL_PATHS: dict[str, Any] = {
     "/api/v1/repos/{name}/pulls": {
@@ -110,6 +114,10 @@ PULL_PATHS: dict[str, Any] = {
         **_op("post", "Merge (maintain): rejections as a commit on the source, then a merge commit", [_REPO, _N],
               _obj({"override_checks": {"type": "boolean"}, "resolutions": _RES, "message": _STR})),
     },
+    _PR + "/conflicts": _op("get", "Conflicts of merging into the target now: base / ours / theirs per annotation, paged", [
+        _REPO, _N, _query("bbox", _STR, description="x0,y0,x1,y1: conflicts one of whose values meets it"),
+        _query("label", _STR), _query("image", _STR), _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+        _query("cursor", _STR, description="next_cursor of the previous page (an address)")]),
     _PR + "/agreement": _op("get", "Agreement figures: share accepted, relabel confusion, IoU of corrections",
                             [_REPO, _N]),
     "/api/v1/repos/{name}/images/{image}/changes": _op(
@@ -120,6 +128,14 @@ PULL_PATHS: dict[str, Any] = {
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
             _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/images/{image}/matches": _op(
+        "get", "The geometric comparison paged for the viewer: figures per label, entries with both geometries", [
+            _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
+            _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
+            _query("bbox", _STR, description="x0,y0,x1,y1: entries one of whose shapes meets it"), _query("label", _STR),
+            _query("status", {"type": "string", "enum": ["matched", "only_in_a", "only_in_b"]}),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            _query("cursor", _STR, description="next_cursor of the previous page")]),
     "/api/v1/repos/{name}/bundles": _op(
         "post", "Upload a bundle (maintain): verified like a push; its branch created; with title, a pull request",
         [_REPO, _query("ref", _STR), _query("branch", _STR), _query("title", _STR), _query("body", _STR),

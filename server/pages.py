@@ -4,7 +4,8 @@ Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fet
 
 - ``/`` repository list, ``/-/signin`` sign-in, ``/-/assets/<file>`` the built JS/CSS
 - ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
-  view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments), ``/<repo>/experiments`` the
+  view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments, conflicts),
+  ``/<repo>/pulls?state=`` the pull request list, ``/<repo>/experiments`` the
   experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
@@ -143,6 +144,12 @@ def pull_page(name: str, number: str) -> Response:
     n = int(number) if status == 200 else 0
     return _page("pull", f"#{n} · {name}" if status == 200 else "exactvc", "diff", repo=name,
                  image=request.args.get("image", ""), status=status, number=n)
+
+
+@pages.get("/<name>/pulls")
+def pull_list(name: str) -> Response:
+    status = _gate(name)
+    return _page("pulls", f"Pull requests · {name}" if status == 200 else "exactvc", "app", repo=name, status=status)
 
 
 @pages.get("/<name>/experiments")

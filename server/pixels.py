@@ -81,7 +81,7 @@ def _holders(fp: str, user: User | None, role: str) -> bool:
 
 def may_read(fp: str, user: User | None) -> bool:
     key = (user.id if user else None, fp)
-    ver = access()._version()
+    ver = access().version()
     allowed: dict[tuple[int | None, str], tuple[int, float]] = _allowed_local.__dict__.setdefault("cache", {})
     hit = allowed.get(key)
     now = time.monotonic()

@@ -14,7 +14,7 @@ from exactvc.access import RANK
 from exactvc.errors import InvalidInput, NotFound
 from exactvc.ids import parse_id
 from exactvc.pulls import review, service
-from exactvc.pulls.store import STATES, PullStore
+from exactvc.pulls.store import STATES, Pulls
 
 from . import pixels
 from .context import access, current_user, int_param, prebuild, repos, require
@@ -24,8 +24,8 @@ from .errors import Unauthorized
 pulls = Blueprint("pulls", __name__, url_prefix="/api/v1/repos/<name>")
 
 
-def store() -> PullStore:
-    s: PullStore = current_app.extensions["exact_pulls"]
+def store() -> Pulls:
+    s: Pulls = current_app.extensions["exact_pulls"]
     return s
 
 
@@ -71,7 +71,8 @@ def list_pulls(name: str) -> Response:
     out = [service.refresh(repo, store(), name, pr) for pr in store().list_pulls(name)]
     if state not in (None, "all"):
         out = [pr for pr in out if pr["state"] == state]
-    return jsonify({"pulls": out})
+    settings = access().settings(name)
+    return jsonify({"pulls": [service.list_entry(repo, store(), name, pr, settings) for pr in out]})
 
 
 @pulls.post("/pulls")
@@ -178,6 +179,38 @@ def image_compare(name: str, image: str) -> Response:
     return jsonify(res)
 
 
+@pulls.get("/images/<image>/matches")
+def image_matches(name: str, image: str) -> Response:
+    """The geometric comparison for the browser: the figures of ``compare`` (per label and in total) and
+    one page of its entries (matched pairs with both geometries, only in A, only in B), spatially
+    filtered (``bbox``), by ``label`` and ``status``; ``next_cursor`` leads to the next page."""
+    from exactvc import match
+    from exactvc.pulls import compare
+
+    require(name, "read")
+    repo = repos().get(name)
+    a, b = request.args.get("a"), request.args.get("b")
+    if not a or not b:
+        raise InvalidInput("matches needs revisions a and b")
+    spec = match.parse_spec(request.args.get("match", "iou=0.5"))
+    status = request.args.get("status")
+    if status is not None and status not in compare.STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(compare.STATUSES)}")
+    raw = request.args.get("cursor") or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise InvalidInput("cursor must be the next_cursor of the previous page")
+    img = repo.image(image, a).name
+    repo.image(image, b)
+    ca, cb = repo.resolve(a), repo.resolve(b)
+    cmp = compare.compare(repo, img, ca.hex(), cb.hex(), spec)
+    limit = int_param("limit", 500, 1, 5000)
+    page, nxt = compare.page(cmp, limit, int(raw), _box(), request.args.get("label"), status)
+    return _fast_json({"image": img, "a": ca.hex(), "b": cb.hex(), "match": cmp.spec, "labels": cmp.labels,
+                       "total": cmp.total, "counts": cmp.counts(),
+                       "items": [compare.entry_json(cmp, e) for e in page],
+                       "next_cursor": str(nxt) if nxt is not None else None})
+
+
 @pulls.get("/pulls/<n>/reviews")
 def list_reviews(name: str, n: str) -> Response:
     require(name, "read")
@@ -269,6 +302,29 @@ def merge(name: str, n: str) -> Response:
                         b.get("override_checks", False), b.get("resolutions"), b.get("message"))
     prebuild(name, bytes.fromhex(out["merge_commit"]))
     return jsonify(out)
+
+
+@pulls.get("/pulls/<n>/conflicts")
+def conflicts(name: str, n: str) -> Response:
+    """The conflicts of merging the pull request into its target now (rejections undone first, as the
+    merge does), with base / ours (the target) / theirs (the pull request) per annotation, one page at a
+    time: ``limit``, ``cursor`` (the ``next_cursor`` of the previous page), ``bbox``, ``label``, ``image``."""
+    require(name, "read")
+    repo = repos().get(name)
+    pr = service.get(repo, store(), name, _number(n))
+    if pr["state"] not in ("draft", "open"):
+        raise InvalidInput(f"pull request #{pr['number']} is {pr['state']}: it has no merge to preview")
+    plan = service.merge_plan(repo, store(), name, pr, reuse=True)
+    limit = int_param("limit", 500, 1, 5000)
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and len(cursor) > 400:
+        raise InvalidInput("cursor must be the next_cursor of the previous page")
+    m = plan.merged
+    page, nxt = (review.conflict_page(m, limit, cursor, _box(), request.args.get("label"), request.args.get("image"))
+                 if m is not None else ([], None))
+    return _fast_json({"head": pr["head"], "target": plan.target.hex() if plan.target else None,
+                       "total": len(m.conflicts) if m else 0,
+                       "conflicts": [review.conflict_json(c, repo) for c in page], "next_cursor": nxt})
 
 
 @pulls.get("/pulls/<n>/agreement")

@@ -9,7 +9,7 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from exactvc.errors import InvalidInput
-from exactvc.screening import SqliteScreeningStore, checked_state, fields
+from exactvc.screening import ScreeningStore, checked_state, fields
 
 from .context import current_user, repos, require
 from .errors import Unauthorized
@@ -17,11 +17,12 @@ from .errors import Unauthorized
 screening_api = Blueprint("screening_api", __name__, url_prefix="/api/v1/repos/<name>/images/<image>")
 
 
-def store() -> Any:
+def store() -> ScreeningStore:
     ext: dict[str, Any] = current_app.extensions
     if "exact_screening" not in ext:
-        ext["exact_screening"] = SqliteScreeningStore(repos().root)
-    return ext["exact_screening"]
+        ext["exact_screening"] = repos().backends.screening_store(repos().root)
+    s: ScreeningStore = ext["exact_screening"]
+    return s
 
 
 def _user() -> str:

@@ -210,9 +210,12 @@ def sign_out() -> Response:
     secret = request.cookies.get(COOKIE)
     if secret and g.get("session") is not None:
         access().end_session(secret)
-        grants = current_app.extensions.get("exact_grants")
-        if grants is not None:
-            grants.clear()  # the tile fast path (server/fastpath.py) forgets what this cookie was shown
+        # the tile fast paths (server/fastpath.py, server/annotiles.py) of this process forget what this cookie
+        # was shown; another process's grants are at most GRANT_TTL (2 s) old, then its checks see the end
+        for key in ("exact_grants", "exact_annotile_grants"):
+            grants = current_app.extensions.get(key)
+            if grants is not None:
+                grants.clear()
     resp = Response(status=204)
     _delete_cookie(resp)
     return resp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import orjson
@@ -122,6 +123,7 @@ def push(name: str) -> Response:
         if refused is not None:
             raise Forbidden(refused)
     # read and verify everything (as fsck would) before anything is stored or any ref moves
+    t_read = time.perf_counter()
     max_bytes = int(request.max_content_length or 1 << 34)
     items = transfer.read_stream(repo, stream, max_bytes)
     transfer.verify_closure(repo, items)
@@ -131,14 +133,17 @@ def push(name: str) -> Response:
     for oid, _ref in tips:
         fps |= received.tip_fingerprints(repo, items, oid)
     pixels.check_pushed_images(name, user, fps)
+    t_store = time.perf_counter()
     new = [p for p in items if not repo.store.has(p.oid)]
     if new:
         repo.store.write(new)
+    t_hook = time.perf_counter()
     # the repository's pre-receive hook may refuse the whole push (objects are stored, refs not moved)
     run_hook(repo.exact_dir, "pre-receive", env_extra={"EXACT_PUSHER": user.name},
              stdin=orjson.dumps({"user": user.name, "updates": [x.to_json() for x in updates]}))
     # atomic: every update is checked, then all refs move together (one transaction where the ref
     # backend has them) or none does
+    t_refs = time.perf_counter()
     checks = [(u, transfer.check_update(repo, u)) for u in updates]
     failed = [why for _u, why in checks if why is not None]
     results: list[dict[str, Any]] = []
@@ -160,10 +165,17 @@ def push(name: str) -> Response:
             results.append({"ref": u.ref, "status": "ok"})
         else:
             results.append({"ref": u.ref, "status": "rejected", "type": why.kind, "reason": why.message})
+    # where the time went (the standard Server-Timing header; bench/scale.py adds these up)
+    t_end = time.perf_counter()
+    timing = ", ".join(f"{k};dur={1000 * v:.1f}" for k, v in (
+        ("read", t_store - t_read), ("store", t_hook - t_store), ("hook", t_refs - t_hook), ("refs", t_end - t_refs)))
     if failed:
-        return error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,
+        resp = error_response(failed[0].kind, failed[0].message, failed[0].status, results=results,
                               objects=len(items))
-    for u in moves:
-        if u.ref.startswith("heads/"):  # branches: what viewers open (a tag names a fixed commit anyway)
-            prebuild(name, u.new)
-    return jsonify({"results": results, "objects": len(items), "new": len(new)})
+    else:
+        resp = jsonify({"results": results, "objects": len(items), "new": len(new)})
+        for u in moves:
+            if u.ref.startswith("heads/"):  # branches: what viewers open (a tag names a fixed commit anyway)
+                prebuild(name, u.new)
+    resp.headers["Server-Timing"] = timing
+    return resp

@@ -3,6 +3,10 @@
 Servers are real waitress servers on 127.0.0.1 with a free port, either a subprocess
 (``exact serve ROOT --port 0``, :class:`ServerProcess`) or in this process in a daemon
 thread (:class:`ThreadServer`). Nothing is mocked.
+
+Backend pairs: while the ``backend_pair`` fixture (tests/conftest.py) selects PostgreSQL (+ S3), every
+server ROOT these helpers touch first gets a ``backends.json`` naming a fresh database (and object
+prefix), so servers, ``exact server ...`` and :func:`server_access` all use those backends.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from urllib.parse import urlsplit
 import blake3
 
 from exactvc import transfer
-from exactvc.access import AccessStore
+from exactvc.access import Access
+from exactvc.backends.config import CONFIG_FILE, Backends
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 from exactvc.store import TYPE_CODES
@@ -41,6 +46,51 @@ AUTHOR = "Test <test@example.org>"
 # a config folder nobody writes to: the CLI never sees the developer's own credentials
 NO_CONFIG = Path(tempfile.gettempdir()) / "exactvc-tests-no-config"
 START_TIMEOUT = 30.0
+
+
+# --- backend pairs ------------------------------------------------------------------------------------
+
+# "make": () -> the backends.json of a new server ROOT, while a pair other than the embedded one is chosen
+PAIR: dict[str, Any] = {}
+
+
+def prepare_root(root: Path) -> None:
+    """Give a new server ROOT the backends of the chosen pair (nothing for the embedded default)."""
+    make = PAIR.get("make")
+    if make is None:
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    f = root / CONFIG_FILE
+    if not f.exists():
+        f.write_text(json.dumps(make()))
+
+
+def make_root(root: Path) -> Path:
+    """A new, empty server ROOT with the chosen pair's backends."""
+    root.mkdir(parents=True)
+    prepare_root(root)
+    return root
+
+
+def server_access(root: Path) -> Access:
+    """The access store of server ROOT, as its server opens it (SQLite under ROOT, or the database of
+    ROOT/backends.json)."""
+    prepare_root(root)
+    b = Backends.load(root)
+    if b.db is not None:
+        _OPEN.append(b)
+    return b.access_store(root)
+
+
+_OPEN: list[Backends] = []  # database pools opened by server_access, closed by close_pools()
+
+
+def close_pools() -> None:
+    from exactvc.backends.config import close_shared
+
+    while _OPEN:
+        _OPEN.pop().close()
+    close_shared()
 
 
 # --- the CLI ------------------------------------------------------------------------------------------
@@ -67,6 +117,7 @@ def ok(r: subprocess.CompletedProcess[str]) -> str:
 
 def admin(root: Path, *args: str) -> str:
     """``exact server ARGS --root ROOT`` (the server administrator's commands), stdout stripped."""
+    prepare_root(root)
     return ok(exact("server", *args, "--root", str(root))).strip()
 
 
@@ -85,6 +136,7 @@ class ServerProcess:
     def __init__(self, root: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        prepare_root(root)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ)
         env.pop("EXACT_TOKEN", None)
@@ -133,6 +185,7 @@ class ThreadServer:
         from server.waitress_server import make_server
 
         self.root = root
+        prepare_root(root)
         self.app = create_app({"root": str(root), **config})
         self.srv = make_server(self.app, host="127.0.0.1", port=0, threads=8)
         self.url = f"http://127.0.0.1:{self.srv.effective_port}"  # type: ignore[union-attr]
@@ -149,6 +202,11 @@ class ThreadServer:
         self.srv.trigger.pull_trigger(self.srv.close)  # type: ignore[union-attr]
         self.thread.join(10)
         assert not self.thread.is_alive(), "server thread did not stop"
+        from exactvc.backends.config import is_shared
+
+        backends = self.app.extensions["exact_repos"].backends
+        if not is_shared(backends):  # a ROOT's shared pool serves the test's own handles too: close_pools()
+            backends.close()
 
 
 @contextmanager
@@ -273,8 +331,8 @@ def annotation_ids(repo: Repository, image: str, rev: str = "HEAD") -> set[str]:
 
 
 def users(root: Path, roles: dict[str, str | None], repo: str) -> dict[str, str]:
-    """Create users (library, straight into the server's SQLite) with a role on ``repo``; their tokens."""
-    acc = AccessStore(root)
+    """Create users (library, straight into the server's access store) with a role on ``repo``; their tokens."""
+    acc = server_access(root)
     out = {}
     for name, role in roles.items():
         out[name] = acc.add_user(name)

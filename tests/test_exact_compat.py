@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from exactvc import verification
 from exactvc.access import AccessStore
 from exactvc.repo import Repository
 
@@ -135,16 +136,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     add_squares(repo, "slide-1", N)
     repo.commit("many cells")
     make_repo(root / "other", image="elsewhere")
+    ver = make_repo(root / "ver", image="checked")
+    vids = add_squares(ver, "checked", 3)
+    ver.commit("three cells")
+    verification.verify(ver, "checked", vids[0], True, author="vera <vera@x>")
+    verification.verify(ver, "checked", vids[1], True, author="bob <bob@x>")
+    verification.verify(ver, "checked", vids[2], False, author="bob <bob@x>")
     acc = AccessStore(root)
-    tok = {name: acc.add_user(name) for name in ("ada", "rita", "out")}
+    tok = {name: acc.add_user(name) for name in ("ada", "rita", "out", "vera")}
     acc.grant("proj", "ada", "annotate")
     acc.grant("proj", "rita", "read")
     acc.grant("other", "ada", "read")
+    acc.grant("ver", "vera", "read")
     for name in tok:
         acc.set_password(name, PASSWORD)
     srv = ServerProcess(root, tmp_path_factory.mktemp("log") / "serve.log")
     try:
-        yield {"root": root, "srv": srv, "tok": tok}
+        yield {"root": root, "srv": srv, "tok": tok, "verified": vids}
     finally:
         srv.stop()
 
@@ -198,7 +206,7 @@ def test_an_unchanged_exact_sync_script_works_against_exact_serve(world: dict[st
     assert out["updated"] == {"vector": {"x1": 5975, "y1": 5975, "x2": 6025, "y2": 6025}, "description": "checked"}
     assert out["deleted_gone"] is True
     assert out["count_after"] == N + 1 + 3 - 1
-    assert out["teams"] == ["other", "proj"] and out["users"] == ["ada", "out", "rita"]
+    assert out["teams"] == ["other", "proj"] and out["users"] == ["ada", "out", "rita", "vera"]
     assert out["created_type"] == {"name": "lymphocyte", "vector_type": 2}
     assert out["synced"] == {"x1": 100, "y1": 100, "x2": 150, "y2": 100, "x3": 150, "y3": 150, "x4": 100, "y4": 150}
 
@@ -247,6 +255,15 @@ def test_ids_are_stable_and_reads_follow_the_read_branch(world: dict[str, Any]) 
     hidden = request("GET", world["srv"].url + f"/api/v1/images/image_sets/{other['id']}/", headers=_basic("rita"))
     missing = request("GET", world["srv"].url + "/api/v1/images/image_sets/999999/", headers=_basic("rita"))
     assert hidden.status == missing.status == 404 and hidden.error()["type"] == "not_found"
+
+
+def test_verification_flags_come_from_the_recorded_verifications(world: dict[str, Any]) -> None:
+    """``verified_by_user``: the caller verified it (yes or no); ``is_verified``: someone said yes."""
+    img = _get(world, "/api/v1/images/images/?name=checked&omit=annotations", "vera")["results"][0]["id"]
+    got = {a["unique_identifier"]: (a["verified_by_user"], a["is_verified"])
+           for a in _get(world, f"/api/v1/annotations/annotations/?image={img}", "vera")["results"]}
+    first, second, third = world["verified"]
+    assert got == {first: (True, True), second: (False, True), third: (False, False)}
 
 
 def test_read_only_users_and_strangers_are_refused(world: dict[str, Any]) -> None:

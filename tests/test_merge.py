@@ -17,7 +17,7 @@ from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
 from exactvc.store import MemoryStore, Pending
 
-from .conftest import square
+from .conftest import pair_repository, square
 
 KEYS = [bytes([i]) * 16 for i in range(1, 40)]
 LABELS = ["a", "b", "c"]
@@ -140,9 +140,10 @@ def test_field_rules_and_annotation_policy() -> None:
     assert list(cf.values()) == ["delete/modify"] and contents(store, root)[k] == rec("a", 2)  # nothing lost yet
 
 
-@pytest.fixture
-def story(tmp_path: Any) -> Repository:
-    r = Repository.init(tmp_path / "r")
+@pytest.fixture(params=["memory", "disk", "s3pg"])
+def story(request: pytest.FixtureRequest, tmp_path: Any) -> Repository:
+    """The repository of the story tests on each backend pair (tests/conftest.py ``pair_repository``)."""
+    r = pair_repository(request, tmp_path / "r")
     r.add_image_record(ImageRecord("img", "ab" * 32, 20000, 20000))
     r.add_label("cell", shape="polygon")
     r.add_label("tumor", shape="polygon")

@@ -1,35 +1,49 @@
-"""Three `exact serve` processes on one PostgreSQL: 8 clients push to one branch in rounds through different
-processes; exactly one wins each round, the rest get non-fast-forward, nothing is lost."""
+"""Three `exact serve` processes on one PostgreSQL (objects in each repository's folder, or on a shared S3):
+8 clients push to one branch in rounds through different processes; exactly one wins each round, the rest
+get non-fast-forward, nothing is lost, fsck is clean."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exactvc import transfer
+from exactvc.backends.config import Backends
 from exactvc.backends.postgres import Database
 from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
+from tests.engines.seaweed import BUCKET
 
 from .conftest import square
 from .server_fixtures import ServerProcess, admin, exact, ok, push_commit, request
+from .test_scaleout_server import server_fsck
 
 CLIENTS, ROUNDS = 8, 3
 
 
-def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, postgres: Any) -> None:
+@pytest.mark.parametrize("objects", ["local", "s3"])
+def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, postgres: Any, s3_env: Any,
+                                                            objects: str) -> None:
     url = postgres.database("t_" + uuid.uuid4().hex[:12])
     root = tmp_path / "srv"
     root.mkdir()
+    opts: tuple[str, ...] = ("--db", url)
+    if objects == "s3":
+        opts += ("--objects", f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}")  # AWS_* from s3_env
     ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    conf = {"db": url, **({"objects": opts[-1]} if objects == "s3" else {})}
+    (root / "backends.json").write_text(json.dumps(conf))  # the admin commands follow it
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
-    servers = [ServerProcess(root, tmp_path / f"s{i}.log", ("--db", url)) for i in range(3)]
+    servers = [ServerProcess(root, tmp_path / f"s{i}.log", opts) for i in range(3)]
     db = Database(url)
     try:
         c = tmp_path / "c"
@@ -67,11 +81,13 @@ def test_three_processes_eight_clients_one_winner_per_round(tmp_path: Path, post
             winners.append(base)
             assert refs.read("heads/main") == base
         # nothing lost: every winner is in the history, every object reachable from the tip is stored
-        server_repo = Repository.open(root / "proj", search_parents=False)
+        server_repo = Backends.load(root, *(dict(zip(opts[::2], opts[1::2], strict=True)).get(k)
+                                             for k in ("--objects", "--db"))).open_repository(root, "proj")
         assert server_repo.store.has(base)
         reachable = set(transfer.objects_to_send(server_repo, [base], []))
         assert set(winners) <= reachable
         assert [e.new for e in refs.reflog("heads/main")][-ROUNDS:] == [w.hex() for w in winners]
+        server_fsck(root, opts)
     finally:
         db.close()
         for s in servers:

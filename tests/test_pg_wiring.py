@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from exactvc.backends.postgres import Database
 from exactvc.backends.postgres_refs import PgRefs
 from exactvc.objects import ImageRecord
+from exactvc.refs import DiskRefs
 from exactvc.repo import Repository
 
 from .server_fixtures import add_squares, admin, exact, ok, request, thread_server
@@ -18,8 +20,9 @@ def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: 
     url = postgres.database("t_" + uuid.uuid4().hex[:12])
     root = tmp_path / "srv"
     root.mkdir()
-    assert "applied migration 1" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    assert "applied migration 1\napplied migration 2" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
     assert "schema is up to date" in ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    (root / "backends.json").write_text(json.dumps({"db": url}))  # the admin commands follow it
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
@@ -39,7 +42,9 @@ def test_push_through_a_server_on_postgres_moves_refs_in_the_database(tmp_path: 
         finally:
             db.close()
         # the repository's own ref files did not move: the database is the one place refs live
-        assert Repository.open(root / "proj", search_parents=False).refs.read("heads/main") is None
+        assert DiskRefs(root / "proj" / ".exact").read("heads/main") is None
+        # ... and the folder opened directly (the administrator's `exact -C ROOT/proj ...`) reads them there
+        assert Repository.open(root / "proj", search_parents=False).refs.read("heads/main") == bytes.fromhex(first)
         clone2 = tmp_path / "c2"
         ok(exact("clone", srv.repo_url("proj"), str(clone2), token=tok))
         assert Repository.open(clone2).refs.read("heads/main") == bytes.fromhex(first)
@@ -55,6 +60,7 @@ def test_database_stopped_gives_503_then_ok(tmp_path: Path, postgres: Any) -> No
     root = tmp_path / "srv"
     root.mkdir()
     ok(exact("server", "migrate", "--root", str(root), "--db", url))
+    (root / "backends.json").write_text(json.dumps({"db": url}))  # the admin commands follow it
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")

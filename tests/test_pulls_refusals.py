@@ -165,6 +165,26 @@ def test_image_changes_and_compare(world: World) -> None:
     assert len(ch) == 6 and all(c["label"] == {"old": "cell", "new": "tumor"} for c in ch)
     cmp = w.call("GET", f"/images/{IMAGE}/compare?a=main&b={head}", who="rita").json()
     assert cmp["total"]["matched"] == 32 and len(cmp["only_in_b"]) == 11 and len(cmp["only_in_a"]) == 8
+    # the same comparison paged for the viewer: every entry once over the pages, with geometries
+    seen: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(20):
+        pg = w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&limit=7&cursor={cursor}").json()
+        assert pg["labels"] == cmp["labels"] and pg["total"] == cmp["total"]
+        seen += pg["items"]
+        if pg["next_cursor"] is None:
+            break
+        cursor = pg["next_cursor"]
+    assert pg["counts"] == {"matched": 32, "only_in_a": 8, "only_in_b": 11} and len(seen) == 51
+    assert {(x["a"]["id"], x["b"]["id"]) for x in seen if x["status"] == "matched"} == {
+        (p["a"], p["b"]) for p in cmp["matched"]}
+    assert sorted(x["a"]["id"] for x in seen if x["status"] == "only_in_a") == cmp["only_in_a"]
+    assert sorted(x["b"]["id"] for x in seen if x["status"] == "only_in_b") == cmp["only_in_b"]
+    # the three squares bob added at (5000..5090, 5000): only in B, and alone in that window
+    win = w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&bbox=4990,4990,5200,5020").json()["items"]
+    assert [x["status"] for x in win] == ["only_in_b"] * 3 and win[0]["b"]["geometry"]["type"] == "Polygon"
+    assert w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&status=nope").status == 422
+    assert w.call("GET", f"/images/{IMAGE}/matches?a=main&b={head}&cursor=x").status == 422
     assert w.call("GET", f"/images/{IMAGE}/changes?old=main").status == 422
 
 
@@ -303,3 +323,92 @@ def test_merge_preview_conflicts_are_the_merge_conflicts(world: World) -> None:
     assert ann[w.ids[6]].geojson == square(3000 + 30 * 0, 3000, 12)  # bob's redraw, chosen
     assert ann[w.ids[7]].geojson == square(900, 900, 11)  # bob's redraw rejected: main's
     assert ann[w.ids[2]].label == "cell"  # bob's relabel rejected
+
+
+def test_conflicts_route_pages_the_three_values_and_edited_resolutions(world: World) -> None:
+    """GET .../conflicts lists each conflict with base / ours / theirs (paged, bbox), and the merge takes
+    per-field and edited resolutions, refusing a bad edited value with nothing changed."""
+    w = world
+    from exactvc.history import commit_changes
+
+    repo = Repository.open(w.root / "proj")
+    repo.add_label("stroma", shape="polygon", color="#00ffff")
+    repo.commit("a third area label", author="amy <a@x>")
+    n = _open(w)["number"]
+    # main redraws ids[6] and ids[7] (bob redraws both) and relabels and redraws ids[0] (bob relabels it to
+    # tumor): three modify/modify conflicts
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[6], "geometry": square(800, 800, 11)},
+                           {"id": w.ids[7], "geometry": square(900, 900, 11)},
+                           {"id": w.ids[0], "label": "stroma", "geometry": square(1000, 1000, 11)}])
+    first = w.call("GET", f"/pulls/{n}/conflicts?limit=2").json()
+    assert first["total"] == 3 and len(first["conflicts"]) == 2 and first["next_cursor"]
+    rest = w.call("GET", f"/pulls/{n}/conflicts?limit=2&cursor={first['next_cursor']}").json()
+    assert rest["next_cursor"] is None and len(rest["conflicts"]) == 1
+    every = {c["id"]: c for c in first["conflicts"] + rest["conflicts"]}
+    assert set(every) == {w.ids[0], w.ids[6], w.ids[7]}
+    c6 = every[w.ids[6]]
+    assert c6["kind"] == "modify/modify" and c6["fields"] == ["geometry"]
+    assert c6["ours"]["geometry"] == square(800, 800, 11) and c6["theirs"]["geometry"] == square(3000, 3000, 12)
+    assert c6["base"]["geometry"]["type"] == "Polygon" and c6["base"]["id"] == w.ids[6]
+    c0 = every[w.ids[0]]  # ids[0]: bob relabels it tumor, main stroma (and redraws it)
+    assert c0["fields"] == ["label"] and c0["ours"]["label"] == "stroma" and c0["theirs"]["label"] == "tumor"
+    near = w.call("GET", f"/pulls/{n}/conflicts?bbox=780,780,820,820").json()
+    assert [c["id"] for c in near["conflicts"]] == [w.ids[6]]
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    before = ref_files(w.root / "proj")
+    for bad, why in [({"side": "edit", "ids": [w.ids[6]], "value": {"label": "nope", "geometry": square(1, 1)}},
+                      "unknown label"),
+                     ({"side": "edit", "ids": [w.ids[6]], "value": {"label": "cell",
+                                                                    "geometry": square(-50, 1)}}, "outside"),
+                     ({"side": "edit", "ids": [w.ids[6], w.ids[7]], "value": {"label": "cell",
+                                                                              "geometry": square(1, 1)}}, "one id"),
+                     ({"side": "theirs", "fields": {"shape": "ours"}}, "fields")]:
+        rep = w.call("POST", f"/pulls/{n}/merge", {"resolutions": [bad, {"side": "theirs"}]})
+        assert 400 <= rep.status < 500 and why in rep.error()["message"], (bad, rep.body)
+        assert ref_files(w.root / "proj") == before
+    rep = w.call("POST", f"/pulls/{n}/merge", {"resolutions": [
+        {"side": "edit", "ids": [w.ids[6]], "value": {"label": "tumor", "geometry": square(850, 850, 20)}},
+        {"side": "theirs", "ids": [w.ids[0]], "fields": {"geometry": "ours"}},
+        {"side": "ours"}]})
+    assert rep.status == 200, rep.body
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert ann[w.ids[6]].geojson == square(850, 850, 20) and ann[w.ids[6]].label == "tumor"  # the edited value
+    assert ann[w.ids[0]].geojson == square(1000, 1000, 11) and ann[w.ids[0]].label == "tumor"  # their label, our outline
+    assert ann[w.ids[7]].geojson == square(900, 900, 11)  # ours
+    assert w.call("GET", f"/pulls/{n}/conflicts").status == 422  # merged: nothing left to preview
+
+
+def test_pr_merge_resolves_conflicts_from_the_cli(world: World, tmp_path: Path) -> None:
+    """`exact pr merge N --resolve SIDE[:IDS]` (and --resolutions FILE) sends the resolutions; a bad side is
+    a usage error and nothing changes."""
+    import json
+
+    from exactvc.history import commit_changes
+
+    from .server_fixtures import exact, ok
+
+    w = world
+    repo = Repository.open(w.root / "proj")
+    n = _open(w)["number"]
+    commit_changes(repo, "main", repo.refs.read("heads/main"), IMAGE, "on main", "amy <a@x>",
+                   update=[{"id": w.ids[6], "geometry": square(800, 800, 11)},
+                           {"id": w.ids[7], "geometry": square(900, 900, 11)}])
+    w.call("POST", f"/pulls/{n}/reviews", {"kind": "approve"})
+    clone = tmp_path / "amy"
+    ok(exact("clone", f"{w.srv.url}/proj", str(clone), token=w.tok["amy"]))
+    before = ref_files(w.root / "proj")
+    bad = exact("-C", str(clone), "pr", "merge", str(n), "--resolve", "mine", token=w.tok["amy"])
+    assert bad.returncode == 2 and "--resolve 'mine'" in bad.stderr
+    left = exact("-C", str(clone), "pr", "merge", str(n), "--resolve", f"theirs:{w.ids[6]}", token=w.tok["amy"])
+    assert left.returncode == 6 and "1 conflict " in left.stderr, left.stderr
+    assert ref_files(w.root / "proj") == before
+    res_file = tmp_path / "res.json"
+    res_file.write_text(json.dumps([{"side": "edit", "ids": [w.ids[7]],
+                                     "value": {"label": "tumor", "geometry": square(950, 950, 20)}}]))
+    out = ok(exact("-C", str(clone), "pr", "merge", str(n), "--resolutions", str(res_file), "--resolve",
+                   f"theirs:{w.ids[6]}", "--json", token=w.tok["amy"]))
+    assert json.loads(out)["exactvc.pr/v1"]["conflicts_resolved"] == 2
+    ann = {a.id: a for a in Repository.open(w.root / "proj").annotations(IMAGE)}
+    assert ann[w.ids[6]].geojson == square(3000, 3000, 12)  # theirs
+    assert ann[w.ids[7]].geojson == square(950, 950, 20) and ann[w.ids[7]].label == "tumor"  # the edited value

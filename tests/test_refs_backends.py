@@ -22,10 +22,10 @@ A, B, C = b"\x0a" * 32, b"\x0b" * 32, b"\x0c" * 32
 
 @pytest.fixture(scope="module")
 def pg_db(postgres: Any) -> Iterator[Any]:
-    from exactvc.backends.postgres import Database
+    from exactvc.backends.postgres import MIGRATIONS, Database
 
     db = Database(postgres.database("refs_tests"), max_size=20)
-    assert db.migrate() == [1]
+    assert db.migrate() == sorted(int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
     assert db.migrate() == []  # applied once
     try:
         yield db

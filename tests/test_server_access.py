@@ -31,6 +31,7 @@ from .server_fixtures import (
     admin,
     exact,
     make_repo,
+    make_root,
     ok,
     push_body,
     push_commit,
@@ -43,6 +44,8 @@ from .server_fixtures import (
     users,
 )
 
+# every test on each backend pair: disk+SQLite and PostgreSQL(+S3) (tests/conftest.py backend_pair)
+pytestmark = pytest.mark.usefixtures("backend_pair")
 IMAGE = "slide-1"
 PRINCIPALS = ("anonymous", "read", "annotate", "maintain", "admin")
 ACTIONS = ("clone", "fetch", "push_own_branch", "push_main", "force_push_shared", "delete_branch", "grant_role")
@@ -96,7 +99,7 @@ def _commit_on(repo: Repository, branch: str, parent: bytes, who: str, x: float)
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     srv_repo = make_repo(root / "proj", IMAGE, n=3)
     m1 = srv_repo.head_commit()
     assert m1 is not None
@@ -310,7 +313,7 @@ def test_annotators_own_their_branches_only(world: World, monkeypatch: pytest.Mo
 
 def test_anonymous_read_per_repository(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     make_repo(root / "open", IMAGE, n=2)
     make_repo(root / "closed", IMAGE, n=2)
     tok = users(root, {"ada": "admin", "rita": "read"}, "open")
@@ -358,7 +361,7 @@ def test_anonymous_read_per_repository(tmp_path: Path) -> None:
 
 def test_removed_user_token_stops_working_and_commits_stay(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     admin(root, "repo", "add", "proj")
     carol = admin(root, "user", "add", "carol")
     admin(root, "grant", "carol", "maintain", "proj")
@@ -399,7 +402,7 @@ def test_removed_user_token_stops_working_and_commits_stay(tmp_path: Path) -> No
 
 def test_login_stores_the_token_with_mode_0600(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     make_repo(root / "proj", IMAGE, n=1)
     tok = users(root, {"ada": "read"}, "proj")["ada"]
     cfg = tmp_path / "cfg"

@@ -408,7 +408,7 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
         url = p.format(**values)
         if p.endswith("/diff") or p.endswith("/changes"):
             url += "?old=HEAD~1&new=HEAD"
-        if p.endswith("/compare"):
+        if p.endswith("/compare") or p.endswith("/matches"):
             url += "?a=HEAD~1&b=HEAD"
         got = api.get(url)
         assert got.status == 200, (p, got.body[:200])

@@ -16,7 +16,6 @@ from typing import TypeVar
 import pytest
 
 from exactvc import porcelain
-from exactvc.access import AccessStore
 from exactvc.history import commit_changes
 from exactvc.objects import ImageRecord
 from exactvc.repo import Repository
@@ -31,6 +30,7 @@ from .server_fixtures import (
     exact,
     fsck_clean,
     make_repo,
+    make_root,
     object_stream,
     occurrences,
     ok,
@@ -38,10 +38,13 @@ from .server_fixtures import (
     push_commit,
     repo_files,
     request,
+    server_access,
     thread_server,
     update,
 )
 
+# every test on each backend pair: disk+SQLite and PostgreSQL(+S3) (tests/conftest.py backend_pair)
+pytestmark = pytest.mark.usefixtures("backend_pair")
 IMAGE = "slide-1"
 T = TypeVar("T")
 
@@ -77,8 +80,8 @@ def props_on(path: Path, rev: str) -> set[str]:
 
 def test_two_institutions_exchange_a_branch(tmp_path: Path, serve: Callable[[str], ServerProcess]) -> None:
     ra, rb = tmp_path / "A", tmp_path / "B"
-    ra.mkdir()
-    rb.mkdir()
+    make_root(ra)
+    make_root(rb)
     admin(ra, "repo", "add", "study")
     admin(rb, "repo", "add", "study")
     alice_a = admin(ra, "user", "add", "alice")
@@ -191,11 +194,11 @@ ROUNDS = 3
 
 def test_concurrent_pushes_one_winner_per_round(tmp_path: Path, serve: Callable[[str], ServerProcess]) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     admin(root, "repo", "add", "busy")
     lead = admin(root, "user", "add", "lead")
     admin(root, "grant", "lead", "maintain", "busy")
-    acc = AccessStore(root)
+    acc = server_access(root)
     tokens = []
     for i in range(CLIENTS):
         tokens.append(acc.add_user(f"u{i}"))
@@ -280,9 +283,9 @@ def test_simultaneous_push_requests_race_on_the_server(tmp_path: Path,
     """The same race without client start-up spreading it out: 8 push requests sent at one instant,
     all from the same old tip, so the server's check and compare-and-swap decide (3 rounds)."""
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     admin(root, "repo", "add", "busy")
-    acc = AccessStore(root)
+    acc = server_access(root)
     tokens = []
     for i in range(CLIENTS):
         tokens.append(acc.add_user(f"u{i}"))
@@ -330,7 +333,7 @@ def test_simultaneous_push_requests_race_on_the_server(tmp_path: Path,
 
 def test_resending_the_same_push_is_harmless(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     admin(root, "repo", "add", "proj")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "proj")
@@ -371,7 +374,7 @@ def test_resending_the_same_push_is_harmless(tmp_path: Path) -> None:
 @pytest.mark.skipif(not REAL_SLIDE.exists(), reason="real slide not available")
 def test_private_image_names_never_reach_the_server(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     admin(root, "repo", "add", "wsi")
     tok = admin(root, "user", "add", "alice")
     admin(root, "grant", "alice", "maintain", "wsi")
@@ -406,10 +409,10 @@ def test_private_image_names_never_reach_the_server(tmp_path: Path) -> None:
 
 def test_annotated_tag_pushed_by_a_maintainer_can_be_cloned(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    root.mkdir()
+    make_root(root)
     make_repo(root / "proj", IMAGE, n=2)
-    tok = AccessStore(root).add_user("max")
-    AccessStore(root).grant("proj", "max", "maintain")
+    tok = server_access(root).add_user("max")
+    server_access(root).grant("proj", "max", "maintain")
     with thread_server(root) as srv:
         c = tmp_path / "c"
         ok(exact("clone", srv.repo_url("proj"), str(c), token=tok))

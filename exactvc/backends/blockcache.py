@@ -1,13 +1,27 @@
 """A local folder of immutable byte blobs (pack indexes, pack blocks), bounded in size: least recently
-used goes first; a small memory tier in front. Used by the object-storage backend (``backends.s3``)."""
+used goes first; a small memory tier in front. Used by the object-storage backend (``backends.s3``).
+
+Several processes may share one folder (server processes on one ROOT): every blob is immutable and written
+under a temporary name then renamed, a blob evicted by another process is a miss, and each process bounds
+what it knows of (so N processes may hold up to N times the bound between restarts)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
+
+TMP_GRACE = 600.0  # seconds: a temporary file younger than this may belong to a live writer
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 class BlockCache:
@@ -20,12 +34,18 @@ class BlockCache:
         self._lock = threading.Lock()
         self._files: OrderedDict[str, int] = OrderedDict()
         self.total = 0
-        for p in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
+        stale = time.time() - TMP_GRACE
+        for p in sorted(root.iterdir(), key=_mtime):
             if p.name.startswith("."):
+                # another process sharing the folder (several servers on one ROOT) may be writing it now
                 with contextlib.suppress(OSError):
-                    p.unlink()
+                    if p.stat().st_mtime < stale:
+                        p.unlink()
                 continue
-            size = p.stat().st_size
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:  # evicted by another process meanwhile
+                continue
             self._files[p.name] = size
             self.total += size
         self._mem: OrderedDict[str, bytes] = OrderedDict()

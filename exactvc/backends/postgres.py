@@ -35,6 +35,10 @@ def redact(url: str) -> str:
     return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def _files() -> list[tuple[int, Path]]:
+    return sorted((int(m.group(1)), p) for p in MIGRATIONS.iterdir() if (m := _FILE.match(p.name)))
+
+
 class Database:
     """A pool of connections to one PostgreSQL database; ``tx()`` is one transaction."""
 
@@ -70,9 +74,50 @@ class Database:
                 raise self._down(exc) from exc
             raise
 
+    @contextlib.contextmanager
+    def lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:
+        """An exclusive advisory lock on ``key`` for the block, across every process and machine on this
+        database (a session lock on a connection of its own; the server drops it if the connection dies)."""
+        import time
+
+        from ..errors import LockError
+
+        psycopg = self._psycopg
+        deadline = time.monotonic() + timeout
+        try:
+            with self.pool.connection() as conn:
+                conn.autocommit = True
+                try:
+                    while True:
+                        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)).fetchone()
+                        if row and row[0]:
+                            break
+                        if time.monotonic() > deadline:
+                            raise LockError(f"repository is busy: {key} is locked elsewhere (waited {timeout:.0f} s)")
+                        time.sleep(0.05)
+                    try:
+                        yield
+                    finally:
+                        conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+                finally:
+                    conn.autocommit = False
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            raise self._down(exc) from exc
+
+    def pending(self) -> list[int]:
+        """The migrations this version of exactvc has and the database has not applied (all of them on a
+        database never migrated)."""
+        with self.tx() as cur:
+            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            have: set[int] = set()
+            if cur.fetchone()[0]:
+                cur.execute("SELECT version FROM schema_migrations")
+                have = {int(r[0]) for r in cur.fetchall()}
+        return [v for v, _ in _files() if v not in have]
+
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; the versions applied now."""
-        files = sorted((int(m.group(1)), p) for p in MIGRATIONS.iterdir() if (m := _FILE.match(p.name)))
+        files = _files()
         done: list[int] = []
         with self.tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import struct
 import threading
 import time
@@ -35,10 +36,12 @@ GRACE = 3600.0  # gc never deletes a pack younger than this (an upload in flight
 DEFAULT_CACHE = 1 << 30
 READ_AHEAD = 4  # blocks fetched together on a miss
 LIST_INTERVAL = 0.5  # has() re-lists on a miss at most this often
+AUTO_CONSOLIDATE = 16  # more packs than this after a write (a server's pushes): the smallest are merged
 
 
 def _unavailable(exc: BaseException, what: str) -> BackendUnavailable:
-    first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    first = re.sub(r"https?://\S+", "<endpoint>", first)[:160]  # clients learn nothing of the endpoint
     return BackendUnavailable(f"object storage is unavailable ({what}): {first}")
 
 
@@ -277,6 +280,12 @@ class S3ObjectStore(ObjectStore):
     # --- writing -------------------------------------------------------------
     def _write(self, items: list[Pending]) -> None:
         self.write_pack(items)
+        if len(self._order) > AUTO_CONSOLIDATE:
+            # every push writes a pack: keep lookups to a handful of packs, as commits do locally. Safe
+            # against other processes doing the same (a pack gone under us stops the merge, nothing lost);
+            # a failure here does not fail the write, which is complete
+            with contextlib.suppress(BackendUnavailable, CorruptObject):
+                self.consolidate(AUTO_CONSOLIDATE // 2)
 
     def write_pack(self, items: Iterable[Pending], deltas: bool = True) -> str:
         """Upload one pack holding ``items``, then its index; returns the pack's name."""
@@ -393,6 +402,17 @@ class S3ObjectStore(ObjectStore):
 
     def size_on_disk(self) -> int:
         return sum(p.size for p in self._order)
+
+    def check(self) -> tuple[list[str], list[str]]:
+        """For fsck: (problems, notes). Problems: indexes that do not parse; notes: packs without an index
+        (an upload cut short, invisible; gc removes them after the grace period)."""
+        self.refresh(force=True)
+        listing = self._list()
+        notes = [f"{self.where}/packs/{k} has no index (left by an interrupted upload; gc removes it)"
+                 for k in sorted(listing) if k.endswith(".pack") and k[:-5] + ".idx" not in listing]
+        problems = [f"pack index {name}.idx on {self.where}: {why}" for name, why in sorted(self.bad_packs.items())
+                    if name + ".idx" in listing]
+        return problems, notes
 
 
 def open_s3_store(url: str, repo: str, cache_dir: Path, cache_bytes: int = DEFAULT_CACHE) -> S3ObjectStore:

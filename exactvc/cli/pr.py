@@ -158,16 +158,47 @@ def decide(c: Ctx, number: int, ids: tuple[str, ...], label: str | None, decisio
                    f"{res['undecided']} undecided")
 
 
+def _resolutions(resolve: tuple[str, ...], path: str | None) -> list[dict[str, Any]] | None:
+    """The merge's resolutions: a JSON file's list (as the REST API takes it), then each ``--resolve``."""
+    import json
+
+    from ..errors import UsageError
+    from ..pulls.review import SIDES
+
+    out: list[dict[str, Any]] = []
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                got = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--resolutions {path}: not a readable JSON file ({e})") from None
+        if not isinstance(got, list):
+            raise UsageError(f"--resolutions {path}: a JSON list of resolutions is needed")
+        out.extend(got)
+    for r in resolve:
+        side, _, ids = r.partition(":")
+        if side not in SIDES:
+            raise UsageError(f"--resolve {r!r}: the side is one of {', '.join(SIDES)} (then optionally :ID,ID...)")
+        out.append({"side": side, **({"ids": [i for i in ids.split(",") if i]} if ids else {})})
+    return out or None
+
+
 @pr.command("merge")
 @click.argument("number", type=int)
 @click.option("--override-checks", is_flag=True, help="Merge although a check failed (maintainers).")
 @click.option("-m", "--message", help="Message of the merge commit.")
+@click.option("--resolve", multiple=True, metavar="SIDE[:ID,...]",
+              help="Resolve conflicts with the target: ours (the target), theirs (the pull request), base or "
+                   "delete, for these annotation ids or every conflict; repeatable, the first that matches wins.")
+@click.option("--resolutions", "resolutions_file", type=click.Path(dir_okay=False),
+              help="A JSON file with a list of resolutions as the REST API takes them (per-field, edited values).")
 @_remote
 @json_option
 @pass_ctx
-def merge(c: Ctx, number: int, override_checks: bool, message: str | None, remote_name: str, as_json: bool) -> None:
+def merge(c: Ctx, number: int, override_checks: bool, message: str | None, resolve: tuple[str, ...],
+          resolutions_file: str | None, remote_name: str, as_json: bool) -> None:
     """Merge on the server: everything but the rejected changes (exit 6 if not mergeable)."""
-    res = _client(c, remote_name).merge(number, override_checks, message)
+    res = _client(c, remote_name).merge(number, override_checks, message, _resolutions(resolve, resolutions_file))
     if as_json:
         emit_json("pr", res)
     else:

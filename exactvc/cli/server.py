@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .output import emit_json, json_option
+from .server_ops import backend_options, server_fsck, server_gc, server_migrate
 
 
 @click.command()
@@ -18,8 +19,7 @@ from .output import emit_json, json_option
               help="Worker processes sharing the port (tile serving scales with cores).")
 @click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
               help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
-@click.option("--objects", default=None, help="Object store: s3://BUCKET/PREFIX (default: each repository's files).")
-@click.option("--db", default=None, help="Metadata database: postgresql://... (default: files and SQLite in ROOT).")
+@backend_options
 @click.option("--tile-origin", "tile_origins", multiple=True, metavar="URL",
               help="Another server whose tiles the viewer may show (virtual image sets: images added with "
                    "--origin URL); repeatable.")
@@ -36,20 +36,38 @@ def server() -> None:
     """Administer a server's users, teams, repositories and roles (run where ROOT is)."""
 
 
-def _access(root: str) -> Any:
+def _backends(root: str) -> Any:
+    """The backends of ROOT: ``--objects``/``--db`` of this command, else ROOT/backends.json (as ``exact serve``)."""
     from pathlib import Path
 
-    from ..access import AccessStore
+    from ..backends.config import Backends
 
-    p = Path(root)
-    if not p.is_dir():
+    if not Path(root).is_dir():
         from ..errors import NotFound
 
         raise NotFound(f"no server root folder {root}")
-    return AccessStore(p)
+    meta = click.get_current_context().meta
+    b = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
+    b.check_schema()
+    return b
 
 
-root_option = click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")
+def _access(root: str) -> Any:
+    """The server's access store: SQLite under ROOT, or the shared database with --db."""
+    return _backends(root).access_store(root)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[f"exact.{param.name}"] = value
+
+
+def root_option(f: Any) -> Any:
+    """``--root`` plus the backend options of ``exact serve`` (``--objects``, ``--db``), for every admin command."""
+    f = click.option("--db", default=None, expose_value=False, callback=_remember,
+                     help="Metadata database: postgresql://... (default: ROOT/backends.json, else SQLite in ROOT).")(f)
+    f = click.option("--objects", default=None, expose_value=False, callback=_remember,
+                     help="Object store: s3://BUCKET/PREFIX (default: ROOT/backends.json, else each repository's files).")(f)
+    return click.option("--root", required=True, type=click.Path(file_okay=False), help="Server ROOT folder.")(f)
 
 
 @server.group("user")
@@ -120,8 +138,10 @@ def server_repo() -> None:
 @click.argument("name")
 @root_option
 @click.option("--anonymous-read", is_flag=True, help="Let anyone read it (off by default).")
-def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
-    """Create an empty repository ROOT/NAME."""
+@backend_options
+def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | None, db: str | None) -> None:
+    """Create an empty repository ROOT/NAME (its settings folder under ROOT; objects and refs on the server's
+    backends)."""
     from pathlib import Path
 
     from ..access import check_name
@@ -132,9 +152,23 @@ def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
 
         raise InvalidInput(f"{name!r} is reserved for the server's own routes")
     acc = _access(root)
+    from ..backends.config import Backends
     from ..repo import Repository
 
+    backends = Backends.load(root, objects, db)
+    if not backends.embedded:
+        backends.migrate()  # the schema exists before the first ref does (idempotent)
+        if name in backends.registered():
+            from ..errors import UsageError
+
+            raise UsageError(f"repository {name!r} exists already on the shared database (every server "
+                             "serves it; its folder here is made on first use)")
     Repository.init(Path(root) / name)
+    if not backends.embedded:
+        repo = backends.open_repository(Path(root), name)  # reaches S3 and PostgreSQL now: errors show here
+        repo.refs.read_head()
+        backends.register(Path(root), name)  # every machine on the database serves it from now on
+        backends.close()
     if anonymous_read:
         acc.set_settings(name, anonymous_read=True)
     click.echo(f"Created repository {name}")
@@ -164,7 +198,9 @@ def server_grant(who: str, role: str, repo_name: str, team: bool, root: str) -> 
     """Give USER (or --team) ROLE (read, annotate, maintain, admin, none) on REPO."""
     from pathlib import Path
 
-    if not (Path(root) / repo_name / ".exact" / "HEAD").is_file():
+    from ..backends.config import Backends
+
+    if not Backends.load(root).materialize(Path(root), repo_name):
         from ..errors import NotFound
 
         raise NotFound(f"no repository {repo_name!r} under {root}")
@@ -199,13 +235,6 @@ def server_team_member(team: str, user: str, remove: bool, root: str) -> None:
     click.echo(f"{user} {'left' if remove else 'joined'} {team}")
 
 
-@server.command("migrate")
-@root_option
-@click.option("--objects", default=None, help="Object store: s3://BUCKET/PREFIX.")
-@click.option("--db", default=None, help="Metadata database: postgresql://...")
-def server_migrate(root: str, objects: str | None, db: str | None) -> None:
-    """Apply the metadata database's schema migrations not yet applied (versioned SQL files)."""
-    from ..backends.config import Backends
-
-    done = Backends.load(root, objects, db).migrate()
-    click.echo("\n".join(f"applied migration {n}" for n in done) or "schema is up to date")
+server.add_command(server_fsck)
+server.add_command(server_gc)
+server.add_command(server_migrate)

@@ -61,10 +61,13 @@ class PullClient:
             b["label"] = label
         return self._call("POST", f"/pulls/{n}/decisions", b)
 
-    def merge(self, n: int, override_checks: bool, message: str | None) -> Any:
+    def merge(self, n: int, override_checks: bool, message: str | None,
+              resolutions: list[dict[str, Any]] | None = None) -> Any:
         b: dict[str, Any] = {"override_checks": override_checks}
         if message:
             b["message"] = message
+        if resolutions:
+            b["resolutions"] = resolutions
         return self._call("POST", f"/pulls/{n}/merge", b)
 
     def upload_bundle(self, data: bytes, title: str | None, target: str, branch: str | None) -> Any:

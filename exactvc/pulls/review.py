@@ -386,11 +386,51 @@ def three_way(repo: Repository, ours: bytes, theirs: bytes, policy: str = "field
     return Merged(Snapshot(images, labels_id), conflicts, base)
 
 
-def conflict_json(c: MergeConflict) -> dict[str, Any]:
+def conflict_json(c: MergeConflict, repo: Repository | None = None) -> dict[str, Any]:
+    """A conflict's address, kind, conflicting fields and label; given ``repo``, also its three values
+    (``base``, ``ours`` = the target, ``theirs`` = the pull request) as annotations (``null`` where that
+    side has none) or, for a label-set conflict, as label definitions."""
     from ..merge import _label_of
 
-    return {"address": c.address, "image": c.image, "id": c.id, "kind": c.kind, "fields": c.fields,
-            "label": _label_of(c)}
+    out: dict[str, Any] = {"address": c.address, "image": c.image, "id": c.id, "kind": c.kind, "fields": c.fields,
+                           "label": _label_of(c)}
+    if repo is not None:
+        key = parse_id(c.id) if c.image is not None else b""
+        for side, rec in (("base", c.base), ("ours", c.ours), ("theirs", c.theirs)):
+            out[side] = _ann(repo, key, rec) if c.image is not None else rec
+        if c.other is not None:
+            out["other"] = c.other
+    return out
+
+
+def conflict_bounds(c: MergeConflict) -> Box | None:
+    """The union of the bounds of a conflict's three values (None for a label-set conflict)."""
+    bs = [b for r in (c.base, c.ours, c.theirs) if r is not None and "k" in r and (b := _bounds(r)) is not None]
+    if not bs:
+        return None
+    return min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs)
+
+
+def conflict_page(m: Merged, limit: int, cursor: str | None = None, bbox: Box | None = None,
+                  label: str | None = None, image: str | None = None) -> tuple[list[MergeConflict], str | None]:
+    """One page of the conflicts of ``m`` in address order after ``cursor`` (the address of the last one
+    seen), optionally only those of ``image`` / ``label`` / meeting ``bbox``."""
+    from ..merge import _label_of
+
+    out: list[MergeConflict] = []
+    for c in sorted(m.conflicts, key=lambda c: c.address):
+        if cursor is not None and c.address <= cursor:
+            continue
+        if image is not None and c.image != image:
+            continue
+        if label is not None and _label_of(c) != label:
+            continue
+        if bbox is not None and not _conflict_meets(c, bbox):
+            continue
+        if len(out) == limit:
+            return out, out[-1].address
+        out.append(c)
+    return out, None
 
 
 def _conflict_meets(c: MergeConflict, q: Box) -> bool:
@@ -398,27 +438,35 @@ def _conflict_meets(c: MergeConflict, q: Box) -> bool:
 
 
 def resolve_all(repo: Repository, m: Merged, resolutions: list[dict[str, Any]]) -> Snapshot:
-    """Apply ``resolutions`` (each ``{"side", "ids"? | "label"? | "bbox"? | "image"?}``; first match wins)
-    to every conflict of ``m``; a conflict no resolution covers raises :class:`Conflict`."""
-    picks: list[tuple[MergeConflict, str]] = []
+    """Apply ``resolutions`` (each ``{"side", "ids"? | "label"? | "bbox"? | "image"?, "fields"?, "value"?}``;
+    first match wins) to every conflict of ``m``; a conflict no resolution covers raises :class:`Conflict`.
+    ``fields`` takes single fields from other sides (``{"label": "theirs"}`` on top of ``side``); side
+    ``edit`` puts ``value`` (an annotation: label, geometry, properties?) in place, checked as an edit."""
+    picks: list[tuple[MergeConflict, dict[str, Any]]] = []
     left = []
     for c in m.conflicts:
-        side = None
+        pick = None
         for r in resolutions:
             if _res_matches(r, c):
-                side = r["side"]
+                pick = r
                 break
-        if side is None:
+        if pick is None:
             left.append(c)
         else:
-            picks.append((c, side))
+            picks.append((c, pick))
     if left:
         raise NotMergeable(f"{len(left)} conflict{'s' if len(left) != 1 else ''} with the target left unresolved "
                        f"(first: {left[0].address}, {left[0].kind}): resolve them (ours/theirs/base/delete)")
     snap = m.snapshot
     per_image: dict[str, dict[bytes, bytes | None]] = {}
-    for c, side in picks:
-        rec = _resolution(c, side, None)
+    blobs: list[Pending] = []
+    for c, r in picks:
+        if r["side"] == "edit":
+            if c.image is None:
+                raise InvalidInput(f"{c.address}: a label-set conflict takes ours, theirs, base or delete, not edit")
+            rec: dict[str, Any] | None = tree.split_record(edited_record(repo, snap, c.image, r["value"]), blobs)
+        else:
+            rec = _resolution(c, r["side"], r.get("fields"))
         if c.image is None:
             body: dict[str, Any] = LabelSet.from_body(repo.read_body(snap.labels, "labels")).to_body() if snap.labels else {
                 "product": "default", "labels": []}
@@ -431,25 +479,56 @@ def resolve_all(repo: Repository, m: Merged, resolutions: list[dict[str, Any]]) 
             snap = Snapshot(snap.images, repo.put("labels", body))
             continue
         per_image.setdefault(c.image, {})[parse_id(c.id)] = None if rec is None else tree.encode_record(rec)
-    out: list[Pending] = []
+    out: list[Pending] = list(blobs)
     for name, edits in per_image.items():
         root = tree.apply(repo.store, snap.images[name].tree, edits, out)
         repo.store.write(out)
         out.clear()
         snap = snap.with_tree(name, root, tree.count(repo.store, root))
+    if out:
+        repo.store.write(out)
     return snap
+
+
+def edited_record(repo: Repository, snap: Snapshot, image: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The record of an edited resolution, checked as an edit is: the label exists in the merged label
+    set and takes this kind of shape, the shape lies inside the image, a polygon is valid."""
+    from .. import geometry
+    from ..annotation import make_record, normalize_plane
+    from ..edit import COMPATIBLE
+
+    labels = LabelSet.from_body(repo.read_body(snap.labels, "labels")) if snap.labels else LabelSet()
+    lb = next((x for x in labels.labels if x.name == value["label"]), None)
+    if lb is None:
+        raise InvalidInput(f"edited value: unknown label {value['label'][:80]!r}")
+    kind = value.get("kind")
+    if kind is None and lb.shape in ("box", "ellipse"):
+        kind = lb.shape
+    k, enc = geometry.canonical(value["geometry"], kind)
+    if lb.shape != "any" and k not in COMPATIBLE.get(lb.shape, {k}):
+        raise InvalidInput(f"edited value: label {lb.name!r} takes {lb.shape} shapes, not a {k}")
+    rec_img = repo.image_record(snap.images[image])
+    x0, y0, x1, y1 = geometry.bounds(k, enc)
+    if x0 < 0 or y0 < 0 or x1 > rec_img.width or y1 > rec_img.height:
+        raise InvalidInput(f"edited value: outside the image ({rec_img.width}x{rec_img.height}): "
+                           f"bounds {x0:g},{y0:g},{x1:g},{y1:g}")
+    geometry.validate(k, enc)
+    return make_record(k, enc, lb.name, value.get("properties"), normalize_plane(value.get("plane")))
+
+
+_RES_KEYS = {"side", "ids", "label", "bbox", "image", "fields", "value"}
 
 
 def check_resolutions(resolutions: Any) -> list[dict[str, Any]]:
     if resolutions is None:
         return []
     if not isinstance(resolutions, list) or len(resolutions) > 10000:
-        raise InvalidInput("resolutions must be a list of {side, ids?|label?|bbox?|image?}")
+        raise InvalidInput("resolutions must be a list of {side, ids?|label?|bbox?|image?, fields?, value?}")
     for r in resolutions:
-        if not isinstance(r, dict) or set(r) - {"side", "ids", "label", "bbox", "image"}:
-            raise InvalidInput("a resolution is {side, ids?, label?, bbox?, image?}")
-        if r.get("side") not in SIDES:
-            raise InvalidInput(f"a resolution's side is one of {', '.join(SIDES)}")
+        if not isinstance(r, dict) or set(r) - _RES_KEYS:
+            raise InvalidInput("a resolution is {side, ids?, label?, bbox?, image?, fields?, value?}")
+        if r.get("side") not in (*SIDES, "edit"):
+            raise InvalidInput(f"a resolution's side is one of {', '.join(SIDES)} or edit")
         if "ids" in r and (not isinstance(r["ids"], list) or not all(isinstance(i, str) for i in r["ids"])):
             raise InvalidInput("ids must be a list of strings")
         if "label" in r and not isinstance(r["label"], str):
@@ -458,6 +537,23 @@ def check_resolutions(resolutions: Any) -> list[dict[str, Any]]:
             raise InvalidInput("image must be a string")
         if "bbox" in r:
             r["bbox"] = check_box(r["bbox"])
+        if "fields" in r:
+            f = r["fields"]
+            if (not isinstance(f, dict) or r["side"] in ("delete", "edit")
+                    or not all(k in FIELDS and v in ("ours", "theirs", "base") for k, v in f.items())):
+                raise InvalidInput("fields maps a field (" + ", ".join(FIELDS) + ") to ours, theirs or base, "
+                                   "on top of side ours, theirs or base")
+        if (r["side"] == "edit") != ("value" in r):
+            raise InvalidInput("side edit takes a value (and a value needs side edit)")
+        if "value" in r:
+            v = r["value"]
+            if not isinstance(r.get("ids"), list) or len(r["ids"]) != 1:
+                raise InvalidInput("an edited value resolves one conflict: give exactly one id")
+            if (not isinstance(v, dict) or set(v) - {"label", "geometry", "properties", "kind", "plane"}
+                    or not isinstance(v.get("label"), str) or not isinstance(v.get("geometry"), dict)
+                    or not isinstance(v.get("properties", {}), dict)
+                    or not isinstance(v.get("kind", ""), str)):
+                raise InvalidInput("an edited value is {label, geometry (GeoJSON), properties?, kind?, plane?}")
     return resolutions
 
 
@@ -544,4 +640,4 @@ def agreement(repo: Repository, first: PullChanges, pc: PullChanges, decisions: 
 
 __all__ = ["FIELDS", "PullChanges", "changes_between", "version", "change_json", "summary", "page", "select",
            "live_decisions", "run_checks", "three_way", "resolve_all", "rejection_snapshot", "agreement",
-           "conflict_json", "check_resolutions", "check_box"]
+           "conflict_json", "conflict_bounds", "conflict_page", "edited_record", "check_resolutions", "check_box"]

@@ -1,5 +1,5 @@
 """Pull requests as the server runs them: one function per action, over a repository and a
-:class:`~exactvc.pulls.store.PullStore`. The server's routes are thin adapters over these.
+:class:`~exactvc.pulls.store.Pulls`. The server's routes are thin adapters over these.
 
 Revisions are recorded on read: every action first compares the source branch's tip with the pull
 request's last revision (:func:`refresh`), records a new revision when it moved, and runs the checks
@@ -22,7 +22,7 @@ from ..objects import Snapshot
 from ..refs import check_short_name
 from . import review
 from .review import NotMergeable
-from .store import MAX_BODY, MAX_TITLE, PullStore, check_text
+from .store import MAX_BODY, MAX_TITLE, Pulls, check_text
 
 if TYPE_CHECKING:
     from ..repo import Repository
@@ -46,7 +46,7 @@ def _base(repo: Repository, target: bytes, head: bytes) -> bytes:
     return bases[0]
 
 
-def create(repo: Repository, store: PullStore, name: str, author: str, title: Any, body: Any, source: Any,
+def create(repo: Repository, store: Pulls, name: str, author: str, title: Any, body: Any, source: Any,
            target: Any, draft: Any = False, origin: str | None = None) -> dict[str, Any]:
     title = check_text(title, "title", MAX_TITLE, required=True)
     body = check_text(body if body is not None else "", "body", MAX_BODY)
@@ -75,11 +75,11 @@ def create(repo: Repository, store: PullStore, name: str, author: str, title: An
     return pr
 
 
-def get(repo: Repository, store: PullStore, name: str, number: int) -> dict[str, Any]:
+def get(repo: Repository, store: Pulls, name: str, number: int) -> dict[str, Any]:
     return refresh(repo, store, name, store.get(name, number))
 
 
-def refresh(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]:
+def refresh(repo: Repository, store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
     """Record a new revision if the source branch moved; keep the merge base current."""
     if pr["state"] not in ("draft", "open"):
         return pr
@@ -100,7 +100,7 @@ def changes(repo: Repository, pr: dict[str, Any]) -> review.PullChanges:
     return review.changes_between(repo, bytes.fromhex(pr["base"]), bytes.fromhex(pr["head"]))
 
 
-def checks(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]:
+def checks(repo: Repository, store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
     got = store.checks(name, pr["number"], pr["head"])
     if got is None:
         got = review.run_checks(repo, changes(repo, pr))
@@ -109,7 +109,7 @@ def checks(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) ->
     return {**got, "overridden_by": who}
 
 
-def approvals(store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]:
+def approvals(store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
     """Each reviewer's latest approve / request-changes; an approval counts only at the current head."""
     latest: dict[str, dict[str, Any]] = {}
     for r in store.reviews(name, pr["number"]):
@@ -121,13 +121,27 @@ def approvals(store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]
     return {"valid": valid, "stale": stale, "changes_requested": changes_req}
 
 
+def list_entry(repo: Repository, store: Pulls, name: str, pr: dict[str, Any],
+               settings: dict[str, Any]) -> dict[str, Any]:
+    """A pull request as the list shows it: with its approvals (valid at the head, stale), the number
+    required, and the state of its checks at the head (None where they never ran)."""
+    if pr["state"] in ("draft", "open"):
+        ck: dict[str, Any] | None = checks(repo, store, name, pr)
+    else:
+        ck = store.checks(name, pr["number"], pr["head"])
+    status = None if ck is None else ("overridden" if ck.get("overridden_by") and ck["status"] == "failed"
+                                      else ck["status"])
+    return {**pr, "approvals": approvals(store, name, pr), "required_approvals": required_approvals(settings, pr),
+            "checks": status}
+
+
 def required_approvals(settings: dict[str, Any], pr: dict[str, Any]) -> int:
     if pr["target"] in settings.get("protected", []):
         return int(settings.get("required_approvals", 0))
     return 0
 
 
-def add_review(repo: Repository, store: PullStore, name: str, number: int, user: str, kind: Any, body: Any,
+def add_review(repo: Repository, store: Pulls, name: str, number: int, user: str, kind: Any, body: Any,
                may_decide: bool) -> dict[str, Any]:
     pr = get(repo, store, name, number)
     if not isinstance(kind, str) or kind not in ("comment", "approve", "request_changes"):
@@ -151,7 +165,7 @@ def _record_at(repo: Repository, commit_hex: str, image: str, key: bytes) -> dic
     return tree.get(repo.store, e.tree, key) if e is not None else None
 
 
-def add_comment(repo: Repository, store: PullStore, name: str, number: int, user: str, body: Any,
+def add_comment(repo: Repository, store: Pulls, name: str, number: int, user: str, body: Any,
                 annotation: Any = None, image: Any = None, viewport: Any = None,
                 reply_to: Any = None) -> dict[str, Any]:
     pr = get(repo, store, name, number)
@@ -186,7 +200,7 @@ def add_comment(repo: Repository, store: PullStore, name: str, number: int, user
     return store.add_comment(name, number, user, body, pr["head"], anchor, reply_to)
 
 
-def comments(repo: Repository, store: PullStore, name: str, number: int) -> list[dict[str, Any]]:
+def comments(repo: Repository, store: Pulls, name: str, number: int) -> list[dict[str, Any]]:
     """Comments in threads; an anchored comment whose annotation changed since is ``outdated``."""
     pr = get(repo, store, name, number)
     out = []
@@ -203,7 +217,7 @@ def comments(repo: Repository, store: PullStore, name: str, number: int) -> list
     return out
 
 
-def resolve_thread(repo: Repository, store: PullStore, name: str, number: int, thread: int, resolved: Any) -> None:
+def resolve_thread(repo: Repository, store: Pulls, name: str, number: int, thread: int, resolved: Any) -> None:
     if not isinstance(resolved, bool):
         raise InvalidInput("resolved must be true or false")
     store.get(name, number)
@@ -217,7 +231,7 @@ def _parse(aid: str) -> bytes:
         raise InvalidInput(f"not an annotation id: {aid[:80]!r}") from None
 
 
-def decide(repo: Repository, store: PullStore, name: str, number: int, user: str, decision: Any,
+def decide(repo: Repository, store: Pulls, name: str, number: int, user: str, decision: Any,
            ids: Any = None, label: Any = None, bbox: Any = None, image: Any = None) -> dict[str, Any]:
     """Accept or reject (or ``clear``) changes of the pull request: by id, or all of a label / in a box."""
     pr = get(repo, store, name, number)
@@ -239,7 +253,7 @@ def decide(repo: Repository, store: PullStore, name: str, number: int, user: str
     return {"decided": len(chosen), "decision": decision, **decisions_summary(repo, store, name, pr)}
 
 
-def decisions_summary(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]:
+def decisions_summary(repo: Repository, store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
     pc = changes(repo, pr)
     live = review.live_decisions(pc, store.decisions(name, pr["number"]))
     c = {"accept": 0, "reject": 0}
@@ -249,14 +263,14 @@ def decisions_summary(repo: Repository, store: PullStore, name: str, pr: dict[st
             "decisions": [{"image": i, "id": a, "decision": d} for (i, a), d in sorted(live.items())]}
 
 
-def preview(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
+def preview(repo: Repository, store: Pulls, name: str, pr: dict[str, Any],
             settings: dict[str, Any]) -> dict[str, Any]:
     """Can it be merged now, and if not, why: state, approvals, checks, and the conflicts with the target
     of what merging produces (the rejected changes undone first, as :func:`merge` does)."""
     return _preview(repo, store, name, pr, settings)[0]
 
 
-def _preview(repo: Repository, store: PullStore, name: str, pr: dict[str, Any],
+def _preview(repo: Repository, store: Pulls, name: str, pr: dict[str, Any],
              settings: dict[str, Any]) -> tuple[dict[str, Any], MergePlan | None]:
     blockers = []
     if pr["state"] != "open":
@@ -293,21 +307,38 @@ class MergePlan:
     merged: review.Merged | None
 
 
-def merge_plan(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> MergePlan:
+def merge_plan(repo: Repository, store: Pulls, name: str, pr: dict[str, Any], reuse: bool = False) -> MergePlan:
     """The merge as :func:`merge` will do it, rejections applied (nothing is committed; the trees it
-    needs are stored, content-addressed, so the merge reuses them)."""
+    needs are stored, content-addressed, so the merge reuses them). ``reuse``: a plan computed for the
+    same target tip, head and rejections may be answered again (read-only callers paging conflicts;
+    the merge itself always computes afresh)."""
     pc = changes(repo, pr)
     live = review.live_decisions(pc, store.decisions(name, pr["number"]))
     # a detector's proposals (docs/plugins.md) merge only where accepted: undecided ones count as rejected
     strict = pr["source"].startswith("proposals/")
     rejected = [ch for key, ch in pc.index.items() if live.get(key) == "reject" or (strict and key not in live)]
-    snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
     tgt = _tip(repo, pr["target"])
+    key = (name, str(repo.path), tgt, pc.base, pc.head, tuple(sorted((ch.image, ch.id) for ch in rejected)))
+    if reuse:
+        with _PLANS_LOCK:
+            hit = _PLANS.get(key)
+        if hit is not None:
+            return hit
+    snap = review.rejection_snapshot(repo, pc, rejected) if rejected else None
     merged = review.three_way(repo, tgt, pc.head, theirs_snap=snap) if tgt is not None else None
-    return MergePlan(pc, rejected, snap, tgt, merged)
+    plan = MergePlan(pc, rejected, snap, tgt, merged)
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+        while len(_PLANS) > 16:
+            _PLANS.pop(next(iter(_PLANS)))
+    return plan
 
 
-def merge(repo: Repository, store: PullStore, name: str, number: int, user: str, settings: dict[str, Any],
+_PLANS: dict[tuple[Any, ...], MergePlan] = {}  # the last plans, oldest first (the conflicts route pages them)
+_PLANS_LOCK = threading.Lock()
+
+
+def merge(repo: Repository, store: Pulls, name: str, number: int, user: str, settings: dict[str, Any],
           override_checks: Any = False, resolutions: Any = None, message: Any = None) -> dict[str, Any]:
     """Apply everything but what was rejected: the rejections become a commit on top of the source
     (the reviewer's decision, in history), which is then merged into the target (always a merge commit).
@@ -357,7 +388,7 @@ def merge(repo: Repository, store: PullStore, name: str, number: int, user: str,
             "conflicts_resolved": len(m.conflicts)}
 
 
-def update(repo: Repository, store: PullStore, name: str, number: int, user: str, may_maintain: bool,
+def update(repo: Repository, store: Pulls, name: str, number: int, user: str, may_maintain: bool,
            fields: dict[str, Any]) -> dict[str, Any]:
     pr = get(repo, store, name, number)
     if user != pr["author"] and not may_maintain:
@@ -378,7 +409,7 @@ def update(repo: Repository, store: PullStore, name: str, number: int, user: str
     return refresh(repo, store, name, pr)
 
 
-def agreement(repo: Repository, store: PullStore, name: str, pr: dict[str, Any]) -> dict[str, Any]:
+def agreement(repo: Repository, store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
     revs = store.revisions(name, pr["number"])
     first = review.changes_between(repo, bytes.fromhex(revs[0]["base"]), bytes.fromhex(revs[0]["head"]))
     if pr["state"] == "merged" and pr["review_commit"]:

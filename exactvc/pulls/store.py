@@ -1,15 +1,15 @@
-"""Pull requests, revisions, reviews, comments, decisions and cached checks of a server, in SQLite.
+"""Pull requests, revisions, reviews, comments, decisions and cached checks of a server.
 
-The same database file and the same interface style as :mod:`exactvc.access` (users, roles,
-settings): plain methods taking and returning dicts, so another storage backend can replace SQLite
-by implementing :class:`PullStore`'s methods. Every write is one transaction.
+:class:`Pulls` is the interface: plain methods taking and returning dicts, in the style of
+:mod:`exactvc.access`. :class:`PullStore` implements it in SQLite (the database file of the access
+store), ``exactvc.backends.postgres_pulls.PgPullStore`` in PostgreSQL. Every write is one transaction.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -59,6 +59,41 @@ def check_text(value: Any, what: str, limit: int, required: bool = False) -> str
     return value
 
 
+class Pulls(Protocol):
+    def create(self, repo: str, title: str, body: str, author: str, state: str, source: str, target: str,
+               base: str, head: str, origin: str | None = None) -> dict[str, Any]: ...
+    def get(self, repo: str, number: int) -> dict[str, Any]: ...
+    def list_pulls(self, repo: str, state: str | None = None) -> list[dict[str, Any]]: ...
+    def update(self, repo: str, number: int, **fields: Any) -> dict[str, Any]: ...
+    def add_revision(self, repo: str, number: int, head: str, base: str) -> None: ...
+    def revisions(self, repo: str, number: int) -> list[dict[str, Any]]: ...
+    def add_review(self, repo: str, number: int, author: str, kind: str, body: str, head: str) -> dict[str, Any]: ...
+    def reviews(self, repo: str, number: int) -> list[dict[str, Any]]: ...
+    def add_comment(self, repo: str, number: int, author: str, body: str, head: str,
+                    anchor: dict[str, Any] | None, thread: int | None) -> dict[str, Any]: ...
+    def comment(self, repo: str, number: int, cid: int) -> dict[str, Any]: ...
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]: ...
+    def resolve_thread(self, repo: str, number: int, thread: int, resolved: bool) -> None: ...
+    def set_decisions(self, repo: str, number: int, items: list[tuple[str, str, str]], decision: str | None,
+                      author: str) -> None: ...
+    def decisions(self, repo: str, number: int) -> dict[tuple[str, str], dict[str, Any]]: ...
+    def checks(self, repo: str, number: int, head: str) -> dict[str, Any] | None: ...
+    def set_checks(self, repo: str, number: int, head: str, result: dict[str, Any]) -> None: ...
+    def override(self, repo: str, number: int, head: str, author: str) -> None: ...
+    def overridden(self, repo: str, number: int, head: str) -> str | None: ...
+
+
+def check_update(fields: dict[str, Any]) -> None:
+    bad = set(fields) - UPDATABLE
+    if bad:
+        raise InvalidInput(f"cannot change {sorted(bad)[0]}")
+    if "state" in fields and fields["state"] not in STATES:
+        raise InvalidInput(f"state must be one of {', '.join(STATES)}")
+
+
+UPDATABLE = frozenset({"title", "body", "state", "base", "head", "merge_commit", "review_commit"})
+
+
 class PullStore(SqliteDB):
     """The pull requests of every repository of a server ROOT."""
 
@@ -100,12 +135,7 @@ class PullStore(SqliteDB):
         return [dict(zip(_PULL_COLS, r, strict=True)) for r in rows]
 
     def update(self, repo: str, number: int, **fields: Any) -> dict[str, Any]:
-        allowed = {"title", "body", "state", "base", "head", "merge_commit", "review_commit"}
-        bad = set(fields) - allowed
-        if bad:
-            raise InvalidInput(f"cannot change {sorted(bad)[0]}")
-        if "state" in fields and fields["state"] not in STATES:
-            raise InvalidInput(f"state must be one of {', '.join(STATES)}")
+        check_update(fields)
         if not fields:
             return self.get(repo, number)
         sets = ", ".join(f"{k} = ?" for k in fields)

@@ -36,7 +36,7 @@ def basic_authenticate(credentials: str) -> User | Response:
     acc = access()
     cache: dict[str, tuple[int, User]] = _local.__dict__.setdefault("cache", {})
     key = blake3.blake3(b"exactvc:basic\0" + raw.encode()).hexdigest()
-    ver = acc._version()
+    ver = acc.version()
     hit = cache.get(key)
     if hit is not None and hit[0] == ver:
         return hit[1]
@@ -62,5 +62,5 @@ def basic_authenticate(credentials: str) -> User | Response:
     acc.login_succeeded(limit_key)
     if len(cache) > 1000:
         cache.clear()
-    cache[key] = (acc._version(), user)
+    cache[key] = (acc.version(), user)
     return user

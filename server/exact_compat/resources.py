@@ -1,7 +1,7 @@
 """EXACT's resources as views of ours: an image set is a repository, an image an image record, an annotation
 type a label, a product a repository's label set, a team the people with a role on a repository.
 
-One :class:`Ctx` per request: it resolves EXACT's integer ids (``exactvc.exact_compat.IdStore``), checks
+One :class:`Ctx` per request: it resolves EXACT's integer ids (``exactvc.exact_compat.CompatIds``), checks
 the caller's access the way our own routes do (``server.context.require``), reads each repository at the
 caller's base commit once and renders resources as EXACT's serializers do, with the fields we do not model
 at the fixed values of docs/exact-compat.md.
@@ -17,7 +17,7 @@ from flask import current_app
 
 from exactvc.access import RANK, User
 from exactvc.errors import NotFound
-from exactvc.exact_compat import SHAPE_VECTOR, IdStore, base_commit, key_of, parts_of, to_vector
+from exactvc.exact_compat import SHAPE_VECTOR, CompatIds, base_commit, key_of, parts_of, to_vector
 from exactvc.objects import ImageRecord, Label, LabelSet, Snapshot
 from exactvc.repo import Repository
 
@@ -38,10 +38,10 @@ EXPANDABLE: dict[str, dict[str, str]] = {
 }
 
 
-def ids() -> IdStore:
-    store: IdStore | None = current_app.extensions.get("exact_compat_ids")
+def ids() -> CompatIds:
+    store: CompatIds | None = current_app.extensions.get("exact_compat_ids")
     if store is None:
-        store = IdStore(repos().root)
+        store = repos().backends.id_store(repos().root)
         current_app.extensions["exact_compat_ids"] = store
     return store
 
@@ -197,9 +197,12 @@ class Ctx:
         label = v.labels.get(ann.label)
         props = dict(ann.properties)
         desc = props.pop("description", "")
+        me = self.user.name if self.user is not None else None
+        vs = ann.verifications
         return {"id": num, "annotation_type": self.type_id(v.name, ann.label),
-                "vector": to_vector(label, ann.kind, ann.geojson, ann.plane), "verified_by_user": False,
-                "is_verified": False, "image": image_num, "concealed": False, "blurred": False,
+                "vector": to_vector(label, ann.kind, ann.geojson, ann.plane),
+                "verified_by_user": any(e["u"] == me for e in vs),
+                "is_verified": any(e["y"] for e in vs), "image": image_num, "concealed": False, "blurred": False,
                 "last_editor": None, "user": None, "time": iso(v.time), "last_edit_time": iso(v.time),
                 "generated": False, "deleted": False, "description": desc if isinstance(desc, str) else str(desc),
                 "unique_identifier": ann.id, "uploaded_media_files": [], "annotationversion_set": [],

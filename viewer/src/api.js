@@ -97,6 +97,10 @@ api.decide = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/$
 api.review = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/reviews`, body);
 api.comments = (name, n) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`);
 api.comment = (name, n, body) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/comments`, body);
+api.pullConflicts = (name, n, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/pulls/${n}/conflicts${q(params)}`);
+api.pulls = (name, params = {}) => call("GET", `/api/v1/repos/${enc(name)}/pulls${q(params)}`);
+api.resolveThread = (name, n, cid, resolved) => call("PATCH", `/api/v1/repos/${enc(name)}/pulls/${n}/comments/${cid}`, { resolved });
+api.matches = (name, image, params) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/matches${q(params)}`);
 api.mergePull = (name, n, body = {}) => call("POST", `/api/v1/repos/${enc(name)}/pulls/${n}/merge`, body);
 api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`);
 api.putScreening = (name, image, state) =>

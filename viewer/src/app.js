@@ -1,11 +1,12 @@
-// Entry of the list, sign-in and image set pages (the slide page is slide.js).
+// Entry of the list, sign-in, image set and pull request list pages (the slide page is slide.js).
 import { renderRepos } from "./pages/repos.js";
 import { renderSignin } from "./pages/signin.js";
 import { renderImageSet } from "./pages/imageset.js";
+import { renderPulls } from "./pages/pulls.js";
 import { renderHeader } from "./pages/header.js";
 import { page, clear, showError } from "./dom.js";
 
-const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet };
+const render = { repos: renderRepos, signin: renderSignin, imageset: renderImageSet, pulls: renderPulls };
 
 async function main() {
   const app = clear(document.getElementById("app"));

@@ -8,9 +8,10 @@ import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
 import { createViewer, settled, slideBase } from "./tiles.js";
 import { createOverlay } from "./overlay.js";
-import { loadChanges } from "./diffdata.js";
-import { createChangesPanel, KIND_COLORS } from "./panels/changes.js";
+import { loadChanges, loadMatches } from "./diffdata.js";
+import { createChangesPanel, KIND_COLORS, MATCH_NAMES } from "./panels/changes.js";
 import { createPullPanel } from "./panels/pull.js";
+import { createConflictsPanel } from "./panels/conflicts.js";
 
 const GHOST = "#9e9e9e";
 const short = (rev) => (/^[0-9a-f]{16,}$/.test(rev) ? rev.slice(0, 12) : rev);
@@ -42,7 +43,12 @@ async function main() {
     if (!img) throw new Error(`no image ${p.image} at ${newRev}`);
     const labelColors = Object.fromEntries(labels.labels.map((l) => [l.name, l.color]));
     const viewerEl = h("div.viewer", { id: "viewer" });
-    const side = h("aside.panels", { id: "panels" }, h("h2", {}, "Diff ", h("code", {}, short(oldRev)), " → ", h("code", {}, short(newRev))));
+    // ?match=iou=0.5 (diff page only): the geometric comparison of two revisions sharing no ids
+    const spec = !pr ? params.get("match") : null;
+    const toggle = new URLSearchParams(location.search);
+    if (spec) toggle.delete("match"); else toggle.set("match", "iou=0.5");
+    const side = h("aside.panels", { id: "panels" }, h("h2", {}, spec ? "Compare " : "Diff ", h("code", {}, short(oldRev)), " → ", h("code", {}, short(newRev))),
+      pr ? "" : h("p", {}, h("a", { id: "match-toggle", href: `?${toggle}` }, spec ? "Show the diff by annotation id" : "Compare geometrically (IoU ≥ 0.5)")));
     app.append(h("div.workspace", {}, viewerEl, side));
     const viewer = createViewer(viewerEl, img.fingerprint, 0, slideBase(img));
     exact.viewer = viewer;
@@ -53,13 +59,26 @@ async function main() {
     const overlay = createOverlay(viewer, viewerEl);
     let selectedId = null;
     let shown = [];
-    const panel = createChangesPanel(side, labelColors, { onSelect: (id) => select(id, true), onFilter: () => refilter() });
+    const panel = createChangesPanel(side, labelColors, { onSelect: (id) => select(id, true), onFilter: () => refilter(),
+      names: spec ? MATCH_NAMES : null });
     const fetchPage = pr ? (cursor) => api.pullChanges(p.repo, pr.number, { image: p.image, limit: 500, cursor }) : null;
-    const data = loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); }, fetchPage);
+    const data = spec ? loadMatches(p.repo, p.image, oldRev, newRev, spec, (summary) => { panel.compareLegend(summary); refilter(); })
+      : loadChanges(p.repo, p.image, oldRev, newRev, (summary) => { panel.legend(summary); refilter(); }, fetchPage);
     const current = () => data.changes.find((c) => c.id === selectedId) || null;
-    const pull = pr ? createPullPanel(side, { repo: p.repo, pr, session, selected: () => current(),
-      flyTo: (id) => select(id, true), onMerged: () => {} }) : null;
-    if (pull) pull.refresh().catch((e) => pull.say(e.message, true));
+    function flyToBounds([x0, y0, x1, y1]) {
+      const m = Math.max(60, (x1 - x0) * 2, (y1 - y0) * 2);
+      viewer.viewport.fitBounds(viewer.viewport.imageToViewportRectangle(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m));
+    }
+    let pull = null;
+    const conflicts = pr ? createConflictsPanel(side, { repo: p.repo, pr, image: p.image, flyTo: flyToBounds,
+      onChange: () => { overlay.redraw(); if (pull) pull.mergeState(); } }) : null;
+    pull = pr ? createPullPanel(side, { repo: p.repo, pr, session, selected: () => current(), conflicts,
+      flyTo: (id) => select(id, true), onMerged: () => { pr.state = "merged"; conflicts.load().catch(() => {}); } }) : null;
+    if (pull) {
+      document.getElementById("pull").after(document.getElementById("conflicts"));
+      pull.refresh().catch((e) => pull.say(e.message, true));
+    }
+    const conflictsLoaded = conflicts ? conflicts.load().catch((e) => pull.say(`conflicts: ${e.message}`, true)) : Promise.resolve();
     async function decide(decision) {
       const ch = current();
       if (!pr || !ch) return;
@@ -70,6 +89,7 @@ async function main() {
         panel.detail(ch);
         panel.list(shown, selectedId);
         overlay.redraw();
+        await conflicts.load(); // a rejection can take a conflict away (or bring one)
       } catch (e) { pull.say(e.message, true); }
     }
 
@@ -99,6 +119,10 @@ async function main() {
           fill: ch.change === "deleted" || ch.decision === "reject" ? null : color,
           dashed: ch.change === "deleted" || ch.property_only || ch.decision === "reject", width: sel ? 4 : 2 });
       }
+      if (conflicts) {
+        const b = viewer.viewport.viewportToImageRectangle(viewer.viewport.getBounds(true));
+        out.push(...conflicts.shapes((c) => c[2] >= b.x && c[0] <= b.x + b.width && c[3] >= b.y && c[1] <= b.y + b.height));
+      }
       return out;
     });
     viewer.addHandler("animation-finish", () => overlay.redraw());
@@ -108,11 +132,7 @@ async function main() {
       const ch = data.changes.find((c) => c.id === id) || null;
       panel.detail(ch);
       panel.list(shown, selectedId);
-      if (ch && fly) {
-        const [x0, y0, x1, y1] = ch.bounds;
-        const m = Math.max(60, (x1 - x0) * 2, (y1 - y0) * 2);
-        viewer.viewport.fitBounds(viewer.viewport.imageToViewportRectangle(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m));
-      }
+      if (ch && fly) flyToBounds(ch.bounds);
       overlay.redraw();
     }
     function step(d) {
@@ -127,6 +147,9 @@ async function main() {
       if (ev.key === "p") { step(-1); ev.preventDefault(); }
       if (pr && ev.key === "a") { decide("accept"); ev.preventDefault(); }
       if (pr && ev.key === "r") { decide("reject"); ev.preventDefault(); }
+      if (conflicts && (ev.key === "c" || ev.key === "C")) { conflicts.step(ev.key === "c" ? 1 : -1); ev.preventDefault(); }
+      const side = { o: "ours", t: "theirs", b: "base", x: "delete" }[ev.key];
+      if (conflicts && side && conflicts.choose(side)) ev.preventDefault();
     });
     exact.changes = () => data.changes;
     exact.selected = () => data.changes.find((c) => c.id === selectedId) || null;
@@ -134,8 +157,11 @@ async function main() {
     exact.prev = () => step(-1);
     exact.summary = () => data.summary();
     exact.pull = pr ? { number: pr.number, refresh: () => pull.refresh() } : null;
+    exact.conflicts = conflicts ? { list: () => conflicts.conflicts(), selected: () => conflicts.selected(),
+      resolutions: () => conflicts.resolutions(), unresolved: () => conflicts.unresolved(), reload: () => conflicts.load() } : null;
     exact.whenIdle = async () => {
       await data.done;
+      await conflictsLoaded;
       await settled(viewer);
       await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
     };

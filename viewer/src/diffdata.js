@@ -41,3 +41,31 @@ export function loadChanges(repo, image, oldRev, newRev, onPage, fetchPage = nul
   })();
   return { changes, done, summary: () => summary };
 }
+
+// The geometric comparison of two revisions sharing no ids (GET .../images/IMG/matches?a=&b=&match=),
+// loaded page by page, each entry shaped like a change so the diff view draws it the same way: matched
+// as modified (A as the ghost, B outlined), only in A as deleted, only in B as added.
+const AS_KIND = { matched: "modified", only_in_a: "deleted", only_in_b: "added" };
+
+export function loadMatches(repo, image, a, b, spec, onPage) {
+  const changes = [];
+  let summary = null;
+  const done = (async () => {
+    let cursor;
+    for (let guard = 0; guard < 100000; guard++) {
+      const page = await api.matches(repo, image, { a, b, match: spec, limit: PAGE, cursor });
+      if (!summary) summary = { labels: page.labels, total: page.total, counts: page.counts, match: page.match, old: page.a, new: page.b };
+      for (const it of page.items) {
+        const ch = { id: (it.a || it.b).id, image, change: AS_KIND[it.status], status: it.status, old: it.a, new: it.b,
+          label: { old: it.a ? it.a.label : null, new: it.b ? it.b.label : null }, fields: [], property_only: false,
+          score: it.score, by: it.by };
+        ch.bounds = boundsOf(ch);
+        changes.push(ch);
+      }
+      onPage(summary, changes);
+      if (!page.next_cursor) break;
+      cursor = page.next_cursor;
+    }
+  })();
+  return { changes, done, summary: () => summary };
+}

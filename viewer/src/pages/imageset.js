@@ -11,7 +11,8 @@ export async function renderImageSet(app, p) {
   const colors = Object.fromEntries(labels.labels.map((l) => [l.name, l.color]));
   app.append(h("h1", {}, repo, " ", h("span.role", {}, info.role)));
   app.append(h("p.links", {}, h("a", { id: "experiments-link", href: `/${encodeURIComponent(repo)}/experiments` },
-    "Experiments"), " — runs, metrics and predictions pinned to commits"));
+    "Experiments"), " — runs, metrics and predictions pinned to commits", " · ",
+    h("a", { id: "pulls-link", href: `/${encodeURIComponent(repo)}/pulls` }, "Pull requests"), " — proposed label changes under review"));
   const last = log.log[0];
   if (last) {
     app.append(h("p.last-commit", { id: "last-commit" }, "Last commit ", h("code", {}, last.id ? last.id.slice(0, 12) : ""),

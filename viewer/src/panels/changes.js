@@ -13,14 +13,20 @@ function values(a) {
     h("dt", {}, "properties"), h("dd.props", {}, a.properties ? JSON.stringify(a.properties) : "—"));
 }
 
-export function createChangesPanel(side, labelColors, { onSelect, onFilter }) {
+// the names of the kinds in a geometric comparison (diffdata.loadMatches draws its entries as changes)
+export const MATCH_NAMES = { added: "only in B", modified: "matched", deleted: "only in A" };
+const STATUS_KIND = { matched: "modified", only_in_a: "deleted", only_in_b: "added" };
+const fmt = (v) => (v === null || v === undefined ? "—" : v.toFixed(3));
+
+export function createChangesPanel(side, labelColors, { onSelect, onFilter, names = null }) {
+  const name = (k) => (names ? names[k] : k);
   const legend = h("ul.diff-legend", { id: "diff-legend" });
   const kindSel = h("select", { id: "kind-filter", "aria-label": "kind" }, h("option", { value: "" }, "every kind"),
-    ["added", "modified", "deleted"].map((k) => h("option", { value: k }, k)));
+    ["added", "modified", "deleted"].map((k) => h("option", { value: k }, name(k))));
   const labelSel = h("select", { id: "label-filter", "aria-label": "label" }, h("option", { value: "" }, "every label"));
   const list = h("ol.change-list", { id: "change-list" });
   const detail = h("div.change-detail", { id: "change-detail" }, "Press n for the first change.");
-  side.append(h("section", {}, h("h2", {}, "Changes"), legend), h("section", {}, kindSel, " ", labelSel),
+  side.append(h("section", {}, h("h2", {}, names ? "Comparison" : "Changes"), legend), h("section", {}, kindSel, " ", labelSel),
     h("section", {}, detail), h("section.list", {}, list));
   kindSel.addEventListener("change", () => onFilter());
   labelSel.addEventListener("change", () => onFilter());
@@ -43,12 +49,31 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter }) {
         if (!labelsShown.has(lb)) { labelSel.append(h("option", { value: lb }, lb)); labelsShown.add(lb); }
       }
     },
+    // a geometric comparison's legend: matched / only in A / only in B, then precision, recall and F1 per
+    // label (and in total) as `exact diff --match` reports them
+    compareLegend(summary) {
+      const c = summary.counts;
+      const row = (lb, r) => h("tr", { dataset: { label: lb } }, h("th", {}, lb === "(all)" ? lb : h("span.swatch", { style: { background: labelColors[lb] || "#888" } }), lb === "(all)" ? "" : lb),
+        ...[r.matched, r.only_a, r.only_b].map((v) => h("td", {}, v)),
+        h("td.precision", {}, fmt(r.precision)), h("td.recall", {}, fmt(r.recall)), h("td.f1", {}, fmt(r.f1)));
+      legend.replaceChildren(
+        ...["matched", "only_in_a", "only_in_b"].map((st) => h("li", { dataset: { status: st } },
+          h("span.swatch", { style: { background: KIND_COLORS[STATUS_KIND[st]] } }), `${name(STATUS_KIND[st])}: `, h("span.n", {}, c[st]))),
+        h("li.rule", {}, `match: ${Object.entries(summary.match).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${v}`).join(", ")}`),
+        h("li", {}, h("table.match-figures", { id: "match-figures" },
+          h("tr", {}, ...[["label", "label"], ["m", "matched"], ["A", "only in A"], ["B", "only in B"], ["P", "precision"], ["R", "recall"],
+            ["F1", "F1"]].map(([t, title]) => h("th", { title }, t))),
+          ...Object.entries(summary.labels).map(([lb, r]) => row(lb, r)), row("(all)", summary.total))));
+      for (const lb of Object.keys(summary.labels)) {
+        if (!labelsShown.has(lb)) { labelSel.append(h("option", { value: lb }, lb)); labelsShown.add(lb); }
+      }
+    },
     list(shown, selectedId) {
       clear(list);
       for (const ch of shown.slice(0, MAX_ROWS)) {
         list.append(h("li", { dataset: { id: ch.id, kind: ch.change }, class: ch.id === selectedId ? "selected" : "",
           onclick: () => onSelect(ch.id) }, h("span.swatch", { style: { background: KIND_COLORS[ch.change] } }),
-        `${ch.change} `, ch.decision && ch.decision !== "undecided" ? h("span.decision", { dataset: { decision: ch.decision } }, `[${ch.decision}] `) : "",
+        `${name(ch.change)} `, ch.decision && ch.decision !== "undecided" ? h("span.decision", { dataset: { decision: ch.decision } }, `[${ch.decision}] `) : "",
         ch.label.old && ch.label.new && ch.label.old !== ch.label.new ? `${ch.label.old} → ${ch.label.new}`
           : (ch.label.new || ch.label.old), ch.property_only ? " (properties)" : ""));
       }
@@ -56,10 +81,11 @@ export function createChangesPanel(side, labelColors, { onSelect, onFilter }) {
     },
     detail(ch) {
       if (!ch) { detail.replaceChildren("No change selected."); return; }
-      detail.replaceChildren(h("div.change-head", {}, h("b", {}, ch.change), ` ${ch.id.slice(0, 12)}`,
+      detail.replaceChildren(h("div.change-head", {}, h("b", {}, name(ch.change)), " ", h("code", { title: ch.id }, ch.id),
+        ch.score !== undefined && ch.score !== null ? ` · ${ch.by} ${ch.score}` : "",
         ch.decision ? h("span.decision", { id: "selected-decision", dataset: { decision: ch.decision } }, ` · ${ch.decision}`) : "",
         ch.fields && ch.fields.length ? ` · changed: ${ch.fields.join(", ")}` : ""),
-      h("div.side-by-side", {}, h("div.old", {}, h("h3", {}, "old"), values(ch.old)), h("div.new", {}, h("h3", {}, "new"), values(ch.new))));
+      h("div.side-by-side", {}, h("div.old", {}, h("h3", {}, names ? "A" : "old"), values(ch.old)), h("div.new", {}, h("h3", {}, names ? "B" : "new"), values(ch.new))));
     },
   };
 }

@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { h, clear } from "../dom.js";
 
-export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMerged }) {
+export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMerged, conflicts = null }) {
   const status = h("p.pull-status", { id: "pull-status", role: "status" });
   const approvals = h("span", { id: "approvals" });
   const comments = h("ol.comments", { id: "comments" });
@@ -24,9 +24,14 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
     for (const c of cs) {
       const where = c.anchor ? h("a.anchor", { href: "#", dataset: { annotation: c.anchor.annotation },
         onclick: (e) => { e.preventDefault(); flyTo(c.anchor.annotation); } }, `on ${c.anchor.annotation.slice(0, 10)}`) : "";
-      comments.append(h("li.comment", { dataset: { id: c.id, annotation: c.anchor ? c.anchor.annotation : "" } },
+      const root = c.thread === c.id;
+      const toggle = root && session && session.user ? h("button.resolve", { type: "button", dataset: { thread: c.thread },
+        onclick: () => act(() => api.resolveThread(repo, pr.number, c.thread, !c.resolved),
+          () => (c.resolved ? "Thread reopened." : "Thread resolved.")) }, c.resolved ? "Reopen" : "Resolve") : "";
+      comments.append(h(c.resolved ? "li.comment.resolved" : "li.comment", { dataset: { id: c.id, thread: c.thread,
+        annotation: c.anchor ? c.anchor.annotation : "", outdated: c.outdated ? "1" : "0", resolved: c.resolved ? "1" : "0" } },
         h("b", {}, c.author), " ", where, c.outdated ? h("span.outdated", {}, " outdated") : "", c.resolved ? " (resolved)" : "",
-        h("div.body", {}, c.body)));
+        " ", toggle, h("div.body", {}, c.body)));
     }
     return p;
   }
@@ -36,11 +41,21 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
   const buttons = h("div.pull-actions", {},
     canReview ? h("button", { id: "approve", type: "button", onclick: () => act(() => api.review(repo, pr.number, { kind: "approve" }), () => "Approved.") }, "Approve") : "",
     canReview ? h("button", { id: "request-changes", type: "button", onclick: () => act(() => api.review(repo, pr.number, { kind: "request_changes" }), () => "Changes requested.") }, "Request changes") : "",
-    session && session.user ? h("button", { id: "merge", type: "button", onclick: () => act(() => api.mergePull(repo, pr.number, {}),
-      (r) => { onMerged(r); return `Merged: ${(r.commit || r.merge || "").slice(0, 12)}`; }) }, "Merge") : "");
+    session && session.user ? h("button", { id: "merge", type: "button", onclick: () => act(
+      () => api.mergePull(repo, pr.number, conflicts ? { resolutions: conflicts.resolutions() } : {}),
+      (r) => { onMerged(r); return `Merged: ${(r.merge_commit || "").slice(0, 12)}`; }) }, "Merge") : "");
+  // merging waits for a choice on every conflict with the target
+  function mergeState() {
+    const b = buttons.querySelector("#merge");
+    if (!b) return;
+    const left = conflicts ? conflicts.unresolved() : 0;
+    b.disabled = left > 0 || pr.state === "merged" || pr.state === "closed";
+    b.title = left > 0 ? `${left} conflict${left === 1 ? "" : "s"} to resolve first` : "";
+  }
   side.prepend(h("section.pull", { id: "pull" },
     h("h2", {}, `Pull request #${pr.number}`), h("div.title", { id: "pull-title" }, pr.title),
-    h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target}`),
+    h("div.meta", {}, h("span.state", { id: "pull-state" }, pr.state), ` · ${pr.author} · ${pr.source} → ${pr.target} · `,
+      h("a.all-pulls", { id: "all-pulls", href: `/${encodeURIComponent(repo)}/pulls` }, "all pull requests")),
     h("p", {}, approvals), buttons, status,
     h("h2", {}, "Comments"), comments, text,
     h("button", { id: "comment-send", type: "button", onclick: () => {
@@ -49,5 +64,6 @@ export function createPullPanel(side, { repo, pr, session, selected, flyTo, onMe
       if (ch) { body.annotation = ch.id; body.image = ch.image; }
       act(() => api.comment(repo, pr.number, body), () => { text.value = ""; return "Comment added."; });
     } }, "Comment")));
-  return { refresh, say };
+  mergeState();
+  return { refresh, say, mergeState };
 }
