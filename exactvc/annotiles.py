@@ -552,7 +552,7 @@ def for_commit(repo: Any, image: str, commit: bytes, frame: int | None = 0) -> t
         if hit is not None:
             _by_commit.move_to_end(key)
             return hit
-    if not repo.store.has(commit) or repo.store.get(commit)[0] != "commit":
+    if not repo.store.has_now(commit) or repo.store.get(commit)[0] != "commit":
         raise NotFound(f"no commit {commit.hex()}")
     rev = commit.hex()
     entry, root = repo.tree_of(image, rev)

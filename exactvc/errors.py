@@ -61,6 +61,13 @@ class UnknownLabel(InvalidInput):
     kind = "unknown_label"
 
 
+class TooLarge(InvalidInput):
+    """An upload over its size limit."""
+
+    http_status = 413
+    kind = "too_large"
+
+
 class Conflict(ExactError):
     """The operation would lose data or collides with concurrent work."""
 

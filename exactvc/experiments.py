@@ -85,7 +85,7 @@ def find_artefact(repo: Repository, ident: str) -> bytes:
         hits = [o for o, _b, _w in known if o.hex().startswith(low)]
         if len(hits) == 1:
             return hits[0]
-        if len(low) == 64 and repo.store.has(bytes.fromhex(low)):
+        if len(low) == 64 and repo.store.has(bytes.fromhex(low)) and repo.readable(bytes.fromhex(low)):
             return bytes.fromhex(low)
         if len(hits) > 1:
             raise InvalidInput(f"artefact id prefix {ident!r} is ambiguous")

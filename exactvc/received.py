@@ -50,7 +50,7 @@ class _Overlay:
     verify = get
 
     def has(self, oid: bytes) -> bool:
-        return oid in self.items or bool(self.store.has(oid))
+        return oid in self.items or bool(self.store.has_now(oid))
 
 
 class _ReceivedWalker(_Walker):
@@ -139,7 +139,7 @@ def refuse_invalid(repo: Repository, items: list[Pending], tips: list[tuple[byte
 
     have = {p.oid for p in items}
     for oid, ref in tips:
-        if oid not in have and not repo.store.has(oid):
+        if oid not in have and not repo.store.has_now(oid):
             raise MissingReference(f"{ref}: {oid.hex()[:12]} is neither sent nor stored")
     problems = check_received(repo, items, tips)
     if problems:

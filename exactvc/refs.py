@@ -310,9 +310,11 @@ class DiskRefs(RefStore):
 
     def list(self, prefix: str = "") -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        if not self.refs_dir.exists():
+        # walk only the folder the prefix names ("heads/users/ann/" walks heads/users/ann, not every ref)
+        start = self.refs_dir / prefix.rpartition("/")[0] if "/" in prefix else self.refs_dir
+        if not start.is_dir():
             return out
-        for p in self.refs_dir.rglob("*"):
+        for p in start.rglob("*"):
             if p.is_file() and not p.name.endswith(".lock") and not p.name.startswith("."):
                 name = p.relative_to(self.refs_dir).as_posix()
                 if name.startswith(prefix):

@@ -193,6 +193,17 @@ class Repository:
     def snapshot_object(self, oid: bytes) -> Snapshot:
         return Snapshot.from_body(self.read_body(oid, "snapshot"))
 
+    def check_commit(self, oid: bytes) -> bytes:
+        """``oid`` if it names a commit the caller may read (404 otherwise). A server hands a blind-mode
+        annotator a view that also refuses commits no visible ref reaches (exactvc/visibility.py)."""
+        if not self.store.has_now(oid) or self.store.get(oid)[0] != "commit":
+            raise NotFound(f"no commit {oid.hex()}")
+        return oid
+
+    def readable(self, oid: bytes) -> bool:
+        """May the caller name object ``oid`` directly (fetch wants)? Everyone may, but in a scoped view."""
+        return True
+
     def empty_snapshot_id(self) -> bytes:
         return self.put("snapshot", Snapshot().to_body())
 
@@ -254,7 +265,7 @@ class Repository:
         if 4 <= len(low) <= 64 and all(c in "0123456789abcdef" for c in low):
             if len(low) == 64:
                 oid = bytes.fromhex(low)
-                if self.store.has(oid):
+                if self.store.has_now(oid):
                     return self._peel(oid)
             else:
                 matches = self._prefix_matches(low)

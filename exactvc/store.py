@@ -100,6 +100,12 @@ class ObjectStore(ABC):
     @abstractmethod
     def has(self, oid: bytes) -> bool: ...
 
+    def has_now(self, oid: bytes) -> bool:
+        """``has`` that never answers a stale no: for ids a request names or a shared ref store holds (another
+        server process may have stored the object a moment ago). ``has`` may, where a listing is cached,
+        answer no for such an object for a short while (harmless where it only means storing a duplicate)."""
+        return self.has(oid)
+
     @abstractmethod
     def _write(self, items: list[Pending]) -> None: ...
 

@@ -368,7 +368,9 @@ def verify_closure(repo: Repository, items: list[Pending]) -> None:
         for r in refs:
             if not isinstance(r, bytes) or len(r) != 32:
                 raise BadStream(f"object {p.oid.hex()} has a malformed reference")
-            if r not in have and not repo.store.has(r):
+            # a commit may build only on commits and snapshots the receiver's caller may read (in a
+            # blind-mode view, not on another annotator's work whose id they learned)
+            if r not in have and (not repo.store.has(r) or p.type == "commit" and not repo.readable(r)):
                 raise MissingReference(f"object {p.oid.hex()} ({p.type}) references {r.hex()}, "
                                 "which is neither sent nor stored")
 
@@ -439,7 +441,7 @@ def check_update(repo: Repository, u: RefUpdate) -> Refusal | None:
     from .graph import is_ancestor
 
     if u.new is not None:
-        if not repo.store.has(u.new):
+        if not repo.store.has_now(u.new):
             return Refusal("missing_reference", 422, f"{u.new.hex()[:12]} is neither sent nor stored")
         t, _ = repo.store.get(u.new)
         if u.ref.startswith("heads/") and t != "commit":

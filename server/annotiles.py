@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from exactvc import annotiles as at
-from exactvc.errors import NotFound, UsageError
+from exactvc.errors import UsageError
 from exactvc.repo import Repository
 
 from .context import prebuilder, repos, require
@@ -128,7 +128,8 @@ def _commit(repo: Repository, commit: str) -> bytes:
     if not _COMMIT.match(commit):
         raise UsageError(f"{commit!r} is not a full commit id (64 hex digits): resolve it first with "
                          f"/resolve?rev=")
-    return bytes.fromhex(commit)  # whether it is a commit of this repository: at.for_commit
+    # a commit of this repository that the caller may read (a blind-mode annotator: one their refs reach)
+    return repo.check_commit(bytes.fromhex(commit))
 
 
 def _immutable(body: bytes, etag: str, mimetype: str, gzipped: bool = False) -> Response:
@@ -183,8 +184,6 @@ def record(name: str, image: str, commit: str, aid: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
     cid = _commit(repo, commit)
-    if not repo.store.has(cid) or repo.store.get(cid)[0] != "commit":
-        raise NotFound(f"no commit {commit}")
     try:
         a = repo.annotation(image, aid, cid.hex())
     except ValueError:

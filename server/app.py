@@ -11,11 +11,14 @@ from werkzeug.exceptions import HTTPException
 
 from exactvc.errors import ExactError, InvalidInput, UsageError
 
+from .agreement import agreement_api
 from .annotiles import annotiles, install_prebuild
 from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
 from .exact_compat import basic_authenticate, exact_compat
+from .maps import maps_api
+from .media import media_api
 from .pages import pages
 from .plugins import plugins_api
 from .pulls import pulls
@@ -65,6 +68,10 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.extensions["exact_repos"] = Repos(root, backends)
     app.extensions["exact_access"] = backends.access_store(root)  # SQLite under ROOT or the shared database
     app.extensions["exact_pulls"] = backends.pull_store(root)
+    from exactvc.jobs import stale_after
+
+    stale_after()  # a bad EXACT_JOB_HEARTBEAT_TIMEOUT stops the start, with its one-line message
+    app.extensions["exact_jobs"] = backends.job_store(root)  # detector runs, seen by every server process
 
     @app.before_request
     def refuse_empty_segments() -> Response | None:
@@ -129,7 +136,10 @@ def create_app(config: dict[str, Any]) -> Flask:
     app.register_blueprint(verifications_api)  # /api/v1/repos/NAME/images/IMAGE/...verifications
     app.register_blueprint(runs_api)  # /api/v1/repos/NAME/runs, artefacts, metrics
     app.register_blueprint(plugins_api)  # /api/v1/plugins, /api/v1/repos/NAME/proposals, analyses
+    app.register_blueprint(agreement_api)  # /api/v1/repos/NAME/agreement
     app.register_blueprint(screening_api)  # /api/v1/repos/NAME/images/IMAGE/screening
+    app.register_blueprint(maps_api)  # /api/v1/repos/NAME/maps, /maps/MAP.dzi and tiles
+    app.register_blueprint(media_api)  # /api/v1/repos/NAME/images/IMAGE/annotations/ID/media
     app.register_blueprint(annotiles)
     app.register_blueprint(tiles)  # before sync: /slides/... must not be taken for a repository
     app.register_blueprint(pages)  # /, /-/..., /<repo>, /<repo>/slide/<image>: none is a sync route

@@ -73,7 +73,9 @@ def _scope(name: str, repo: Repository) -> Repository:
     from exactvc.visibility import scoped
 
     prot = list(st["protected"])
-    return scoped(repo, lambda ref: ref_visible("blind", role, user, ref, prot))
+    # where ref_visible can say yes: the caller's own branches, tags and the protected branches
+    where = [*([f"heads/users/{user.name}/"] if user is not None else []), "tags/", *(f"heads/{p}" for p in prot)]
+    return scoped(repo, lambda ref: ref_visible("blind", role, user, ref, prot), where)
 
 
 def _valid_name(name: str) -> bool:

@@ -28,6 +28,7 @@ _FP = _path("fp", {"type": "string", "pattern": "^[0-9a-f]{64}$", "description":
 _REV = _query("rev", {"type": "string", "default": "HEAD"})
 _FRAME = _query("frame", {"type": "integer", "minimum": 0, "default": 0})
 _INT = {"type": "integer", "minimum": 0}
+_MAP = _path("mid", {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "an annotation map's id"})
 _COMMIT = _path("commit", {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "a full commit id"})
 
 
@@ -128,6 +129,12 @@ PULL_PATHS: dict[str, Any] = {
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
             _query("match", _STR, description="e.g. iou=0.5,dist=10 (docs/matching.md)"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000})]),
+    "/api/v1/repos/{name}/agreement": _op(
+        "get", "Rater agreement: detection F1 and Cohen's kappa of labels on matched pairs (two revisions: per "
+        "label; more or a branch pattern: the pairwise table). Blind mode: maintainers only", [
+            _REPO, _query("rev", _STR, description="repeatable: the raters' revisions"),
+            _query("branches", _STR, description="raters are the branches matching this pattern, e.g. users/*/study"),
+            _query("image", _STR), _query("match", _STR, description="e.g. iou=0.5 or dist=10 (docs/matching.md)")]),
     "/api/v1/repos/{name}/images/{image}/matches": _op(
         "get", "The geometric comparison paged for the viewer: figures per label, entries with both geometries", [
             _REPO, _path("image"), _query("a", _STR, True), _query("b", _STR, True),
@@ -324,6 +331,8 @@ OPENAPI: dict[str, Any] = {
             "post", "Run a detector; its proposals on proposals/PLUGIN/N and a pull request (annotate)", [_REPO],
             _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "target": _STR,
                   "wait": {"type": "boolean"}, "title": _STR}, ["image", "plugin"]), ok="201"),
+        "/api/v1/repos/{name}/proposals/jobs": _op("get", "The newest detector runs of the repository (annotate)",
+                                                   [_REPO]),
         "/api/v1/repos/{name}/proposals/jobs/{ident}": {
             **_op("get", "A detector run: state, progress, result or error", [_REPO, _path("ident")]),
             **_op("delete", "Cancel a detector run", [_REPO, _path("ident")]),
@@ -353,6 +362,32 @@ OPENAPI: dict[str, Any] = {
             _obj({"image": _STR, "plugin": _STR, "region": _BOX, "params": {"type": "object"}, "rev": _STR},
                  ["image", "plugin"])),
         "/api/v1/repos/{name}/artefacts/{artefact}": _ARTEFACT,
+        "/api/v1/repos/{name}/maps": _op(
+            "get", "Open an annotation map of a label (read): its id, DZI url, size and the first patches "
+            "(docs/collaboration.md)", [
+                _REPO, _REV, _query("label", _STR, required=True),
+                _query("image", _STR, description="only these images (repeatable); default: every image"),
+                _query("patch", {"type": "integer", "minimum": 8, "maximum": 1024, "default": 128}),
+                _query("per_row", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}),
+                _query("scale", {"type": "integer", "enum": [1, 2, 4, 8, 16, 32, 64], "default": 1}),
+                _query("order", {"type": "string", "enum": ["id", "position"], "default": "id"}),
+                _query("prop", _STR, description="KEY=VALUE: only annotations with that property value"),
+                _query("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 200})]),
+        "/api/v1/repos/{name}/maps/{mid}/patches": _op("get", "A page of an open map's layout (read)", [
+            _REPO, _MAP, _query("offset", _INT), _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})]),
+        "/api/v1/repos/{name}/images/{image}/annotations/{aid}/media": _op(
+            "post", "Attach a media file (the body, streamed) to an annotation: one commit on the caller's branch "
+            "(annotate)", [_REPO, _path("image"), _path("aid"), _query("filename", _STR, required=True),
+                           _query("branch", _STR), _query("expected_parent", _STR), _query("from", _STR)],
+            {"type": "string", "format": "binary"}, ok="201", body_type="application/octet-stream"),
+        "/maps/{mid}.dzi": _op("get", "An annotation map's DeepZoom descriptor (read on its repository)", [_MAP],
+                               content="application/xml"),
+        "/maps/{mid}_files/{level}/{col}_{row}.jpeg": _op("get", "An annotation map's tile, built on first request", [
+            _MAP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),
+            _path("row", {"type": "integer"})], content="image/jpeg"),
+        "/{name}/map": _op("get", "Web viewer: an annotation map (the query is the map's spec)", [
+            _REPO, _REV, _query("label", _STR), _query("patch", _INT), _query("per_row", _INT), _query("scale", _INT),
+            _query("order", _STR), _query("prop", _STR), _query("image", _STR)], content="text/html"),
         "/slides/{fp}.dzi": _op("get", "DeepZoom descriptor", [_FP, _FRAME], content="application/xml"),
         "/slides/{fp}_files/{level}/{col}_{row}.jpeg": _op("get", "A DeepZoom tile", [
             _FP, _path("level", {"type": "integer"}), _path("col", {"type": "integer"}),
@@ -390,6 +425,12 @@ OPENAPI: dict[str, Any] = {
             _REPO, _path("number"), _query("image", _STR)], content="text/html"),
         "/{name}/experiments": _op("get", "Web viewer: the experiments page (runs, a metric, TP/FP/FN overlay)", [
             _REPO, _query("run", _STR), _query("image", _STR), _query("metric", _STR), _query("branch", _STR)],
+            content="text/html"),
+        "/{name}/pulls": _op("get", "Web viewer: the pull request list, filtered by state", [
+            _REPO, _query("state", {"type": "string", "enum": ["open", "draft", "merged", "closed", "all"]})],
+            content="text/html"),
+        "/{name}/agreement": _op("get", "Web viewer: the raters' pairwise agreement table (detection F1, Cohen's kappa)", [
+            _REPO, _query("branches", _STR), _query("rev", _STR), _query("image", _STR), _query("match", _STR)],
             content="text/html"),
         "/{name}/info/refs": _op("get", "Ref advertisement (docs/protocol.md section 1)", [_REPO]),
         "/{name}/negotiate": _op("post", "Which of these commits the server has (section 2)", [_REPO],

@@ -6,7 +6,9 @@ Routes (none collides with the sync protocol's ``/<name>/info/refs|negotiate|fet
 - ``/<repo>`` the image set page, ``/<repo>/slide/<image>`` the slide page, ``/<repo>/diff/<image>?old=&new=`` the diff
   view, ``/<repo>/pull/<n>?image=`` a pull request (its diff view with decisions, reviews, comments, conflicts),
   ``/<repo>/pulls?state=`` the pull request list, ``/<repo>/experiments`` the
-  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions)
+  experiments page (runs, a metric across runs, TP/FP/FN of a run's predictions), ``/<repo>/agreement`` the
+  raters' pairwise agreement table, ``/<repo>/map?label=&...`` an annotation map (server/maps.py: one patch
+  per annotation, relabel / delete on the map)
 
 Every page is the same small HTML shell naming its page kind; the bundle reads it and
 renders through the REST API, so a page carries no data and no inline script. Pages
@@ -156,6 +158,20 @@ def pull_list(name: str) -> Response:
 def experiments(name: str) -> Response:
     status = _gate(name)
     return _page("experiments", f"Experiments · {name}" if status == 200 else "exactvc", "experiments", repo=name,
+                 status=status)
+
+
+@pages.get("/<name>/agreement")
+def agreement(name: str) -> Response:
+    status = _gate(name)
+    return _page("agreement", f"Agreement · {name}" if status == 200 else "exactvc", "app", repo=name, status=status)
+
+
+@pages.get("/<name>/map")
+def annotation_map(name: str) -> Response:
+    status = _gate(name)
+    label = request.args.get("label", "")
+    return _page("map", f"map of {label} · {name}" if status == 200 else "exactvc", "map", repo=name,
                  status=status)
 
 

@@ -29,7 +29,8 @@ class ImageIndex:
     """Which repositories reference which fingerprints (recomputed when a repository's refs change)."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[Any, ...], frozenset[str]]] = {}
+        # per repository and ref state: a blind-mode annotator's view has refs of its own (exactvc/visibility.py)
+        self._cache: dict[tuple[str, tuple[Any, ...]], frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def fingerprints(self, name: str) -> frozenset[str]:
@@ -37,9 +38,9 @@ class ImageIndex:
         refs = repo.refs.list()
         state = tuple(sorted((k, v) for k, v in refs.items()))
         with self._lock:
-            hit = self._cache.get(name)
-            if hit is not None and hit[0] == state:
-                return hit[1]
+            hit = self._cache.get((name, state))
+            if hit is not None:
+                return hit
         fps: set[str] = set()
         seen: set[bytes] = set()
         for oid in refs.values():
@@ -55,7 +56,9 @@ class ImageIndex:
                 fps.add(repo.image_record(e).fingerprint)
         out = frozenset(fps)
         with self._lock:
-            self._cache[name] = (state, out)
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[(name, state)] = out
         return out
 
 

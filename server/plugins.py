@@ -1,12 +1,12 @@
 """REST routes of plugins (docs/plugins.md): the installed plugins, detector runs that commit proposals on
-``proposals/PLUGIN/N`` and open a pull request (as jobs with progress and cancel), analyses of a region.
+``proposals/PLUGIN/N`` and open a pull request (as jobs with progress and cancel, kept in the job store of
+exactvc/jobs.py so that any server process answers for them), analyses of a region.
 
 Plugins run in child processes with a time limit; a failing one answers 422 ``plugin_failed`` and changes
 nothing. Thin adapters over exactvc.propose and exactvc.plugins."""
 
 from __future__ import annotations
 
-import itertools
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,20 +16,15 @@ from flask import Blueprint, Response, current_app, jsonify
 from exactvc import plugins as registry
 from exactvc import propose as proposing
 from exactvc.errors import ExactError, InvalidInput, NotFound
+from exactvc.jobs import JobPulse, public
 from exactvc.plugins import runner
 from exactvc.pulls import service
 
 from .context import current_user, repos, require
 from .context import json_body as _body
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 
 plugins_api = Blueprint("plugins_api", __name__, url_prefix="/api/v1")
-_JOBS: dict[str, dict[str, Any]] = {}
-_JOBS_LOCK = threading.Lock()
-_IDS = itertools.count(1)
-MAX_JOBS = 1000
-
-
 
 
 def _slide_path(repo: Any, fp: str) -> Path:
@@ -76,6 +71,10 @@ def propose(name: str) -> Response:
     if not isinstance(target, str):
         raise InvalidInput("target must be a branch name")
     repo = repos().get(name)
+    from exactvc.visibility import is_scoped
+
+    if is_scoped(repo):  # a proposals/ branch is hidden from annotators in blind mode
+        raise Forbidden("in blind mode detector proposals are run by maintainers")
     if repo.refs.read("heads/" + target) is None:
         raise NotFound(f"no branch {target!r}")
     rec = repo.image(body["image"], target)
@@ -84,45 +83,40 @@ def propose(name: str) -> Response:
     path = _slide_path(repo, rec.fingerprint)
     limit = float(current_app.config["EXACT"].get("plugin_time_limit", 0)) or None
     store = current_app.extensions["exact_pulls"]
-    job: dict[str, Any] = {"id": str(next(_IDS)), "repo": name, "user": user.name, "plugin": body["plugin"],
-                           "image": rec.name, "state": "running", "progress": 0.0, "message": "starting",
-                           "result": None, "error": None, "cancel": threading.Event()}
-    with _JOBS_LOCK:
-        if len(_JOBS) >= MAX_JOBS:
-            for k in [k for k, j in _JOBS.items() if j["state"] != "running"][: MAX_JOBS // 2]:
-                del _JOBS[k]
-        _JOBS[job["id"]] = job
+    jobs = current_app.extensions["exact_jobs"]
+    ident = jobs.create(name, user.name, body["plugin"], rec.name)["id"]
 
-    def progress(f: float, msg: str) -> None:
-        job["progress"], job["message"] = f, msg
-
-    def work() -> None:
+    def work() -> dict[str, Any] | None:
+        """Run the job to its end, its progress, heartbeat and outcome in the job store; the error, if any."""
+        pulse = JobPulse(jobs, ident)
         try:
             got = proposing.propose(repo, rec.name, body["plugin"], path, target, f"{user.name} <{user.name}@exactvc>",
-                                    region, body.get("params"), limit, progress, job["cancel"])
+                                    region, body.get("params"), limit, pulse.progress, pulse.cancel)
             pr = None
             if got["branch"]:
                 title = body.get("title") or f"{got['proposals']} proposals of {body['plugin']} on {rec.name}"
                 pr = service.create(repo, store, name, user.name, title,
                                     "Accept the proposals to merge (unaccepted ones are not merged).",
                                     got["branch"], target)
-            job["result"] = {**got, "pull": pr["number"] if pr else None}
-            job["state"], job["progress"], job["message"] = "done", 1.0, "done"
+            pulse.finish({**got, "pull": pr["number"] if pr else None})
+            return None
         except ExactError as exc:
-            job["state"] = "cancelled" if job["cancel"].is_set() else "failed"
-            job["error"] = {"type": exc.kind, "message": exc.message, "status": exc.http_status}
-            job["message"] = exc.message
+            err = {"type": exc.kind, "message": exc.message, "status": exc.http_status}
+            pulse.fail(err)
+            return err
+        except BaseException:
+            pulse.fail({"type": "internal", "message": "internal error", "status": 500})
+            raise
 
     if body.get("wait", True) is not True:
-        threading.Thread(target=work, daemon=True, name=f"plugin-job-{job['id']}").start()
-        resp = jsonify(_public(job))
+        threading.Thread(target=work, daemon=True, name=f"plugin-job-{ident[:8]}").start()
+        resp = jsonify(_job(name, ident))
         resp.status_code = 202
         return resp
-    work()
-    if job["error"]:
-        e = job["error"]
-        raise _rebuild(e)
-    resp = jsonify(_public(job))
+    err = work()
+    if err:
+        raise _rebuild(err)
+    resp = jsonify(_job(name, ident))
     resp.status_code = 201
     return resp
 
@@ -133,28 +127,41 @@ def _rebuild(e: dict[str, Any]) -> ExactError:
     return exc
 
 
-def _public(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in job.items() if k != "cancel"}
+def _may_see_job(name: str, job: dict[str, Any]) -> bool:
+    """In blind mode an annotator sees only their own jobs (another's names its branch and counts)."""
+    from exactvc.visibility import is_scoped
+
+    u = current_user()
+    return not is_scoped(repos().get(name)) or (u is not None and job["user"] == u.name)
 
 
 def _job(name: str, ident: str) -> dict[str, Any]:
     require(name, "annotate")
-    j = _JOBS.get(ident)
-    if j is None or j["repo"] != name:
+    j = current_app.extensions["exact_jobs"].get(ident) if len(ident) <= 64 else None
+    if j is None or j["repo"] != name or not _may_see_job(name, j):
         raise NotFound(f"no plugin job {ident[:20]!r}")
-    return j
+    return public(j)
+
+
+@plugins_api.get("/repos/<name>/proposals/jobs")
+def job_list(name: str) -> Response:
+    """The newest detector runs of the repository (at most 50), newest first."""
+    require(name, "annotate")
+    return jsonify({"jobs": [public(j) for j in current_app.extensions["exact_jobs"].recent(name)
+                             if _may_see_job(name, j)]})
 
 
 @plugins_api.get("/repos/<name>/proposals/jobs/<ident>")
 def job_status(name: str, ident: str) -> Response:
-    return jsonify(_public(_job(name, ident)))
+    return jsonify(_job(name, ident))
 
 
 @plugins_api.delete("/repos/<name>/proposals/jobs/<ident>")
 def job_cancel(name: str, ident: str) -> Response:
-    j = _job(name, ident)
-    j["cancel"].set()
-    return jsonify(_public(j))
+    """Ask the run to stop: the process running it (this one or another) sees the flag within a pulse."""
+    _job(name, ident)
+    current_app.extensions["exact_jobs"].cancel(ident)
+    return jsonify(_job(name, ident))
 
 
 ANALYSE_FIELDS = {"image", "plugin", "region", "params", "rev"}

@@ -68,7 +68,7 @@ def list_pulls(name: str) -> Response:
     if state is not None and state not in (*STATES, "all"):
         raise InvalidInput(f"state must be one of {', '.join(STATES)} or all")
     repo = repos().get(name)
-    out = [service.refresh(repo, store(), name, pr) for pr in store().list_pulls(name)]
+    out = service.listing(repo, store(), name)
     if state not in (None, "all"):
         out = [pr for pr in out if pr["state"] == state]
     settings = access().settings(name)

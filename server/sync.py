@@ -59,7 +59,8 @@ def negotiate(name: str) -> Response:
     repo = repos().get(name)
     body = _json()
     ids = _ids(body.get("ids") if isinstance(body, dict) else None, "ids")
-    have = [i.hex() for i in ids if repo.store.has(i)]
+    # a commit the caller may not see is answered as one the server lacks (exactvc/visibility.py)
+    have = [i.hex() for i in ids if repo.store.has(i) and repo.readable(i)]
     return jsonify({"have": have})
 
 
@@ -71,16 +72,19 @@ def fetch(name: str) -> Response:
     if not isinstance(body, dict):
         raise InvalidInput("fetch body must be an object with wants and haves")
     wants = _ids(body.get("wants"), "wants")
-    haves = _ids(body.get("haves", []), "haves")
+    # what the caller may not see is treated as unknown: a hidden have is ignored, a hidden want refused
+    # with the words of a missing one (exactvc/visibility.py)
+    haves = [h for h in _ids(body.get("haves", []), "haves") if repo.readable(h)]
     for h in haves:
-        if repo.store.has(h) and repo.store.get(h)[0] != "commit":
+        if repo.store.has_now(h) and repo.store.get(h)[0] != "commit":
             raise InvalidInput(f"have {h.hex()} is not a commit")
     for w in wants:
-        if not repo.store.has(w):
+        if not repo.store.has_now(w) or not repo.readable(w):
             raise InvalidInput(f"unknown object {w.hex()}")
         if repo.store.get(w)[0] not in ("commit", "tag", "run", "artefact"):
             raise InvalidInput(f"{w.hex()} is not a commit, tag, run or artefact")
     known = _ids(body.get("known", []), "known")  # runs' artefacts and chunks the client has
+    known = [k for k in known if repo.readable(k)]
     oids = list(transfer.objects_with_bases(repo, wants, haves, known))
     data = transfer.stream_bytes(repo, oids)
     return Response(data, mimetype="application/x-exactvc-stream",
@@ -128,6 +132,10 @@ def push(name: str) -> Response:
     items = transfer.read_stream(repo, stream, max_bytes)
     transfer.verify_closure(repo, items)
     tips = [(u.new, u.ref) for u in updates if u.new is not None]
+    sent = {p.oid for p in items}
+    for oid, _ref in tips:  # a ref may name only what was sent or what the pusher may read
+        if oid not in sent and not repo.readable(oid):
+            raise transfer.MissingReference(f"update of {_ref} names {oid.hex()}, which is neither sent nor stored")
     received.refuse_invalid(repo, items, tips)
     fps: set[str] = set()
     for oid, _ref in tips:

@@ -6,6 +6,7 @@ samples (blob detector, EIPH analysis) run for real on the CMU slide."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     plug = tmp_path / "plugins"
     plug.mkdir()
     _install_test_plugins(plug)
-    monkeypatch.setenv("PYTHONPATH", str(plug))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(plug), os.environ.get("PYTHONPATH")) if p))
     root = tmp_path / "root"
     repo = Repository.init(root / "cells")
     repo.add_image(real_slide(), name="cmu")

@@ -402,14 +402,19 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
             continue
         if not p.startswith("/api/v1/"):  # slides and sync: tests/test_server_tiles.py, test_server_sync.py
             continue
-        if "/pulls/{n}" in p or "{id}" in p or "{ident}" in p or "/artefacts/{artefact}" in p:
-            # a pull request (test_pulls_refusals.py), EXACT ids (test_exact_compat.py), runs (test_runs.py)
+        if "/pulls/{n}" in p or "{id}" in p or "{ident}" in p or "/artefacts/{artefact}" in p or "{mid}" in p:
+            # a pull request (test_pulls_refusals.py), EXACT ids (test_exact_compat.py), runs (test_runs.py),
+            # an open map (test_annomap.py)
             continue
         url = p.format(**values)
         if p.endswith("/diff") or p.endswith("/changes"):
             url += "?old=HEAD~1&new=HEAD"
         if p.endswith("/compare") or p.endswith("/matches"):
             url += "?a=HEAD~1&b=HEAD"
+        if p.endswith("/agreement"):
+            url += "?rev=HEAD~1&rev=HEAD"
+        if p.endswith("/maps"):
+            url += "?label=cell"
         got = api.get(url)
         assert got.status == 200, (p, got.body[:200])
         assert set(ops["get"]["responses"]) >= {"200", "401", "403", "404"}

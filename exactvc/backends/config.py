@@ -124,6 +124,16 @@ class Backends:
 
         return PgRefs(self.database(), repo)
 
+    def job_store(self, root: Path) -> Any:
+        """Where the server's background jobs live: ``ROOT/.exact-jobs.sqlite``, or the shared database."""
+        if self.db is None:
+            from ..jobs import SqliteJobStore
+
+            return SqliteJobStore(Path(root))
+        from .postgres_jobs import PgJobStore
+
+        return PgJobStore(self.database)  # the pool opens on first use (after a fork, not before)
+
     def object_store(self, root: Path, repo: str) -> Any:
         """The object store of ``repo`` on S3 (its cache under ``ROOT/.cache/objects/REPO``), or None."""
         if self.objects is None:

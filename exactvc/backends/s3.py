@@ -245,6 +245,12 @@ class S3ObjectStore(ObjectStore):
         self.refresh(force=True)
         return self._find(oid) is not None
 
+    def has_now(self, oid: bytes) -> bool:
+        if self._find(oid) is not None:
+            return True
+        self.refresh(force=True)
+        return self._find(oid) is not None
+
     def _stored_test(self, n: int) -> Callable[[bytes], bool]:
         return lambda oid: self._find(oid) is not None
 

@@ -62,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("runs", "eval_cmd"),
     "propose": ("propose", "propose"),
     "media": ("media", "media"),
+    "agreement": ("agreement", "agreement"),
     "verify": ("verify", "verify"),
 }
 

@@ -138,8 +138,7 @@ def server_repo() -> None:
 @click.argument("name")
 @root_option
 @click.option("--anonymous-read", is_flag=True, help="Let anyone read it (off by default).")
-@backend_options
-def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | None, db: str | None) -> None:
+def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
     """Create an empty repository ROOT/NAME (its settings folder under ROOT; objects and refs on the server's
     backends)."""
     from pathlib import Path
@@ -155,7 +154,8 @@ def server_repo_add(name: str, root: str, anonymous_read: bool, objects: str | N
     from ..backends.config import Backends
     from ..repo import Repository
 
-    backends = Backends.load(root, objects, db)
+    meta = click.get_current_context().meta  # --objects / --db of root_option
+    backends = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
     if not backends.embedded:
         backends.migrate()  # the schema exists before the first ref does (idempotent)
         if name in backends.registered():

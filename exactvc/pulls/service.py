@@ -75,8 +75,28 @@ def create(repo: Repository, store: Pulls, name: str, author: str, title: Any, b
     return pr
 
 
+def visible(repo: Repository, pr: dict[str, Any]) -> bool:
+    """May the caller of this repository view see the pull request? In blind mode an annotator sees only
+    those between branches they may see (exactvc/visibility.py); everyone else sees all."""
+    from ..visibility import ref_visible_in
+
+    return ref_visible_in(repo, "heads/" + pr["source"]) and ref_visible_in(repo, "heads/" + pr["target"])
+
+
+def _stored(repo: Repository, store: Pulls, name: str, number: int) -> dict[str, Any]:
+    pr = store.get(name, number)
+    if not visible(repo, pr):
+        raise NotFound(f"no pull request #{number} in {name}")  # the words of store.get for a missing one
+    return pr
+
+
 def get(repo: Repository, store: Pulls, name: str, number: int) -> dict[str, Any]:
-    return refresh(repo, store, name, store.get(name, number))
+    return refresh(repo, store, name, _stored(repo, store, name, number))
+
+
+def listing(repo: Repository, store: Pulls, name: str) -> list[dict[str, Any]]:
+    """The pull requests the caller may see, refreshed."""
+    return [refresh(repo, store, name, pr) for pr in store.list_pulls(name) if visible(repo, pr)]
 
 
 def refresh(repo: Repository, store: Pulls, name: str, pr: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +240,7 @@ def comments(repo: Repository, store: Pulls, name: str, number: int) -> list[dic
 def resolve_thread(repo: Repository, store: Pulls, name: str, number: int, thread: int, resolved: Any) -> None:
     if not isinstance(resolved, bool):
         raise InvalidInput("resolved must be true or false")
-    store.get(name, number)
+    _stored(repo, store, name, number)
     store.resolve_thread(name, number, thread, resolved)
 
 

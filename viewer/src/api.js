@@ -106,7 +106,36 @@ api.screening = (name, image) => call("GET", `/api/v1/repos/${enc(name)}/images/
 api.putScreening = (name, image, state) =>
   call("PUT", `/api/v1/repos/${enc(name)}/images/${enc(image)}/screening`, state);
 api.propose = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/proposals`, body);
+api.agreement = (name, query) => call("GET", `/api/v1/repos/${enc(name)}/agreement${query ? "?" + query : ""}`);
 api.analyse = (name, body) => call("POST", `/api/v1/repos/${enc(name)}/analyses`, body);
+api.map = (name, params) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    for (const x of Array.isArray(v) ? v : [v]) if (x !== undefined && x !== null && x !== "") s.append(k, x);
+  }
+  return call("GET", `/api/v1/repos/${enc(name)}/maps?${s}`);
+};
+api.mapPatches = (name, map, offset, limit) =>
+  call("GET", `/api/v1/repos/${enc(name)}/maps/${enc(map)}/patches${q({ offset, limit })}`);
+// a file attached to an annotation: the body streamed as it is, one commit on the branch
+api.uploadMedia = async (name, image, id, file, params) => {
+  const headers = { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" };
+  const csrf = (session && session.csrf_token) || sessionStorage.getItem(CSRF_KEY);
+  if (csrf) headers["X-CSRF-Token"] = csrf;
+  const url = `/api/v1/repos/${enc(name)}/images/${enc(image)}/annotations/${enc(id)}/media${q({ filename: file.name, ...params })}`;
+  let resp;
+  try {
+    resp = await fetch(url, { method: "POST", headers, credentials: "same-origin", body: file });
+  } catch (e) {
+    throw new ApiError(0, "network", `cannot reach the server (${e.message})`);
+  }
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(resp.status, err.type || "http_error", err.message || `${resp.status} ${resp.statusText}`, data);
+  }
+  return data;
+};
 api.verify = (name, image, id, body) =>
   call("POST", `/api/v1/repos/${enc(name)}/images/${enc(image)}/annotations/${enc(id)}/verifications`, body);
 api.pendingVerifications = (name, image, rev) =>

@@ -167,6 +167,13 @@ export function startEditing(ctx, side, viewerEl) {
       overlay.redraw();
     },
     async annotationsAt(x, y) { return ed.pickAt(x, y); },
+    // the saved records of ids changed on the server (an upload): fetched again, panels redrawn
+    async refresh(ids) {
+      for (const id of ids) saved.delete(id);
+      await fetchSelected();
+      overlay.redraw();
+      panels.selection.update();
+    },
     save: (msg) => panels.save.save(msg),
     // the working branch moved to `commit` by a change made elsewhere on the page (a verification) that
     // touched `ids`: follow it (pending edits are rebased onto it) and refetch those records

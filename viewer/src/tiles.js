@@ -9,6 +9,12 @@ export function dziUrl(fingerprint, frame = 0, origin = "") {
 }
 
 export function createViewer(element, fingerprint, frame = 0, origin = "") {
+  return createViewerAt(element, dziUrl(fingerprint, frame, origin),
+    origin ? { crossOriginPolicy: "Anonymous" } : {}); // another server's tiles: CORS, an untainted canvas
+}
+
+// any DeepZoom source with the slides' URL scheme (an annotation map's /maps/MAP.dzi too)
+export function createViewerAt(element, tileSources, options = {}) {
   // OSD injects an inline <style> unless one with this marker exists; the CSP forbids inline styles, so an
   // empty marker stands in (its one rule lives in viewer.css)
   if (!document.querySelector("style[data-openseadragon-mobile-css]")) {
@@ -18,7 +24,7 @@ export function createViewer(element, fingerprint, frame = 0, origin = "") {
   }
   const viewer = OpenSeadragon({
     element,
-    tileSources: dziUrl(fingerprint, frame, origin),
+    tileSources,
     showNavigator: true,
     navigatorPosition: "BOTTOM_RIGHT",
     showNavigationControl: false,
@@ -26,11 +32,12 @@ export function createViewer(element, fingerprint, frame = 0, origin = "") {
     blendTime: 0,
     maxZoomPixelRatio: 8,
     visibilityRatio: 0.2,
-    crossOriginPolicy: origin ? "Anonymous" : false, // another server's tiles: CORS, an untainted canvas
+    crossOriginPolicy: false,
     gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: false, flickEnabled: false },
     gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: false },
     keyboardNavEnabled: false,
     drawer: "canvas",
+    ...options,
   });
   viewer.addHandler("canvas-key", (e) => { e.preventDefaultAction = true; });
   return viewer;

@@ -13,6 +13,10 @@ export async function renderImageSet(app, p) {
   app.append(h("p.links", {}, h("a", { id: "experiments-link", href: `/${encodeURIComponent(repo)}/experiments` },
     "Experiments"), " — runs, metrics and predictions pinned to commits", " · ",
     h("a", { id: "pulls-link", href: `/${encodeURIComponent(repo)}/pulls` }, "Pull requests"), " — proposed label changes under review"));
+  if (info.settings && info.settings.mode === "blind" && ["maintain", "admin"].includes(info.role)) {
+    app.append(h("p.links", {}, h("a", { id: "agreement-link", href: `/${encodeURIComponent(repo)}/agreement?branches=users/*` },
+      "Agreement"), " — the raters' pairwise detection F1 and kappa (blind study)"));
+  }
   const last = log.log[0];
   if (last) {
     app.append(h("p.last-commit", { id: "last-commit" }, "Last commit ", h("code", {}, last.id ? last.id.slice(0, 12) : ""),

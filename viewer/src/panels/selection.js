@@ -1,6 +1,7 @@
 // What is selected: label, kind, area in µm² and perimeter / length in µm (from the slide's mpp), its
 // verifications (who said yes or no) and attached media.
 import { h, clear } from "../dom.js";
+import { api } from "../api.js";
 import { area, length } from "../geometry.js";
 
 export function formatLength(px, mpp) {
@@ -38,6 +39,7 @@ export function createSelectionPanel(ed) {
       const media = (r.properties && Array.isArray(r.properties.media)) ? r.properties.media : [];
       for (const m of media) body.append(mediaElement(ed.ctx.repo, m));
     }
+    if (recs.length === 1 && ed.ctx.canEdit) body.append(uploadControl(ed, recs[0].id));
   }
   update();
   return { el, update };
@@ -50,4 +52,34 @@ function mediaElement(repo, m) {
   const tag = t.startsWith("audio/") ? "audio" : t.startsWith("video/") ? "video" : "img";
   const el = h(`${tag}.media`, tag === "img" ? { src, alt: m.name } : { src, controls: true, preload: "metadata" });
   return h("div.media-item", { dataset: { artefact: m.artefact } }, h("span", {}, m.name), el);
+}
+
+// attach a file from this computer: streamed to the server, one commit on the working branch
+function uploadControl(ed, id) {
+  const { ctx } = ed;
+  const note = h("span.upload-status", { id: "media-upload-status", role: "status" });
+  const input = h("input", { type: "file", id: "media-upload", accept: "audio/*,video/*,image/*",
+    "aria-label": "attach a media file", onchange: () => upload() });
+  async function upload() {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    if (ed.state.size) { note.textContent = "Save or undo your pending edits first."; note.classList.add("error"); return; }
+    note.classList.remove("error");
+    note.textContent = `Uploading ${file.name} …`;
+    const params = { branch: ctx.workBranch, expected_parent: ctx.workTip || undefined, from: ctx.workTip ? undefined : ctx.commit };
+    try {
+      const r = await api.uploadMedia(ctx.repo, ctx.imageName, id, file, params);
+      ed.state.reset(r.commit);
+      ctx.workTip = r.commit;
+      ctx.commit = r.commit;
+      ctx.rev = ctx.workBranch;
+      ctx.layer.setCommit(r.commit);
+      await ed.refresh([id]);
+      ctx.events.emit("media", { id, commit: r.commit, media: r.media });
+    } catch (e) {
+      note.textContent = e.status === 409 ? `Not attached: ${ctx.workBranch} moved on (reload, then retry).` : `Not attached: ${e.message}`;
+      note.classList.add("error");
+    }
+  }
+  return h("div.media-upload", {}, h("label", {}, "Attach media ", input), note);
 }
