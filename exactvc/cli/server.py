@@ -20,12 +20,15 @@ from .server_ops import backend_options, server_fsck, server_gc, server_migrate
 @click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
               help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
 @backend_options
+@click.option("--tile-origin", "tile_origins", multiple=True, metavar="URL",
+              help="Another server whose tiles the viewer may show (virtual image sets: images added with "
+                   "--origin URL); repeatable.")
 def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...],
-          objects: str | None, db: str | None) -> None:
+          objects: str | None, db: str | None, tile_origins: tuple[str, ...]) -> None:
     """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
     from ..serving import serve as run
 
-    run(root, host, port, threads, list(slide_folders), processes, objects, db)
+    run(root, host, port, threads, list(slide_folders), processes, objects, db, list(tile_origins))
 
 
 @click.group()
