@@ -150,14 +150,19 @@ def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
         from ..errors import InvalidInput
 
         raise InvalidInput(f"{name!r} is reserved for the server's own routes")
-    acc = _access(root)
     from ..backends.config import Backends
     from ..repo import Repository
 
+    if not Path(root).is_dir():
+        from ..errors import NotFound
+
+        raise NotFound(f"no server root folder {root}")
     meta = click.get_current_context().meta  # --objects / --db of root_option
     backends = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
     if not backends.embedded:
         backends.migrate()  # the schema exists before the first ref does (idempotent)
+    acc = _access(root)
+    if not backends.embedded:
         if name in backends.registered():
             from ..errors import UsageError
 
