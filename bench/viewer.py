@@ -57,12 +57,13 @@ TILE_PNG = bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100000001080200
 
 
 def child_serve(root: str, static: str) -> None:
-    """``create_app`` for ROOT, plus /bench/* from STATIC (files, ``.gz`` twins sent gzip-encoded)."""
-    from waitress import create_server
-
+    """``create_app`` for ROOT served as ``exact serve`` serves it (``make_server``), plus /bench/* from
+    STATIC (files, ``.gz`` twins sent gzip-encoded)."""
     from server.app import create_app
+    from server.waitress_server import make_server
 
     app = create_app({"root": root})
+    flask_wsgi = app.wsgi_app
     base = Path(static)
     types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
              ".png": "image/png", ".map": "application/json"}
@@ -70,7 +71,7 @@ def child_serve(root: str, static: str) -> None:
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/bench/"):
-            return app(environ, start_response)
+            return flask_wsgi(environ, start_response)
         p = (base / path[len("/bench/"):]).resolve()
         if base.resolve() not in p.parents or not (p.is_file() or Path(str(p) + ".gz").is_file()):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -103,6 +104,9 @@ def child_serve(root: str, static: str) -> None:
 
     def timed(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        if path == "/bench/noop":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
         if path == "/bench/served":
             body = orjson.dumps({"served": served, "gc_ms": gc_pauses, "gc_objects": len(gc.get_objects())})
             served.clear()
@@ -116,7 +120,8 @@ def child_serve(root: str, static: str) -> None:
         served.append((time.perf_counter() - t0) * 1000)
         return [out]
 
-    srv = create_server(timed, host="127.0.0.1", port=0, threads=8)
+    app.wsgi_app = timed  # type: ignore[method-assign]
+    srv = make_server(app, host="127.0.0.1", port=0, threads=8)
     print(f"listening on http://127.0.0.1:{srv.effective_port}", flush=True)  # type: ignore[union-attr]
     srv.run()
 
@@ -273,60 +278,84 @@ STEP_MS = 50.0  # a client moves its view every 50 ms (20 steps/s: 4,000 image p
 STEPS = 300
 
 
-def _client(args: tuple[str, str, list[str] , list[int], float]) -> tuple[list[float], list[int], list[str]]:
-    """One panning client (its own process): at each step, the tiles newly in view, one after another."""
+def _client(url: str, base: str, paths: list[str], step_of: list[int], offset_s: float, barrier: Any,
+            out: Any, index: int) -> None:
+    """One panning client (its own process): at each step, the tiles newly in view, one after another.
+    Every client is started, imported and connected before the barrier; the pan starts at the barrier
+    (plus this client's own offset: clients are not in step). Puts (index, [(start_ms, latency_ms, bytes,
+    status), ...]) on ``out``."""
     import http.client
     from urllib.parse import urlsplit
 
-    url, base, paths, step_of, t_start = args  # t_start: this client's own start (clients are not in step)
     u = urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    lat: list[float] = []
-    sizes: list[int] = []
-    errors: list[str] = []
-    while time.time() < t_start:
-        time.sleep(0.001)
-    t0 = time.perf_counter()
+    conn.connect()
+    rows: list[tuple[float, float, int, int]] = []
+    barrier.wait(120)
+    t0 = time.perf_counter() + offset_s
     for p, step in zip(paths, step_of, strict=True):
         due = t0 + step * STEP_MS / 1000
         if time.perf_counter() < due:
             time.sleep(due - time.perf_counter())
         a = time.perf_counter()
-        conn.request("GET", f"{base}/{p}", headers={"Accept-Encoding": "gzip"})
+        conn.request("GET", p if p.startswith("/") else f"{base}/{p}", headers={"Accept-Encoding": "gzip"})
         r = conn.getresponse()
         body = r.read()
-        lat.append((time.perf_counter() - a) * 1000)
-        sizes.append(len(body))
-        if r.status != 200:
-            errors.append(f"{p}: {r.status}")
+        rows.append(((a - t0) * 1000, (time.perf_counter() - a) * 1000, len(body), r.status))
     conn.close()
-    return lat, sizes, errors
+    out.put((index, rows))
+
+
+def _run_clients(url: str, base: str, jobs: list[tuple[list[str], list[int]]]) -> list[list[Any]]:
+    """CLIENTS processes replaying ``jobs`` (paths, steps), all started and connected before the pan."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(jobs) + 1)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(url, base, paths, steps, STEP_MS / 1000 * c / len(jobs), barrier,
+                                               out, c), daemon=True) for c, (paths, steps) in enumerate(jobs)]
+    for pr in procs:
+        pr.start()
+    barrier.wait(180)
+    got = dict(out.get(timeout=600) for _ in procs)
+    for pr in procs:
+        pr.join(30)
+    return [got[c] for c in range(len(jobs))]
+
+
+def _summary(rows: list[tuple[float, float, int, int]]) -> dict[str, Any]:
+    lat = [r[1] for r in rows]
+    slow = sorted(r[0] for r in rows if r[1] > TARGETS["tile_p99_ms"])
+    return {"requests": len(lat), "p50_ms": median(lat), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
+            "over_target": len(slow), "over_target_at_ms": [round(t) for t in slow[:40]],
+            "errors": [f"{r[3]}" for r in rows if r[3] != 200][:10]}
 
 
 def load_test(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """CLIENTS processes, each panning along its own row of the slide (pan_tiles), all at once."""
-    import multiprocessing
+    """CLIENTS processes, each panning along its own row of the slide (pan_tiles), all at once; then the same
+    clients on the same schedule asking for a no-op (/bench/noop, answered by the server's outermost WSGI
+    layer): the floor this machine, its load and the HTTP server put under any request."""
     import urllib.request
 
     urllib.request.urlopen(f"{url}/bench/served").read()  # forget what was served before
-    jobs = []
-    t_start = time.time() + 1.0
-    for c in range(CLIENTS):
-        paths, steps = pan_tiles(manifest, c, STEPS)
-        jobs.append((url, base, paths, steps, t_start + STEP_MS / 1000 * c / CLIENTS))
+    jobs = [pan_tiles(manifest, c, STEPS) for c in range(CLIENTS)]
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(CLIENTS) as pool:
-        out = pool.map(_client, jobs)
-    wall = time.perf_counter() - t0 - 1.0
-    lat = [x for o in out for x in o[0]]
-    sizes = [x for o in out for x in o[1]]
-    errors = [x for o in out for x in o[2]]
+    out = _run_clients(url, base, jobs)
+    wall = time.perf_counter() - t0
+    rows = [r for o in out for r in o]
     got = orjson.loads(urllib.request.urlopen(f"{url}/bench/served").read())
     served, gcs = got["served"], got["gc_ms"]
-    return {"gc_collections": len(gcs), "gc_max_ms": max(gcs, default=0.0), "gc_total_ms": sum(gcs),
-            "gc_objects": got["gc_objects"], "requests": len(lat), "p50_ms": median(lat), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
-            "served_p50_ms": median(served), "served_p99_ms": percentile(served, 99), "served_max_ms": max(served),
-            "wall_s": wall, "bytes": sum(sizes), "errors": errors[:10], "step_ms": STEP_MS, "steps": STEPS}
+    load1 = os.getloadavg()[0]
+    floor = _run_clients(url, base, [(["/bench/noop"] * len(p), s) for p, s in jobs])
+    res = {"gc_collections": len(gcs), "gc_max_ms": max(gcs, default=0.0), "gc_total_ms": sum(gcs),
+           "gc_objects": got["gc_objects"], **_summary(rows),
+           "served_p50_ms": median(served), "served_p99_ms": percentile(served, 99), "served_max_ms": max(served),
+           "wall_s": wall, "bytes": sum(r[2] for r in rows), "step_ms": STEP_MS, "steps": STEPS,
+           "load_average": [load0, load1, os.getloadavg()[0]],
+           "noop": _summary([r for o in floor for r in o])}
+    return res
 
 
 def wire_bytes(url: str, base: str, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -448,6 +477,13 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         results["wire"] = wire_bytes(srv.url, base, manifest)
     finally:
         srv.stop()
+    if not args.server_only:  # the same load on a fresh server, minutes later: what the long run changed
+        core.log("server: the same load on a fresh server")
+        srv = Server(root, static, tmp / "server-fresh.log")
+        try:
+            results["server_fresh"] = load_test(srv.url, base, manifest)
+        finally:
+            srv.stop()
 
     rows = []
     for n in [] if args.server_only else sizes:
@@ -489,9 +525,16 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                     "<= 20 ms", s["p99_ms"] <= TARGETS["tile_p99_ms"]))
     rows.append(row("served_p99", "  of which in the server (WSGI in to body out), p99", "ms", s["served_p99_ms"],
                     None, None, None))
+    la = ", ".join(f"{x:.1f}" for x in s["load_average"])
+    rows.append(row("noop_p99", f"  floor: a no-op request, same clients and schedule, p99 (load {la})", "ms",
+                    s["noop"]["p99_ms"], None, None, None))
     rows.append(row("gc_max", f"  longest garbage collection in the server during the load "
                     f"({s['gc_collections']} collections, {s['gc_objects']:,} tracked objects)", "ms",
                     s["gc_max_ms"], None, None, None))
+    if "server_fresh" in results:
+        f = results["server_fresh"]
+        rows.append(row("tile_p99_fresh", f"  same load on a fresh server: p99 (p50 {f['p50_ms']:.2f} ms; no-op floor "
+                        f"p99 {f['noop']['p99_ms']:.1f} ms)", "ms", f["p99_ms"], None, None, None))
     rows.append(row("bytes_per_annotation", "geometry bytes per annotation on the wire (gzip)", "bytes",
                     results["wire"]["geometry_per_annotation"], None, None, None))
     print()

@@ -99,9 +99,11 @@ def _leaves(store: ObjectStore, root: bytes | None) -> Any:
             stack.extend((v[0], node.level == 1) for v in reversed(node.values))
 
 
-def flatten(store: ObjectStore, root: bytes | None, label_names: Sequence[str]) -> tuple[Flat, list[str]]:
+def flatten(store: ObjectStore, root: bytes | None, label_names: Sequence[str],
+            frame: int | None = None) -> tuple[Flat, list[str]]:
     """The annotations of tree ``root`` as arrays, and the label names by index (``label_names`` first, then
-    labels the annotations use that are not among them, in name order)."""
+    labels the annotations use that are not among them, in name order). ``frame``: only the annotations
+    of that z plane (a record's ``z`` = [z, t]; none: z 0), for the frames of a multi-frame image."""
     import numpy as np
 
     index = {name: i for i, name in enumerate(label_names)}
@@ -124,6 +126,8 @@ def flatten(store: ObjectStore, root: bytes | None, label_names: Sequence[str]) 
             recs = msgpack.unpackb(b"\xdd" + n.to_bytes(4, "big") + b"".join(node.raw), raw=False)
             vals: list[int] = []
             for key, rec in zip(node.keys, recs, strict=True):
+                if frame is not None and (rec["z"][0] if "z" in rec else 0) != frame:
+                    continue
                 if "G" in rec:
                     rec = tree.join_record(store, rec)
                 kind = rec["k"]
@@ -384,12 +388,14 @@ def decode_density(data: bytes) -> dict[str, Any]:
 # --- the cache file and open pyramids -----------------------------------------------------------------
 
 
-def label_digest(names: Sequence[str], width: int, height: int) -> str:
+def label_digest(names: Sequence[str], width: int, height: int, frame: int | None = None) -> str:
     import blake3
 
     # the cache file's own version too: a changed encoder never serves an old file
-    return blake3.blake3(json.dumps([FORMAT, _FILE_MAGIC.decode(), TILE, GRID, list(names), width, height])
-                         .encode()).hexdigest()[:16]
+    key: list[Any] = [FORMAT, _FILE_MAGIC.decode(), TILE, GRID, list(names), width, height]
+    if frame is not None:
+        key.append(["frame", frame])
+    return blake3.blake3(json.dumps(key).encode()).hexdigest()[:16]
 
 
 class Pyramid:
@@ -403,6 +409,7 @@ class Pyramid:
         self._data = data
         self._file = file
         self.tag = tag  # tree id (16 hex) + label digest: the ETag stem
+        self._label_counts: dict[str, int] | None = None
 
     def check(self, kind: str, z: int, x: int, y: int) -> None:
         if kind not in KINDS:
@@ -426,6 +433,16 @@ class Pyramid:
 
     def tile(self, kind: str, z: int, x: int, y: int) -> bytes:
         return gunzip(self.tile_gz(kind, z, x, y))
+
+    def label_counts(self) -> dict[str, int]:
+        """Annotations per label name (labels with none left out), summed from the one level-0 density
+        tile (it counts every annotation once): no pass over the annotations."""
+        if self._label_counts is None:
+            d = decode_density(self.tile("d", 0, 0, 0))
+            sums = d["counts"].reshape(len(d["labels"]), -1).sum(axis=1)
+            names = self.manifest["labels"]
+            self._label_counts = {names[int(i)]: int(c) for i, c in zip(d["labels"], sums, strict=True) if c}
+        return dict(self._label_counts)
 
     def close(self) -> None:
         if isinstance(self._data, mmap.mmap):
@@ -474,10 +491,10 @@ MAX_OPEN = 8
 
 
 def pyramid(store: ObjectStore, root: bytes | None, label_names: Sequence[str], width: int, height: int,
-            cache_dir: Path | None) -> Pyramid:
-    """The pyramid of tree ``root`` with the labels in this order: open, loaded from the cache, or built
-    (once per process however many threads ask at the same time)."""
-    tag = f"{(root or b'').hex()[:16] or 'empty'}-{label_digest(label_names, width, height)}"
+            cache_dir: Path | None, frame: int | None = None) -> Pyramid:
+    """The pyramid of tree ``root`` with the labels in this order (``frame``: of that z plane only): open,
+    loaded from the cache, or built (once per process however many threads ask at the same time)."""
+    tag = f"{(root or b'').hex()[:16] or 'empty'}-{label_digest(label_names, width, height, frame)}"
     key = (str(cache_dir), tag)
     with _open_lock:
         hit = _open.get(key)
@@ -493,8 +510,10 @@ def pyramid(store: ObjectStore, root: bytes | None, label_names: Sequence[str], 
         path = cache_dir / f"{(root or b'').hex() or 'empty'}-{tag.split('-')[1]}.atl" if cache_dir else None
         p = _load(path, tag) if path is not None else None
         if p is None:
-            flat, names = flatten(store, root, label_names)
+            flat, names = flatten(store, root, label_names, frame)
             manifest, tiles = build(flat, names, width, height)
+            if frame is not None:
+                manifest["frame"] = frame
             del flat
             if path is not None:
                 _write(path, manifest, tiles)
@@ -516,17 +535,18 @@ def pyramid(store: ObjectStore, root: bytes | None, label_names: Sequence[str], 
         return p
 
 
-_by_commit: OrderedDict[tuple[str, bytes, str], tuple[Pyramid, str, bytes | None]] = OrderedDict()
+_by_commit: OrderedDict[tuple[str, bytes, str, int | None], tuple[Pyramid, str, bytes | None]] = OrderedDict()
 MAX_COMMITS = 256
 
 
-def for_commit(repo: Any, image: str, commit: bytes) -> tuple[Pyramid, str, bytes | None]:
+def for_commit(repo: Any, image: str, commit: bytes, frame: int | None = 0) -> tuple[Pyramid, str, bytes | None]:
     """The pyramid of ``image`` at commit ``commit`` of ``repo`` (an ``exactvc.repo.Repository``), the
-    image's name and its tree id. A commit never changes, so the answer is remembered per commit: a tile
+    image's name and its tree id. On a multi-frame image, the annotations of frame (z plane) ``frame``
+    only (None: of every frame). A commit never changes, so the answer is remembered per commit: a tile
     request for a known commit reads no object."""
     from .errors import NotFound
 
-    key = (str(repo.exact_dir), commit, image)
+    key = (str(repo.exact_dir), commit, image, frame)
     with _open_lock:
         hit = _by_commit.get(key)
         if hit is not None:
@@ -537,9 +557,14 @@ def for_commit(repo: Any, image: str, commit: bytes) -> tuple[Pyramid, str, byte
     rev = commit.hex()
     entry, root = repo.tree_of(image, rev)
     rec = repo.image_record(entry)
+    frames = max(1, int(rec.frames or 1))
+    if frame is not None and not 0 <= frame < frames:
+        raise NotFound(f"image {rec.name!r} has {frames} frame{'s' if frames != 1 else ''} (0..{frames - 1}): "
+                       f"no frame {frame}")
     names = [lb.name for lb in repo.labels(rev).ordered()]
     cache = repo.exact_dir / "cache" / "annotiles" if repo.exact_dir else None
-    out = pyramid(repo.store, root, names, rec.width, rec.height, cache), rec.name, root
+    p = pyramid(repo.store, root, names, rec.width, rec.height, cache, frame if frames > 1 else None)
+    out = p, rec.name, root
     if repo.exact_dir is not None:
         with _open_lock:
             _by_commit[key] = out

@@ -145,6 +145,13 @@ def build(repo_dir: Path = DEMO / "repo", n_cells: int = 6000, quiet: bool = Fal
         t = time.monotonic()
         repo.query(rec.name, (0.0, 0.0, 1.0, 1.0))  # builds the cached spatial index the viewer's queries use
         say(f"spatial index built in {time.monotonic() - t:.1f} s")
+    head = repo.head_commit()
+    if head is not None:  # the annotation tiles of what the viewer opens first (a server builds later ones)
+        from .prebuild import build as build_tiles
+
+        t = time.monotonic()
+        build_tiles(repo_dir, head)
+        say(f"annotation tiles built in {time.monotonic() - t:.1f} s")
     return repo_dir
 
 

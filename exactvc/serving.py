@@ -7,7 +7,7 @@ import sys
 
 def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8,
           slide_folders: list[str] | None = None, processes: int = 1, objects: str | None = None,
-          db: str | None = None) -> None:
+          db: str | None = None, tile_origins: list[str] | None = None) -> None:
     """Serve with waitress; ``processes`` > 1 pre-forks workers sharing one listening socket."""
     import os
     import socket
@@ -16,7 +16,8 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 8
     from server.app import create_app
     from server.waitress_server import make_server
 
-    config = {"root": root, "slide_folders": slide_folders or [], "objects": objects, "db": db}
+    config = {"root": root, "slide_folders": slide_folders or [], "objects": objects, "db": db,
+              "tile_origins": tile_origins or []}
     backends = Backends.load(root, objects, db) if os.path.isdir(root) else Backends(objects, db)
     if not backends.embedded:  # where things live, never a password or a credential
         print(f"exactvc server backends: {backends.describe()}", file=sys.stderr, flush=True)

@@ -23,13 +23,13 @@ from exactvc import annotiles as at
 from exactvc.errors import UsageError
 from exactvc.repo import Repository
 
-from .context import repos, require
+from .context import prebuilder, repos, require
 
 annotiles = Blueprint("annotiles", __name__, url_prefix="/api/v1")
 IMMUTABLE = "private, max-age=31536000, immutable"
 _COMMIT = re.compile(r"^[0-9a-f]{64}$")
-TILE_PATH = re.compile(r"^/api/v1/repos/([^/]+)/images/([^/]+)/annotiles/([0-9a-f]{64})/([gdi])/(\d{1,2})/(\d{1,9})/"
-                       r"(\d{1,9})\.bin$")
+TILE_PATH = re.compile(r"^/api/v1/repos/([^/]+)/images/([^/]+)/annotiles/([0-9a-f]{64})(?:/f(\d{1,5}))?/([gdi])/"
+                       r"(\d{1,2})/(\d{1,9})/(\d{1,9})\.bin$")
 GRANT_TTL = 2.0
 
 
@@ -57,7 +57,7 @@ class TileGrants:
 
 def _grant_key(environ: dict[str, Any], m: re.Match[str]) -> tuple[str, ...]:
     return (environ.get("HTTP_AUTHORIZATION", ""), environ.get("HTTP_COOKIE", ""), m.group(1), m.group(2),
-            m.group(3))
+            m.group(3), m.group(4) or "0")
 
 
 class AnnotileFastPath:
@@ -72,7 +72,7 @@ class AnnotileFastPath:
         p = self.grants.get(_grant_key(environ, m))
         if p is None:
             return self.next(environ, start_response)
-        kind, z, x, y = m.group(4), int(m.group(5)), int(m.group(6)), int(m.group(7))
+        kind, z, x, y = m.group(5), int(m.group(6)), int(m.group(7)), int(m.group(8))
         try:
             data = p.tile_gz(kind, z, x, y)
         except at.InvalidInput:
@@ -89,6 +89,23 @@ class AnnotileFastPath:
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data))),
                                   *headers])
         return [data]
+
+
+def install_prebuild(app: Any) -> None:
+    """Build annotation tiles in the background when a branch moves (exactvc/prebuild.py), unless the
+    ``annotile_prebuild`` setting is false."""
+    if app.config["EXACT"].get("annotile_prebuild", True):
+        from exactvc.prebuild import Prebuilder
+
+        app.extensions["exact_annotile_prebuilder"] = Prebuilder()
+
+
+def pyramid_of(repo: Repository, image: str, cid: bytes, frame: int | None = 0) -> tuple[at.Pyramid, str, bytes | None]:
+    """``at.for_commit``, after waiting (bounded) for a background build of this commit that is running."""
+    pb = prebuilder()
+    if pb is not None and repo.exact_dir is not None:
+        pb.wait_running(repo.exact_dir.parent, cid, 300.0)
+    return at.for_commit(repo, image, cid, frame)
 
 
 def install_fast_path(app: Any) -> None:
@@ -130,11 +147,12 @@ def _immutable(body: bytes, etag: str, mimetype: str, gzipped: bool = False) -> 
 
 
 @annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/manifest.json")
-def manifest(name: str, image: str, commit: str) -> Response:
+@annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/f<frame>/manifest.json")
+def manifest(name: str, image: str, commit: str, frame: str = "0") -> Response:
     require(name, "read")
     repo = repos().get(name)
     cid = _commit(repo, commit)
-    p, img, root = at.for_commit(repo, image, cid)
+    p, img, root = pyramid_of(repo, image, cid, _coord("frame", frame))
     body = json.dumps({**p.manifest, "commit": commit, "tree": root.hex() if root else None, "image": img},
                       separators=(",", ":"), sort_keys=True).encode()
     return _immutable(body, f'"{p.tag}-{commit[:16]}-manifest"', "application/json")
@@ -147,11 +165,12 @@ def _coord(name: str, text: str) -> int:
 
 
 @annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/<kind>/<z>/<x>/<y>.bin")
-def tile(name: str, image: str, commit: str, kind: str, z: str, x: str, y: str) -> Response:
+@annotiles.get("/repos/<name>/images/<image>/annotiles/<commit>/f<frame>/<kind>/<z>/<x>/<y>.bin")
+def tile(name: str, image: str, commit: str, kind: str, z: str, x: str, y: str, frame: str = "0") -> Response:
     require(name, "read")
     repo = repos().get(name)
     zi, xi, yi = _coord("level", z), _coord("x", x), _coord("y", y)
-    p, _img, _root = at.for_commit(repo, image, _commit(repo, commit))
+    p, _img, _root = pyramid_of(repo, image, _commit(repo, commit), _coord("frame", frame))
     data = p.tile_gz(kind, zi, xi, yi)
     m = TILE_PATH.match(request.environ.get("PATH_INFO", ""))
     grants: TileGrants | None = current_app.extensions.get("exact_annotile_grants")

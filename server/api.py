@@ -16,7 +16,7 @@ from exactvc.history import commit_changes
 from exactvc.ids import format_id, parse_id
 from exactvc.refs import check_short_name
 
-from .context import access, current_user, int_param, repos, require
+from .context import access, current_user, int_param, prebuild, repos, require
 from .errors import Forbidden, Unauthorized
 from .openapi import OPENAPI
 
@@ -195,6 +195,7 @@ def edits(name: str) -> Response:
             start=body.get("from"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed edit: missing or wrong field {exc}") from None
+    prebuild(name, cid)
     resp = jsonify({"commit": cid.hex(), "branch": branch, "created": created})
     resp.status_code = 201
     return resp

@@ -9,10 +9,10 @@ from urllib.parse import unquote
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from exactvc.errors import ExactError, UsageError
+from exactvc.errors import ExactError, InvalidInput, UsageError
 
 from .agreement import agreement_api
-from .annotiles import annotiles
+from .annotiles import annotiles, install_prebuild
 from .annotiles import install_fast_path as install_annotile_fast_path
 from .api import api
 from .context import Repos, access, error_response
@@ -39,12 +39,24 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def check_origin(url: str) -> str:
+    """A tile origin as ``scheme://host[:port]`` (virtual image sets; the pages' CSP names it)."""
+    import re
+
+    u = str(url).rstrip("/")
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?", u):
+        raise InvalidInput(f"tile origin must be scheme://host[:port] (http or https, no path): {url!r}")
+    return u.lower()
+
+
 def create_app(config: dict[str, Any]) -> Flask:
-    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``, and the
-    sign-in settings of server/session.py (``session_idle_s``, ``session_max_s``, ``login_limit``, ...)."""
+    """``config``: ``root`` (folder of repositories), optional ``max_request_bytes``, ``page_limit``,
+    ``tile_origins`` (servers whose tiles the pages may show: virtual image sets), ``annotile_prebuild``
+    (default true: exactvc/prebuild.py), and the sign-in settings of server/session.py (``session_idle_s``, ``session_max_s``, ``login_limit``, ...)."""
     app = Flask("exactvc-server", static_folder=None)  # no /static route: every route is in server/openapi.py
     app.url_map.merge_slashes = False  # "//" must not redirect: such names simply do not exist
     cfg = {**DEFAULTS, **config}
+    cfg["tile_origins"] = [check_origin(o) for o in cfg.get("tile_origins") or []]
     root = Path(cfg["root"]).resolve()
     root.mkdir(parents=True, exist_ok=True)
     app.config["EXACT"] = cfg
@@ -138,6 +150,7 @@ def create_app(config: dict[str, Any]) -> Flask:
         SlideStore(root).index_folder(folder)
     install_fast_path(app)
     install_annotile_fast_path(app)
+    install_prebuild(app)
     return app
 
 

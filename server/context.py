@@ -110,6 +110,18 @@ def access() -> Access:
     return a
 
 
+def prebuilder() -> Any:
+    """The app's annotation-tile prebuilder (exactvc/prebuild.py), or None when prebuilding is off."""
+    return current_app.extensions.get("exact_annotile_prebuilder")
+
+
+def prebuild(name: str, commit: bytes | None) -> None:
+    """A ref of repository ``name`` moved to ``commit``: build its images' annotation tiles in the background."""
+    pb = prebuilder()
+    if pb is not None and commit is not None:
+        pb.submit(repos().path(name), commit)
+
+
 def current_user() -> User | None:
     u: User | None = g.get("user")
     return u

@@ -281,6 +281,14 @@ OPENAPI: dict[str, Any] = {
             "get", "One annotation tile: g geometry, d density, i ids (immutable; gzip when accepted)",
             [_REPO, _path("image"), _COMMIT, _path("kind", {"type": "string", "enum": ["g", "d", "i"]}),
              _path("z", _INT), _path("x", _INT), _path("y", _INT)], content="application/octet-stream"),
+        "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/f{frame}/manifest.json": _op(
+            "get", "The manifest of the annotation tiles of one frame (z plane) of a multi-frame image",
+            [_REPO, _path("image"), _COMMIT, _path("frame", _INT)]),
+        "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/f{frame}/{kind}/{z}/{x}/{y}.bin": _op(
+            "get", "One annotation tile of one frame (z plane) of a multi-frame image",
+            [_REPO, _path("image"), _COMMIT, _path("frame", _INT),
+             _path("kind", {"type": "string", "enum": ["g", "d", "i"]}), _path("z", _INT), _path("x", _INT),
+             _path("y", _INT)], content="application/octet-stream"),
         "/api/v1/repos/{name}/images/{image}/annotiles/{commit}/records/{aid}": _op(
             "get", "The full annotation (id, label, kind, geometry, properties, plane) at a commit",
             [_REPO, _path("image"), _COMMIT, _path("aid")]),

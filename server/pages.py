@@ -16,23 +16,21 @@ carry a strict Content-Security-Policy (scripts, styles, images and requests fro
 origin only; no inline script, no framing, no plugins).
 
 ``/-/label-counts/<repo>/<image>?rev=`` gives annotation counts per label (the image set
-page and the label panel), computed once per annotation tree and cached.
+page and the label panel), summed from the image's annotation tiles at that commit (exactvc/annotiles.py:
+built once per annotation tree, ahead of time when a branch moves), not counted record by record.
 """
 
 from __future__ import annotations
 
 import html
 import mimetypes
-import threading
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
-from exactvc import tree
 from exactvc.errors import ExactError, NotFound
 
+from .annotiles import pyramid_of
 from .context import repos, require
 
 pages = Blueprint("pages", __name__)
@@ -69,8 +67,18 @@ def _dist() -> Path:
     return Path(current_app.config["EXACT"].get("viewer_dist") or DIST)
 
 
+def csp(tile_origins: list[str]) -> str:
+    """The pages' policy; ``tile_origins`` (virtual image sets: servers holding the pixels of images whose
+    record names them as ``origin``) may serve images (tiles, thumbnails) and be asked (the .dzi)."""
+    if not tile_origins:
+        return CSP
+    more = " ".join(tile_origins)
+    return (CSP.replace("img-src 'self' data: blob:;", f"img-src 'self' data: blob: {more};")
+            .replace("connect-src 'self';", f"connect-src 'self' {more};"))
+
+
 def _secure(resp: Response) -> Response:
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = csp(current_app.config["EXACT"].get("tile_origins") or [])
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "same-origin"
     resp.headers["X-Frame-Options"] = "DENY"
@@ -177,38 +185,12 @@ def assets(filename: str) -> Response:
     return resp
 
 
-class _CountCache:
-    """Per-label counts of annotation trees (a tree id names its content, so entries never go stale)."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._d: OrderedDict[bytes, dict[str, int]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.size = size
-
-    def get(self, store: Any, root: bytes | None) -> dict[str, int]:
-        if root is None:
-            return {}
-        with self._lock:
-            hit = self._d.get(root)
-            if hit is not None:
-                self._d.move_to_end(root)
-                return hit
-        counts: dict[str, int] = {}
-        for _k, rec in tree.items(store, root):
-            counts[rec["l"]] = counts.get(rec["l"], 0) + 1
-        with self._lock:
-            self._d[root] = counts
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return counts
-
-
-_counts = _CountCache()
-
-
 @pages.get("/-/label-counts/<name>/<image>")
 def label_counts(name: str, image: str) -> Response:
     require(name, "read")
     repo = repos().get(name)
-    entry, root = repo.tree_of(image, request.args.get("rev", "HEAD"))
-    return jsonify({"image": image, "count": entry.count, "labels": _counts.get(repo.store, root)})
+    commit = repo.resolve(request.args.get("rev", "HEAD"))
+    entry, root = repo.tree_of(image, commit.hex())
+    # summed from the image's annotation tiles at this commit (built once, on a push in the background)
+    counts = pyramid_of(repo, image, commit, None)[0].label_counts() if root is not None else {}
+    return jsonify({"image": image, "count": entry.count, "labels": counts})

@@ -17,7 +17,7 @@ from exactvc.pulls import review, service
 from exactvc.pulls.store import STATES, Pulls
 
 from . import pixels
-from .context import access, current_user, int_param, repos, require
+from .context import access, current_user, int_param, prebuild, repos, require
 from .context import json_body as _body
 from .errors import Unauthorized
 
@@ -298,8 +298,10 @@ def merge(name: str, n: str) -> Response:
     require(name, "maintain")
     user = _user()
     b = _body({"override_checks", "resolutions", "message"})
-    return jsonify(service.merge(repos().get(name), store(), name, _number(n), user, access().settings(name),
-                                 b.get("override_checks", False), b.get("resolutions"), b.get("message")))
+    out = service.merge(repos().get(name), store(), name, _number(n), user, access().settings(name),
+                        b.get("override_checks", False), b.get("resolutions"), b.get("message"))
+    prebuild(name, bytes.fromhex(out["merge_commit"]))
+    return jsonify(out)
 
 
 @pulls.get("/pulls/<n>/conflicts")

@@ -16,7 +16,7 @@ from exactvc.hooks import run_hook
 from exactvc.refs import check_pushed_ref
 
 from . import pixels
-from .context import access, current_user, error_response, repos, require
+from .context import access, current_user, error_response, prebuild, repos, require
 from .errors import Forbidden
 
 sync = Blueprint("sync", __name__)
@@ -182,5 +182,8 @@ def push(name: str) -> Response:
                               objects=len(items))
     else:
         resp = jsonify({"results": results, "objects": len(items), "new": len(new)})
+        for u in moves:
+            if u.ref.startswith("heads/"):  # branches: what viewers open (a tag names a fixed commit anyway)
+                prebuild(name, u.new)
     resp.headers["Server-Timing"] = timing
     return resp

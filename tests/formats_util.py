@@ -31,7 +31,7 @@ def repo_for(tmp: Path, names: list[str | None], w: int = BIG, h: int = BIG) -> 
 
 def repo_with_images_of(tmp: Path, fmt: str, path: Path, **kw: Any) -> Repository:
     read = module(fmt).read(path, **kw)
-    names = [s.name for s in read.images if s.records]
+    names = [s.name for s in read.images if s.has_records]
     return repo_for(tmp, names or [None])
 
 

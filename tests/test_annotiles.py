@@ -344,3 +344,94 @@ def test_fast_path_serves_only_the_checked_caller_and_forgets_it(
     acc.remove_user("brief")
     time.sleep(GRANT_TTL + 0.3)
     assert _get(s, path, brief).status == 401  # a removed user's grant runs out
+
+
+def test_label_counts_from_the_density_tile_equal_a_count_of_the_records(
+        built: tuple[Repository, at.Pyramid]) -> None:
+    from collections import Counter
+
+    repo, p = built
+    want = Counter(a.label for a in repo.annotations(IMAGE))
+    assert p.label_counts() == dict(want) and sum(want.values()) == p.manifest["count"]
+
+
+def test_a_save_prebuilds_the_new_commit_in_the_background_and_label_counts_use_it(
+        srv: tuple[ThreadServer, dict[str, str], Repository]) -> None:
+    """After a save the new commit's tiles are built by the background builder (a child process) before
+    any viewer asks: the cache file is there, and the first manifest and label counts only load it."""
+    from collections import Counter
+
+    from .conftest import square
+
+    s, _tok, repo = srv
+    ana = users(s.root, {"ana": "annotate"}, "proj")["ana"]
+    pb = s.app.extensions["exact_annotile_prebuilder"]
+    done = pb.done
+    cache = repo.exact_dir / "cache" / "annotiles"
+    before = set(cache.glob("*.atl")) if cache.is_dir() else set()
+    r = request("POST", s.url + "/api/v1/repos/proj/edits", token=ana, body={
+        "branch": "users/ana/edits", "expected_parent": None, "from": "main", "image": IMAGE, "message": "two",
+        "create": [{"label": "mitosis", "geometry": {"type": "Point", "coordinates": [700, 800]}},
+                   {"label": "cell", "geometry": square(40000, 40000)}]})
+    assert r.status == 201, r.body
+    commit = r.json()["commit"]
+    assert pb.idle(120), "the background build did not finish in 120 s"
+    assert pb.done == done + 1 and pb.failed == 0, pb.last_error
+    root = repo.tree_of(IMAGE, commit)[1]
+    assert root is not None
+    new = set(cache.glob("*.atl")) - before
+    assert [f.name.split("-")[0] for f in new] == [root.hex()]  # built ahead of any request for it
+    at._by_commit.clear()
+    at._open.clear()
+    man = _get(s, f"proj/images/{IMAGE}/annotiles/{commit}/manifest.json", ana).json()
+    assert man["count"] == repo.count(IMAGE, commit)
+    got = request("GET", f"{s.url}/-/label-counts/proj/{IMAGE}?rev=users/ana/edits", token=ana).json()
+    want = Counter(a.label for a in repo.annotations(IMAGE, commit))
+    assert got["labels"] == dict(want) and got["count"] == sum(want.values()) and want["mitosis"] == 1
+    assert set(cache.glob("*.atl")) - before == new  # served from the prebuilt file, nothing built again
+
+
+def test_frames_of_a_multi_frame_image_have_their_own_tiles(tmp_path: Path) -> None:
+    """Each frame's pyramid holds the annotations of that z plane only (no plane: frame 0); the routes
+    take /f{frame}/; label counts cover every frame."""
+    from collections import Counter
+
+    root = tmp_path / "srv"
+    r = Repository.init(root / "proj")
+    r.add_image_record(ImageRecord(IMAGE, "ef" * 32, 5000, 4000, levels=1, frames=3))
+    r.add_label("cell", shape="any", color="#ff0000")
+    r.add_label("mitosis", shape="any", color="#00ff00")
+    with r.edit(IMAGE) as ed:
+        for i in range(30):
+            ed.add("cell" if i % 3 else "mitosis", square(100 + 120 * i, 200), plane=i % 3 or None)
+    head = r.commit("three frames", author="T <t@example.org>")
+    want = {z: sum(1 for i in range(30) if i % 3 == z) for z in range(3)}
+    for z in range(3):
+        p, _name, _root = at.for_commit(r, IMAGE, bytes.fromhex(head), z)
+        assert p.manifest["count"] == want[z] and p.manifest["frame"] == z
+    every = at.for_commit(r, IMAGE, bytes.fromhex(head), None)[0]
+    assert every.label_counts() == dict(Counter(a.label for a in r.annotations(IMAGE)))
+    tok = users(root, {"rita": "read"}, "proj")["rita"]
+    with thread_server(root) as s:
+        base = f"proj/images/{IMAGE}/annotiles/{head}"
+        m0, m2 = (_get(s, f"{base}{f}/manifest.json", tok).json() for f in ("", "/f2"))
+        assert (m0["count"], m2["count"]) == (want[0], want[2]) and m0["tree"] == m2["tree"]
+        lv = m2["geometry"][-1]
+        x, y, n = lv["tiles"][0]
+        got = at.decode_geometry(_get(s, f"{base}/f2/g/{lv['z']}/{x}/{y}.bin", tok).body)
+        assert got["n"] == n and n <= want[2]
+        for bad, status in (("/f3/manifest.json", 404), ("/f3/g/0/0/0.bin", 404), ("/fx/manifest.json", 422)):
+            assert _get(s, base + bad, tok).status == status, bad
+        counts = request("GET", f"{s.url}/-/label-counts/proj/{IMAGE}?rev=main", token=tok).json()
+        assert counts["labels"] == {"cell": 20, "mitosis": 10}
+
+
+def test_a_failed_prebuild_is_counted_and_the_worker_goes_idle(tmp_path: Path) -> None:
+    from exactvc.prebuild import Prebuilder
+
+    pb = Prebuilder()
+    assert pb.submit(tmp_path / "not-a-repository", b"\1" * 32)
+    assert pb.idle(120)
+    assert (pb.done, pb.failed) == (0, 1) and "not an exactvc repository" in pb.last_error
+    pb.close()
+    assert not pb.submit(tmp_path, b"\1" * 32)  # closed: nothing more is queued

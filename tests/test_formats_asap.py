@@ -143,3 +143,72 @@ def test_streamed_export_is_byte_identical_to_the_in_memory_one(tmp_path: Path) 
     r2.add_label("Tumor", shape="any", color="#ff0000")
     porcelain.import_(r2, "slide", str(f))
     assert export_bytes(r2, "asap", "slide") == streamed
+
+
+def _many(n: int, bad: int | None = None) -> str:
+    body = "".join(_ann(f"c{i}" if i % 7 else "dup", "Polygon" if i % 3 else "Dot",
+                        [("0", f"{10 + i},5", "20"), ("1", str(30 + i), "20"), ("2", str(20 + i), "40")]
+                        if i % 3 else [("0", str(5 + i), "7")], "Tumor" if i % 2 else ("Ghost" if i == bad else "None"))
+                   for i in range(n))
+    return _xml(body, '<Group Name="Tumor" PartOfGroup="None" Color="#ff0000"><Attributes /></Group>')
+
+
+def test_fast_scan_and_expat_read_the_same(tmp_path: Path) -> None:
+    """Files as ASAP writes them go through the fast block scan; blocks in another form are parsed alone by
+    expat, groups may come first, and files the scan does not read (a comment between annotations, another
+    encoding) go wholly through expat: the same annotations, ids included, every time."""
+    from exactvc.formats import asap
+
+    text = _many(60)
+    regular = tmp_path / "regular.xml"
+    regular.write_text(text)
+    assert asap.read(regular).parts is not None  # the fast scan
+    repo, _ = _import(tmp_path / "a", regular)
+    want = state(repo)
+    assert len(want["slide"]) == 60
+    names = [p.get("name") for (_l, _k, _g, p, _z) in want["slide"].values()]
+    assert names.count("dup") == 9  # a repeated name gives ids from the place in the file, not the name
+    one = text.replace('<Annotation Name="c1" Type="Polygon"', "<Annotation Name='c1' Type=\"Polygon\"", 1)
+    one = one.replace('Name="c2"', 'Name="c&#50;"', 1)  # an entity: that block goes through expat
+    stray = text.replace("</Coordinates></Annotation>", '</Coordinates><Coordinate Order="9" X="1" Y="1"/></Annotation>', 1)
+    stray = stray.replace('<Coordinate Order="0"', '<Coordinate\tOrder="0"', 1)  # expat ignores the stray one
+    gap = text.replace("</Annotation><Annotation", "</Annotation>\n  <!-- a comment -->\n<Annotation", 1)
+    groups_first = text.replace("<Annotations>", "<AnnotationGroups>" + text.split("<AnnotationGroups>")[1]
+                                .split("</AnnotationGroups>")[0] + "</AnnotationGroups><Annotations>", 1)
+    groups_first = groups_first[:groups_first.rindex("<AnnotationGroups>")] + "</ASAP_Annotations>"
+    latin = text.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="ISO-8859-1"?>')
+    for k, (variant, fast) in enumerate([(one, True), (stray, True), (groups_first, True), (gap, False), (latin, False)]):
+        f = tmp_path / f"v{k}.xml"
+        f.write_text(variant)
+        assert (asap.read(f).parts is not None) == fast, k
+        r, _ = _import(tmp_path / f"r{k}", f)
+        assert state(r) == want, k
+
+
+def test_parts_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large files are cut into runs of annotations that forked workers turn into checked tree entries: the
+    same annotations as in one process; an error in a late part names its annotation and changes nothing."""
+    from exactvc.formats import asap
+    from exactvc.formats.common import import_sources
+
+    monkeypatch.setattr(asap, "RUN", 2048)  # many parts from a small file
+    f = tmp_path / "many.xml"
+    f.write_text(_many(3000))
+    read = asap.read(f)
+    assert read.parts is not None and sum(1 for _ in read.parts()) > 50
+    from exactvc.formats.importer import _workers
+    assert _workers(f, 2) == 2  # forked workers can run here (one thread, Linux)
+    got = []
+    for workers in (1, 2):
+        repo = repo_for(tmp_path / f"w{workers}", ["slide"])
+        res = import_sources(repo, str(f), asap.read(f), image="slide", create_labels=True, workers=workers)
+        assert res["features"] == 3000 and res["added"] == 3000
+        got.append(state(repo))
+    assert got[0] == got[1]
+    bad = tmp_path / "bad.xml"
+    bad.write_text(_many(3000, bad=2500))
+    repo = repo_for(tmp_path / "wb", ["slide"])
+    before = repo.working()
+    with pytest.raises(InvalidInput, match=r"annotation 2500 \('c2500'\): group 'Ghost' is not declared"):
+        import_sources(repo, str(bad), asap.read(bad), image="slide", create_labels=True, workers=2)
+    assert repo.working() == before and not repo.labels(None).labels

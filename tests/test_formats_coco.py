@@ -193,3 +193,150 @@ def test_streamed_export_is_the_whole_document_serialised(tmp_path: Path) -> Non
     r2.add_label("tumor", shape="any", color="#ff0000")
     porcelain.import_(r2, "slide", str(f))
     assert export_bytes(r2, "coco", "slide") == data
+
+
+def _reordered(tmp: Path, src: Path, keys: list[str], name: str) -> Path:
+    doc = json.loads(src.read_text())
+    f = tmp / name
+    f.write_text(json.dumps({k: doc[k] for k in keys if k in doc}))
+    return f
+
+
+def test_streamed_read_whatever_the_order_of_the_sections(tmp_path: Path) -> None:
+    """The annotations array is streamed (no record held by the reader); images and categories are found
+    before it or, when the file puts them after it, by a first pass: the same annotations either way."""
+    from exactvc.formats import coco
+
+    read = coco.read(COCOAPI)
+    assert read.stream is not None and all(not s.records for s in read.images) and read.images[0].has_records
+    repo = repo_with_images_of(tmp_path / "r", "coco", COCOAPI)
+    porcelain.import_(repo, None, str(COCOAPI), create_labels=True)
+    want = state(repo)
+    for k, keys in enumerate((["annotations", "categories", "images", "info"], ["images", "annotations", "categories"],
+                              ["categories", "annotations", "licenses", "images"])):
+        f = _reordered(tmp_path, COCOAPI, keys, f"order{k}.json")
+        r = repo_with_images_of(tmp_path / f"r{k}", "coco", f)
+        porcelain.import_(r, None, str(f), create_labels=True)
+        assert state(r) == want, keys
+
+
+def test_images_without_annotations_and_the_box_layout_over_the_whole_file(tmp_path: Path) -> None:
+    # several images, annotations for one only (after them in the file): that one is imported, by name or --image
+    doc = {"annotations": [{"id": i + 1, "image_id": 2, "category_id": 1, "bbox": [10 * i, 5, 10 * i + 8, 9]}
+                           for i in range(40)],
+           "images": [{"id": 1, "file_name": "empty.tif"}, {"id": 2, "file_name": "spots.tif"}],
+           "categories": [{"id": 1, "name": "mitosis"}]}
+    f = tmp_path / "spots.json"
+    f.write_text(json.dumps(doc))
+    from .formats_util import repo_for
+    repo = repo_for(tmp_path / "r", ["spots.tif"])
+    res = porcelain.import_(repo, None, str(f), create_labels=True)
+    assert res["images"] == ["spots.tif"] and res["features"] == 40
+    from exactvc import geometry
+    boxes = sorted(geometry.bounds(k, g) for (_l, k, g, _p, _z) in state(repo)["spots.tif"].values())
+    assert boxes[3] == (30, 5, 38, 9)  # corners: every box could be [x1, y1, x2, y2] and nothing says otherwise
+    r2 = repo_for(tmp_path / "r2", ["slide"])
+    assert porcelain.import_(r2, "slide", str(f), create_labels=True)["features"] == 40
+    # one image, the layout settled only by the last annotation: the first one is read as width/height too
+    doc["annotations"].append({"id": 99, "image_id": 2, "category_id": 1, "bbox": [50, 50, 4, 4]})
+    doc["images"] = doc["images"][1:]
+    g = tmp_path / "late.json"
+    g.write_text(json.dumps({k: doc[k] for k in ("images", "categories", "annotations")}))
+    r3 = repo_for(tmp_path / "r3", ["spots.tif"])
+    porcelain.import_(r3, None, str(g), create_labels=True)
+    boxes = sorted(geometry.bounds(k, g) for (_l, k, g, _p, _z) in state(r3)["spots.tif"].values())
+    assert (30, 5, 68, 14) in boxes
+
+
+def test_a_results_list_and_a_file_without_annotations(tmp_path: Path) -> None:
+    from .formats_util import repo_for
+    f = tmp_path / "results.json"
+    f.write_text(json.dumps([{"category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9, "id": 1}]))
+    repo = repo_for(tmp_path / "r", ["slide"])
+    res = porcelain.import_(repo, "slide", str(f), create_labels=True, fmt="coco")
+    assert res["features"] == 1
+    ((label, _k, _g, p, _z),) = state(repo)["slide"].values()
+    assert label == "2" and p["coco"]["score"] == 0.9
+    e = tmp_path / "empty.json"
+    e.write_text(json.dumps({"images": [{"id": 1, "file_name": "slide"}], "categories": []}))
+    assert porcelain.import_(repo, None, str(e), fmt="coco")["features"] == 0
+    bad = tmp_path / "cut.json"
+    bad.write_text(json.dumps({"images": [], "annotations": [{"id": 1, "bbox": [1, 2, 3, 4]}]})[:-5])
+    with pytest.raises(InvalidInput, match="cut.json: malformed JSON"):
+        porcelain.import_(repo, "slide", str(bad), fmt="coco")
+
+
+def test_runs_converted_by_workers_as_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image's annotations are cut into runs that forked workers parse and check: the same annotations
+    as in one process; a run cut in the wrong place (inside a string) or a bad annotation makes the import
+    read the file again in this process, so the error names the annotation as the serial import does."""
+    from exactvc.formats import coco
+    from exactvc.formats.common import import_sources
+
+    from .formats_util import repo_for
+    monkeypatch.setattr(coco, "PARALLEL_BLOCK", 4096)
+
+    def parses(run: bytes) -> bool:
+        try:
+            json.loads(b"[" + run + b"]")
+            return True
+        except ValueError:
+            return False
+
+    for tricky in (False, True):
+        anns = [{"id": i + 1, "image_id": 1, "category_id": 1 + i % 2, "iscrowd": 0, "area": 1.0,
+                 "bbox": [0, 0, 1, 1], "segmentation": [[10 + i, 10, 20 + i, 10, 15 + i, 30]],
+                 "attributes": {"note": "ends like a cut },{" if tricky and i % 50 == 7 else "plain"}}
+                for i in range(1500)]
+        doc = {"images": [{"id": 1, "file_name": "slide"}],
+               "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], "annotations": anns}
+        f = tmp_path / "many.json"
+        f.write_bytes(json.dumps(doc, separators=(",", ":")).encode())
+        runs = list(coco.read(f).parts())  # type: ignore[misc]
+        assert len(runs) > 20 and all(map(parses, runs)) == (not tricky)  # tricky: some cut inside a string
+        from exactvc.formats.importer import _workers
+        assert _workers(f, 2) == 2  # forked workers can run here (one thread, Linux)
+        got = []
+        for workers in (1, 2):
+            repo = repo_for(tmp_path / f"w{workers}{tricky}", ["slide"])
+            res = import_sources(repo, str(f), coco.read(f), create_labels=True, workers=workers)
+            assert res["features"] == res["added"] == 1500
+            got.append(state(repo))
+        assert got[0] == got[1]
+    anns[1200]["segmentation"] = [[1, 2, 3]]
+    f.write_bytes(json.dumps(doc, separators=(",", ":")).encode())
+    repo = repo_for(tmp_path / "bad", ["slide"])
+    before = repo.working()
+    with pytest.raises(InvalidInput, match=r"many.json: annotation 1200 \(id 1201\): a segmentation polygon"):
+        import_sources(repo, str(f), coco.read(f), create_labels=True, workers=2)
+    assert repo.working() == before and not repo.labels(None).labels
+
+
+# a 9x7 mask and its RLE as pycocotools 2.0.11 writes it (mask.encode of the Fortran-ordered array)
+PYCOCO_MASK = [[1, 1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0], [0, 1, 0, 0, 1, 0, 1],
+               [1, 1, 0, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 1], [1, 1, 1, 1, 0, 1, 1], [1, 0, 1, 0, 0, 0, 0],
+               [1, 0, 1, 1, 1, 1, 1]]
+PYCOCO_COUNTS = "031N070I10O022ON01OO1120MO20N023NM"
+
+
+def test_compressed_counts_are_pycocotools_own(tmp_path: Path) -> None:
+    """The compressed ``counts`` string is the one pycocotools writes (a string it made, not one of ours):
+    decoded to the same mask, imported as its exact outline, exported as the very same string."""
+    import numpy as np
+
+    from .formats_util import repo_for
+    m = np.array(PYCOCO_MASK, dtype=bool)
+    assert masks.coco_counts_string(masks.mask_runs(m, column_major=True)) == PYCOCO_COUNTS
+    assert (masks.runs_to_mask(masks.coco_counts(PYCOCO_COUNTS), 9, 7, True) == m).all()
+    doc = {"images": [{"id": 1, "file_name": "slide", "width": 7, "height": 9}], "categories": [{"id": 1, "name": "m"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": int(m.sum()),
+                            "bbox": [0, 0, 7, 9], "segmentation": {"size": [9, 7], "counts": PYCOCO_COUNTS}}]}
+    f = tmp_path / "rle.json"
+    f.write_text(json.dumps(doc))
+    repo = repo_for(tmp_path / "r", ["slide"], 7, 9)
+    porcelain.import_(repo, None, str(f), create_labels=True)
+    ((_l, kind, geom, _p, _z),) = state(repo)["slide"].values()
+    from exactvc import geometry
+    assert shapely.area(geometry.to_shapely(kind, geom)) == m.sum()
+    out = json.loads(export_bytes(repo, "coco"))
+    assert out["annotations"][0]["segmentation"] == {"size": [9, 7], "counts": PYCOCO_COUNTS}

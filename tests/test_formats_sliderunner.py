@@ -151,3 +151,38 @@ def test_bad_database_is_named_and_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="junk.sqlite"):
         porcelain.import_(repo, None, str(junk))
     assert repo.working() == before
+
+
+def test_streamed_read_slides_without_live_annotations_and_label_rows(tmp_path: Path) -> None:
+    """Rows are read in uid order from three cursors side by side (nothing held but a batch): label rows of
+    no annotation, before, between and after the annotations, are counted; a second slide whose annotations
+    are all soft-deleted needs no image of the repository; the same guid twice is refused with both uids."""
+    from exactvc.formats import sliderunner
+
+    f = _db(tmp_path / "two.sqlite", [(2, 1, 1, 1, 0), (5, 1, 1, 1, 0), (9, 2, 1, 1, 1)],
+            [(10, 10, 0, 2, 1), (20, 20, 0, 5, 1), (30, 30, 0, 9, 1)],
+            [(1, 1, 1), (1, 1, 2), (2, 1, 2), (1, 1, 3), (1, 1, 5), (1, 1, 12)])
+    con = sqlite3.connect(f)
+    con.execute("insert into Slides values (2, 'other.svs', 10, 10, '')")
+    con.commit()
+    con.close()
+    read = sliderunner.read(f)
+    assert read.stream is not None and not any(s.records for s in read.images)
+    assert [s.has_records for s in read.images] == [True, False]
+    repo = repo_for(tmp_path / "r", ["s1.svs"], 1000, 800)
+    res = porcelain.import_(repo, None, str(f), create_labels=True)
+    assert res["features"] == 2 and res["skipped"] == {"orphan label rows": 3, "soft-deleted annotations": 1}
+    anns = {p["sliderunner"]["uid"]: p["sliderunner"].get("labels") for (_l, _k, _g, p, _z) in
+            state(repo)["s1.svs"].values()}
+    assert anns == {2: [{"person": "A", "class": "Mitosis"}, {"person": "B", "class": "Mitosis"}],
+                    5: [{"person": "A", "class": "Mitosis"}]}
+    g = _db(tmp_path / "dup.sqlite", [(1, 1, 1, 1, 0), (2, 1, 1, 1, 0)], [(1, 1, 0, 1, 1), (2, 2, 0, 2, 1)])
+    con = sqlite3.connect(g)
+    con.execute("alter table Annotations add column guid TEXT")
+    con.execute("update Annotations set guid = '0b9f6c55-8a36-4d43-9b1e-59c5b14e1a2c'")
+    con.commit()
+    con.close()
+    before = repo.working()
+    with pytest.raises(InvalidInput, match=r"annotation uid 1 and annotation uid 2 have the same id"):
+        porcelain.import_(repo, None, str(g), create_labels=True)
+    assert repo.working() == before

@@ -28,6 +28,8 @@ def scaled_root(tmp_path: Path, postgres: Any) -> tuple[Path, str, str, tuple[st
     root.mkdir()
     opts = ("--objects", objects, "--db", url)
     assert "Created repository proj" in ok(exact("server", "repo", "add", "proj", "--root", str(root), *opts))
+    # the other admin commands (users, grants) follow ROOT/backends.json: users live in the database too
+    (root / "backends.json").write_text(json.dumps({"objects": objects, "db": url}))
     return root, objects, url, opts
 
 
@@ -156,12 +158,14 @@ def test_a_second_machine_with_an_empty_root_serves_the_same_repositories(tmp_pa
     root_a, objects, url, opts = scaled_root(tmp_path, postgres)
     tok_a = admin(root_a, "user", "add", "alice")
     admin(root_a, "grant", "alice", "maintain", "proj")
-    root_b = tmp_path / "machine-b"  # nothing shared with root_a but the backends (users: still per ROOT)
+    root_b = tmp_path / "machine-b"  # nothing shared with root_a but the backends (users live there too)
     root_b.mkdir()
     (root_b / "backends.json").write_text(json.dumps({"objects": objects, "db": url}))
     again = exact("server", "repo", "add", "proj", "--root", str(root_b))
     assert again.returncode != 0 and "exists already" in again.stderr, again.stderr
-    tok_b = admin(root_b, "user", "add", "alice")
+    again = exact("server", "user", "add", "alice", "--root", str(root_b))
+    assert again.returncode != 0 and "alice" in again.stderr, again.stderr  # the same users on every machine
+    tok_b = tok_a
     admin(root_b, "grant", "alice", "maintain", "proj")  # its folder on machine b is made here
     with thread_server(root_a, objects=objects, db=url) as a, thread_server(root_b) as b:
         c = tmp_path / "c"

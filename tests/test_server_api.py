@@ -396,7 +396,7 @@ def test_openapi_document_lists_the_paths_and_they_answer(api: Api) -> None:
     assert "post" in paths["/api/v1/repos/{name}/edits"]
     proj = Repository.open(api.root / "proj")
     values = {"name": "proj", "rev": "HEAD", "image": IMAGE, "commit": (proj.head_commit() or b"").hex(),
-              "kind": "d", "z": "0", "x": "0", "y": "0", "aid": next(iter(proj.annotations(IMAGE))).id}
+              "kind": "d", "z": "0", "x": "0", "y": "0", "frame": "0", "aid": next(iter(proj.annotations(IMAGE))).id}
     for p, ops in paths.items():
         if "get" not in ops or p == "/api/v1/session":  # a browser session's, not a token's (test_server_session)
             continue

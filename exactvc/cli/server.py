@@ -20,12 +20,15 @@ from .server_ops import backend_options, server_fsck, server_gc, server_migrate
 @click.option("--slides", "slide_folders", multiple=True, type=click.Path(file_okay=False),
               help="Folder of slide files to serve in place, indexed by fingerprint (repeatable).")
 @backend_options
+@click.option("--tile-origin", "tile_origins", multiple=True, metavar="URL",
+              help="Another server whose tiles the viewer may show (virtual image sets: images added with "
+                   "--origin URL); repeatable.")
 def serve(root: str, host: str, port: int, threads: int, processes: int, slide_folders: tuple[str, ...],
-          objects: str | None, db: str | None) -> None:
+          objects: str | None, db: str | None, tile_origins: tuple[str, ...]) -> None:
     """Serve every repository under ROOT (sync protocol, REST API, tiles) with waitress."""
     from ..serving import serve as run
 
-    run(root, host, port, threads, list(slide_folders), processes, objects, db)
+    run(root, host, port, threads, list(slide_folders), processes, objects, db, list(tile_origins))
 
 
 @click.group()
@@ -147,14 +150,19 @@ def server_repo_add(name: str, root: str, anonymous_read: bool) -> None:
         from ..errors import InvalidInput
 
         raise InvalidInput(f"{name!r} is reserved for the server's own routes")
-    acc = _access(root)
     from ..backends.config import Backends
     from ..repo import Repository
 
+    if not Path(root).is_dir():
+        from ..errors import NotFound
+
+        raise NotFound(f"no server root folder {root}")
     meta = click.get_current_context().meta  # --objects / --db of root_option
     backends = Backends.load(root, meta.get("exact.objects"), meta.get("exact.db"))
     if not backends.embedded:
         backends.migrate()  # the schema exists before the first ref does (idempotent)
+    acc = _access(root)
+    if not backends.embedded:
         if name in backends.registered():
             from ..errors import UsageError
 

@@ -11,15 +11,19 @@ attributes are kept. Comma decimal separators (``X="12711,2998"``) are read.
 
 from __future__ import annotations
 
-import operator
+import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
-from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from ..errors import InvalidInput
+from .asapxml import _CLOSE, _OPEN, _SPACE, Coord, _block, _Irregular, _items, _run_items
 from .common import (
     UNCLASSIFIED,
+    Batch,
     OutImage,
     ReadResult,
     Record,
@@ -33,58 +37,62 @@ from .common import (
     uuid_key,
     vertices,
 )
+from .importer import CHECK_BATCH
 
 FMT = "asap"
 TYPES = ("Dot", "PointSet", "Measurement", "Rectangle", "Polygon", "Spline")
 DEFAULT_COLOR = "#F4FA58"
 
 
-def _float(v: str | None, where: str, axis: str) -> float:
+def _text(v: str | bytes) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+def _float(v: str | bytes | None, where: str, axis: str) -> float:
     if v is None:
         raise InvalidInput(f"{where}: a Coordinate without {axis}")
     try:
-        return float(v.replace(",", ".").strip())
+        return float(_text(v).replace(",", ".").strip())
     except ValueError:
-        raise InvalidInput(f"{where}: {axis}={v!r} is not a number") from None
+        raise InvalidInput(f"{where}: {axis}={_text(v)!r} is not a number") from None
 
 
-_XY = operator.itemgetter("X", "Y")
-_ORDER = operator.itemgetter("Order")
 _ORDERS: list[str] = []
+_BORDERS: list[bytes] = []
 
 
-def _orders(n: int) -> list[str]:
-    """``["0", "1", ..., str(n - 1)]`` (grown once, sliced after)."""
+def _orders(n: int, raw: bool) -> list[Any]:
+    """``["0", "1", ..., str(n - 1)]`` (bytes when ``raw``; grown once, sliced after)."""
     while len(_ORDERS) < n:
         _ORDERS.extend(str(i) for i in range(len(_ORDERS), max(n, 2 * len(_ORDERS), 64)))
-    return _ORDERS[:n]
+        _BORDERS[:] = [o.encode() for o in _ORDERS]
+    return _BORDERS[:n] if raw else _ORDERS[:n]
 
 
-def _coords(cs: list[dict[str, str]], where: str) -> list[Any]:
-    """Vertices from the attributes of an annotation's ``Coordinate`` elements, in ``Order`` order."""
+def _coords(cs: list[Coord], where: str) -> list[Any]:
+    """Vertices from an annotation's ``Coordinate`` elements, in ``Order`` order."""
     try:  # the usual file: Order 0..n-1 in document order, dot decimals (list operations in C)
-        pts = [(float(x), float(y)) for x, y in map(_XY, cs)]
-        if list(map(_ORDER, cs)) == _orders(len(cs)):
+        pts = [(float(x), float(y)) for _o, x, y in cs]
+        if cs and [c[0] for c in cs] == _orders(len(cs), isinstance(cs[0][0], bytes)):
             return pts
-    except (KeyError, ValueError):
+    except (TypeError, ValueError):
         pass
     slots: dict[int, list[float]] = {}
-    for c in cs:
-        o = c.get("Order")
+    for o, x, y in cs:
         try:
             order = int(o) if o is not None else len(slots)
         except ValueError:
-            raise InvalidInput(f"{where}: Order={o!r} is not an integer") from None
+            raise InvalidInput(f"{where}: Order={_text(o)!r} is not an integer") from None
         if order in slots:
             raise InvalidInput(f"{where}: Order {order} appears twice (ASAP would load a (0, 0) vertex)")
-        slots[order] = [_float(c.get("X"), where, "X"), _float(c.get("Y"), where, "Y")]
+        slots[order] = [_float(x, where, "X"), _float(y, where, "Y")]
     if sorted(slots) != list(range(len(slots))):
         missing = sorted(set(range(max(slots, default=0) + 1)) - set(slots))
         raise InvalidInput(f"{where}: Order has gaps (missing {missing[:5]}; ASAP would load (0, 0) vertices)")
     return [slots[i] for i in range(len(slots))]
 
 
-def _geometry(t: str, pts: list[list[float]], where: str) -> dict[str, Any]:
+def _geometry(t: str, pts: list[Any], where: str) -> dict[str, Any]:
     if not pts:
         raise InvalidInput(f"{where}: no coordinates")
     if t == "Dot":
@@ -117,90 +125,164 @@ def _group(g: dict[str, str], attrs: dict[str, str]) -> dict[str, Any]:
     return info
 
 
-def read(path: Path) -> ReadResult:
-    """Streamed with expat's callbacks (no element objects): memory is the records, not the XML."""
+# --- reading: two passes over the file (asapxml), records streamed ---------------------------------
+#
+# Pass 1 collects the groups (ASAP writes them after the annotations) and which annotation names are
+# unique (a unique name gives the id); pass 2 makes the records, a batch at a time, as the importer
+# consumes them.
+
+RUN = 1 << 20  # bytes of annotation blocks a part (of the fast scan's files)
+
+
+def read(path: Path, batch: int = CHECK_BATCH) -> ReadResult:
+    """The groups and which names are unique first (pass 1), then the records streamed (pass 2):
+    runs of about ``RUN`` bytes of annotations cut from the file (``ReadResult.parts``, made into records
+    by ``part_records``, in worker processes for large files) or, for files the fast scan does not read,
+    batches from expat (``ReadResult.stream``). Memory: the records in flight, the groups, 9 bytes an
+    annotation; not the file."""
     groups: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[Record, str, str]] = []  # record, group, where: groups are declared after annotations
-    src = SourceImage(None)
-    names: dict[str, int] = {}
-    stack: list[str] = []
-    ann: dict[str, str] | None = None
-    coords: list[dict[str, str]] = []
-    grp: dict[str, str] | None = None
-    gattrs: dict[str, str] = {}
-    root_tag: list[str] = []
+    hashes = bytearray()  # 8 bytes of each annotation's name
+    layout: list[int] = []
 
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal ann, grp, gattrs
-        parent = stack[-1] if stack else None
-        if parent is None:
-            root_tag.append(tag)
-        stack.append(tag)
-        if tag == "Coordinate":
-            if ann is not None and parent == "Coordinates" and len(stack) >= 3 and stack[-3] == "Annotation":
-                coords.append(attrs)
-        elif tag == "Annotation":
-            ann = attrs
-            coords.clear()
-        elif tag == "Group":
-            grp, gattrs = attrs, {}
-        elif tag == "Attribute" and grp is not None and parent == "Attributes":
-            gattrs.update(attrs)
+    def group(g: dict[str, str], attrs: dict[str, str]) -> None:
+        name = g.get("Name")
+        if name is not None:
+            if name in groups:
+                raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
+            groups[name] = _group(g, attrs)
 
-    def end(tag: str) -> None:
-        nonlocal ann, grp
-        stack.pop()
-        if tag == "Annotation" and ann is not None:
-            n = len(pending)
-            pending.append(_annotation(path, ann, coords, n))
-            nm = ann.get("Name")
-            if nm is not None:
-                names[nm] = names.get(nm, 0) + 1
-            ann = None
-        elif tag == "Group" and grp is not None:
-            name = grp.get("Name")
-            if name is not None:
-                if name in groups:
-                    raise InvalidInput(f"{path}: group {name!r} is declared twice (ASAP maps groups by name)")
-                groups[name] = _group(grp, gattrs)
-            grp = None
-
-    parser = expat.ParserCreate()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    fast = True
     try:
-        with open(path, "rb") as f:
-            parser.ParseFile(f)
-    except expat.ExpatError as exc:
-        raise InvalidInput(f"{path}: malformed XML: {exc}") from None
-    if not root_tag or root_tag[0] != "ASAP_Annotations":
-        raise InvalidInput(f"{path}: not an ASAP file (root <{root_tag[0] if root_tag else None}>, "
-                           "not <ASAP_Annotations>)")
+        for _n, a, _cs in _items(path, True, False, group, layout):
+            nm = a.get("Name")
+            hashes += hashlib.blake2b(nm.encode(), digest_size=8).digest() if nm else b"\0" * 8
+    except _Irregular:
+        fast = False
+        groups.clear()
+        hashes.clear()
+        for _n, a, _cs in _items(path, False, False, group):
+            nm = a.get("Name")
+            hashes += hashlib.blake2b(nm.encode(), digest_size=8).digest() if nm else b"\0" * 8
     for name, info in groups.items():
         if "parent" in info and info["parent"] not in groups:
             raise InvalidInput(f"{path}: group {name!r} is part of group {info['parent']!r}, which is not declared "
                                "in <AnnotationGroups> (ASAP would load nothing)")
+    h = np.frombuffer(bytes(hashes), dtype=np.uint64)
+    del hashes
+    _u, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    unique_name = counts[inverse.reshape(-1)] == 1  # a byte an annotation (a hash collision: an id from "#n")
+    del h, inverse, counts
     colors = {g: parse_color(info.get("color")) for g, info in groups.items()}
-    for k, (rec, group, where) in enumerate(pending):
-        if group != "None" and group not in groups:
-            raise InvalidInput(f"{path}: {where}: group {group!r} is not declared in <AnnotationGroups> "
-                               "(ASAP would load nothing)")
-        if group != "None":
-            chain: dict[str, Any] = {}
-            gname = group
-            while gname != "None" and gname in groups and gname not in chain:
-                chain[gname] = groups[gname]
-                gname = groups[gname].get("parent", "None")
-            rec.properties[FMT]["groups"] = chain
-            rec.color = colors.get(group)
-        nm = rec.properties.get("name")
+    chains: dict[str, dict[str, Any]] = {}
+    for g in groups:
+        chain: dict[str, Any] = {}
+        gname = g
+        while gname != "None" and gname in groups and gname not in chain:
+            chain[gname] = groups[gname]
+            gname = groups[gname].get("parent", "None")
+        chains[g] = chain
+    total = len(unique_name)
+    src = SourceImage(None, streamed=total > 0)
+
+    def record(n: int, a: dict[str, str], cs: list[Coord]) -> tuple[Record, str]:
+        rec, grp, where = _annotation(path, a, cs, n)
+        if grp != "None":
+            if grp not in groups:
+                raise InvalidInput(f"{path}: {where}: group {grp!r} is not declared in <AnnotationGroups> "
+                                   "(ASAP would load nothing)")
+            rec.properties[FMT]["groups"] = chains[grp]
+            rec.color = colors.get(grp)
         if rec.id is None:
-            rec.id = derived_id(FMT, "", nm if nm and names.get(nm) == 1 else f"#{k}")
-        src.add(rec, where)
-    return ReadResult([src])
+            nm = rec.properties.get("name")
+            rec.id = derived_id(FMT, "", nm if nm and unique_name[n] else f"#{n}")
+        rec.index = n  # one image: the record number is the annotation's place in the file
+        return rec, where
+
+    def stream() -> Iterator[Batch]:  # files the fast scan does not read
+        recs: list[Record] = []
+        wheres: list[str] = []
+        seen = 0
+        for n, a, cs in _items(path, False, True, lambda _g, _a: None):
+            if n >= total:
+                break
+            rec, where = record(n, a, cs or [])
+            recs.append(rec)
+            wheres.append(where)
+            seen = n + 1
+            if len(recs) >= batch:
+                yield src, recs, wheres
+                recs, wheres = [], []
+        if recs:
+            yield src, recs, wheres
+        if seen != total:
+            raise InvalidInput(f"{path}: the file changed while it was read")
+
+    def parts() -> Iterator[tuple[bytes, int]]:  # (run of whole annotation blocks, number of its first)
+        first, stop = layout
+        n = 0
+        with open(path, "rb") as f:
+            f.seek(first)
+            left = stop - first
+            buf = b""
+            want = 2 * RUN
+            while True:
+                while left > 0 and len(buf) < want:
+                    more = f.read(min(RUN, left))
+                    if not more:
+                        raise InvalidInput(f"{path}: the file changed while it was read")
+                    left -= len(more)
+                    buf += more
+                if not buf:
+                    break
+                cut = _OPEN.search(buf, RUN) if len(buf) > RUN else None
+                if cut is None and left > 0:
+                    want = len(buf) + RUN  # one annotation longer than a run
+                    continue
+                want = 2 * RUN
+                run, buf = (buf[:cut.start()], buf[cut.start():]) if cut is not None else (buf, b"")
+                yield run, n
+                n += run.count(_CLOSE)
+        if n != total:
+            raise InvalidInput(f"{path}: the file changed while it was read")
+
+    def part_records(part: tuple[bytes, int]) -> tuple[list[Record], list[str]]:
+        run, n = part
+        recs: list[Record] = []
+        wheres: list[str] = []
+        fast = _run_items(run)
+        if fast is not None:
+            if n + len(fast) > total:
+                raise InvalidInput(f"{path}: the file changed while it was read")
+            for k, (a, cs) in enumerate(fast):
+                rec, where = record(n + k, a, cs)
+                recs.append(rec)
+                wheres.append(where)
+            return recs, wheres
+        pos = 0
+        try:
+            while pos < len(run):
+                end = run.find(_CLOSE, pos)
+                if end < 0 or n >= total:
+                    raise _Irregular
+                end += len(_CLOSE)
+                a, got = _block(run[pos:end], True)
+                rec, where = record(n, a, got or [])
+                recs.append(rec)
+                wheres.append(where)
+                n += 1
+                pos = _SPACE.match(run, end).end()  # type: ignore[union-attr]
+                if pos < len(run) and _OPEN.match(run, pos) is None:
+                    raise _Irregular
+        except _Irregular:
+            raise InvalidInput(f"{path}: the file changed while it was read") from None
+        return recs, wheres
+
+    if fast and total:
+        return ReadResult([src], parts=parts, part_records=part_records)
+    return ReadResult([src], stream=stream)
 
 
-def _annotation(path: Path, a: dict[str, str], cs: list[dict[str, str]], n: int) -> tuple[Record, str, str]:
+def _annotation(path: Path, a: dict[str, str], cs: list[Coord], n: int) -> tuple[Record, str, str]:
     nm = a.get("Name")
     where = f"annotation {n}" + (f" ({nm!r})" if nm else "")
     t = a.get("Type", "")

@@ -12,6 +12,7 @@ annotation ``id``, ``category_id``, ``iscrowd``, ``area`` and every non-standard
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +22,8 @@ from ..errors import InvalidInput
 from .common import (
     NAMESPACES,
     UNCLASSIFIED,
+    Batch,
+    PartsUnreadable,
     ReadResult,
     Record,
     SourceImage,
@@ -32,6 +35,8 @@ from .common import (
     uuid_key,
     vertices,
 )
+from .importer import CHECK_BATCH, PARALLEL_BLOCK
+from .jsonstream import ArrayMember, NoRuns
 
 FMT = "coco"
 _STANDARD = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "area", "iscrowd",
@@ -43,26 +48,33 @@ def detect(head: bytes) -> bool:
         and b'"elements"' not in head
 
 
-def _bbox_mode(anns: list[Any], mode: str) -> str:
-    if mode in ("xywh", "xyxy"):
-        return mode
-    if mode != "auto":
-        raise InvalidInput(f"unknown bbox layout {mode!r} (auto, xywh or xyxy)")
-    boxes = 0
-    for a in anns:
-        if not isinstance(a, dict):
-            continue
+class _BboxVote:
+    """Which box layout a file uses (``auto``: xyxy when every box could be corners and nothing says
+    xywh: an ``area``, a segmentation, a box whose "x2" is not right of x1), fed one annotation at a time."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ("auto", "xywh", "xyxy"):
+            raise InvalidInput(f"unknown bbox layout {mode!r} (auto, xywh or xyxy)")
+        self.mode = None if mode == "auto" else mode
+        self.boxes = 0
+
+    def see(self, a: Any) -> None:
+        if self.mode is not None or not isinstance(a, dict):
+            return
         if "area" in a or a.get("segmentation"):
-            return "xywh"
+            self.mode = "xywh"
+            return
         b = a.get("bbox")
         if isinstance(b, list) and len(b) == 4:
-            boxes += 1
+            self.boxes += 1
             try:
                 if not (b[2] > b[0] and b[3] > b[1]):
-                    return "xywh"
+                    self.mode = "xywh"
             except TypeError:
-                return "xywh"
-    return "xyxy" if boxes else "xywh"
+                self.mode = "xywh"
+
+    def result(self) -> str:
+        return self.mode or ("xyxy" if self.boxes else "xywh")
 
 
 def _ring(flat: Any, where: str) -> list[Any]:
@@ -102,14 +114,13 @@ def _geometry(a: dict[str, Any], mode: str, where: str) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [[[x, y], [x1, y], [x1, y1], [x, y1], [x, y]]], "clip": FMT}
 
 
-def read(path: Path, bbox: str = "auto") -> ReadResult:
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"{path}: malformed JSON: {exc}") from None
+def _layout(doc: Any, path: Path) -> tuple[dict[Any, dict[str, Any]], dict[Any, SourceImage]]:
+    """Categories by id and images by id of a document (its annotations not needed)."""
     if isinstance(doc, list):  # a results file: a bare list of annotations
-        doc = {"annotations": doc}
-    if not isinstance(doc, dict) or not isinstance(doc.get("annotations", []), list):
+        doc = {}
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{path}: not a COCO instances file (no annotations list)")
+    if "annotations" in doc and not isinstance(doc["annotations"], list):
         raise InvalidInput(f"{path}: not a COCO instances file (no annotations list)")
     cats: dict[Any, dict[str, Any]] = {}
     for c in doc.get("categories") or []:
@@ -123,55 +134,161 @@ def read(path: Path, bbox: str = "auto") -> ReadResult:
             raise InvalidInput(f"{path}: image id {im['id']} appears twice")
         name = im.get("file_name")
         images[im["id"]] = SourceImage(str(name) if name is not None else str(im["id"]),
-                                       width=im.get("width"), height=im.get("height"))
-    anns = doc.get("annotations") or []
-    mode = _bbox_mode(anns, bbox)
-    colors: dict[Any, str | None] = {}
-    for n, a in enumerate(anns):
-        aid = a.get("id") if isinstance(a, dict) else None
-        where = f"annotation {n}" + (f" (id {aid})" if aid is not None else "")
-        if not isinstance(a, dict):
-            raise InvalidInput(f"{path}: {where}: not a JSON object")
-        src = images.get(a.get("image_id"))
-        if src is None:
-            if images or "image_id" in a:
-                raise InvalidInput(f"{path}: {where}: image_id {a.get('image_id')!r} is not in images")
-            src = images.setdefault(None, SourceImage(None))
-        cid = a.get("category_id")
-        cat = cats.get(cid)
-        if cat is None and cid is not None and cats:
-            raise InvalidInput(f"{path}: {where}: category_id {cid!r} is not in categories")
-        label = str(cat["name"]) if cat is not None and cat.get("name") else (
-            UNCLASSIFIED if cid is None else str(cid))
+                                       width=im.get("width"), height=im.get("height"), streamed=False)
+    return cats, images
+
+
+def read(path: Path, bbox: str = "auto") -> ReadResult:
+    """Streamed: the ``annotations`` array is read an element at a time (``jsonstream.ArrayMember``) and
+    handed on as records in batches; ``images`` and ``categories`` come from what precedes the array or,
+    when they follow it (or the file has several images, or the box layout is not settled by the first
+    annotations), from a first pass over the file. Memory: the images, the categories and a batch."""
+    vote = _BboxVote(bbox)
+    first = ArrayMember(path, "annotations")
+    it = iter(first)
+    try:
+        head = next(it)
+        has_any = True
+    except StopIteration:
+        head, has_any = None, False
+    if first.skeleton is not None and first.header == b"":  # no annotations member: the whole document
+        cats, images = _layout(first.skeleton, path)
+        return ReadResult(list(images.values()) or [SourceImage(None)])
+    hdr = first.header
+    try:
+        doc0 = orjson.loads(hdr + (b"]" if hdr.lstrip()[:1] == b"[" else b"]}"))
+    except orjson.JSONDecodeError:
+        doc0 = None
+    known = isinstance(doc0, list) or (isinstance(doc0, dict) and "images" in doc0 and "categories" in doc0)
+    with_records: set[Any] = set()
+    if known:
+        cats, images = _layout(doc0, path)
+    if not known or len(images) > 1:
+        # a first pass: the images and categories after the annotations, which images have annotations
+        for a in _chain(head, has_any, it):
+            vote.see(a)
+            with_records.add(a.get("image_id") if isinstance(a, dict) else None)
+        cats, images = _layout(first.skeleton, path)
+        pass2: Iterator[Any] = iter(ArrayMember(path, "annotations"))
+    else:
+        vote.see(head)
+        if vote.mode is None and has_any:  # settled by the first annotations, as a rule
+            for a in ArrayMember(path, "annotations"):
+                vote.see(a)
+                if vote.mode is not None:
+                    break
+        pass2 = _chain(head, has_any, it)
+        with_records = set(images) if has_any else set()
+    mode = vote.result()
+    none_src = SourceImage(None, streamed=has_any)
+    for iid, src in images.items():
+        src.streamed = iid in with_records
+    if not has_any:
+        return ReadResult(list(images.values()) or [none_src])
+    srcs = list(images.values())
+    if not images:
+        srcs = [none_src]
+
+    def stream() -> Iterator[Batch]:
+        pending: dict[int, tuple[SourceImage, list[Record], list[str]]] = {}
+        colors: dict[Any, str | None] = {}
+        for n, a in enumerate(pass2):
+            aid = a.get("id") if isinstance(a, dict) else None
+            where = f"annotation {n}" + (f" (id {aid})" if aid is not None else "")
+            if not isinstance(a, dict):
+                raise InvalidInput(f"{path}: {where}: not a JSON object")
+            src = images.get(a.get("image_id"))
+            if src is None:
+                if images or "image_id" in a:
+                    raise InvalidInput(f"{path}: {where}: image_id {a.get('image_id')!r} is not in images")
+                src = none_src
+            rec = _record(path, a, n, aid, where, src, cats, colors, mode)
+            src.take(rec, n)
+            got = pending.get(id(src))
+            if got is None:
+                got = pending[id(src)] = (src, [], [])
+            got[1].append(rec)
+            got[2].append(where)
+            if len(got[1]) >= CHECK_BATCH:
+                yield got
+                del pending[id(src)]
+        yield from pending.values()
+
+    if len(srcs) != 1:
+        return ReadResult(srcs, stream=stream)
+    only = srcs[0]
+
+    def parts() -> Iterator[bytes]:  # runs of raw annotations, for worker processes
         try:
-            geom = _geometry(a, mode, where)
-        except InvalidInput as exc:
-            raise InvalidInput(f"{path}: {exc.message}") from None
-        own: dict[str, Any] = {}
-        if aid is not None:
-            own["id"] = aid
-        if cid is not None:
-            own["category_id"] = cid
-        if a.get("iscrowd"):
-            own["iscrowd"] = a["iscrowd"]
-        if isinstance(a.get("segmentation"), dict):
-            seg = a["segmentation"]
-            own["rle"] = {"size": seg["size"], "compressed": isinstance(seg.get("counts"), str)}
-        if "area" in a:
-            own["area"] = a["area"]
-        for k, v in a.items():
-            if k not in _STANDARD and k not in ("rle", "unclipped"):
-                own[k] = v
-        props: dict[str, Any] = {}
-        extra = a.get("exact_properties")
-        if isinstance(extra, dict):
-            props.update(extra)
-        props[FMT] = own
-        key = uuid_key(a.get("exact_id")) or (derived_id(FMT, src.name or "", aid) if aid is not None else None)
-        color = colors.get(cid, "") if cid in colors else colors.setdefault(cid, _cat_color(cat))
-        src.add(Record(0, key, label, color, geom, props, None), where)
-        anns[n] = None  # the file's objects go as their records come
-    return ReadResult(list(images.values()))
+            yield from ArrayMember(path, "annotations").runs(PARALLEL_BLOCK)
+        except NoRuns:
+            raise PartsUnreadable from None
+
+    def part_records(run: bytes) -> tuple[list[Record], list[str]]:
+        try:
+            objs = orjson.loads(b"[" + run + b"]")
+        except orjson.JSONDecodeError:
+            raise PartsUnreadable from None
+        colors: dict[Any, str | None] = {}
+        recs: list[Record] = []
+        wheres: list[str] = []
+        for j, a in enumerate(objs):
+            if not isinstance(a, dict) or (images.get(a.get("image_id")) is not only
+                                           and (images or "image_id" in a)):
+                raise PartsUnreadable  # the stream names the problem
+            aid = a.get("id")
+            where = "annotation" + (f" (id {aid})" if aid is not None else "")
+            rec = _record(path, a, j, aid, where, only, cats, colors, mode)
+            rec.index = j
+            recs.append(rec)
+            wheres.append(where)
+        return recs, wheres
+
+    # workers' errors do not know the annotation's place in the file: the stream then reads it again
+    return ReadResult(srcs, stream=stream, parts=parts, part_records=part_records, parts_exact=False)
+
+
+def _chain(head: Any, has_any: bool, rest: Iterator[Any]) -> Iterator[Any]:
+    if has_any:
+        yield head
+        yield from rest
+
+
+def _record(path: Path, a: dict[str, Any], n: int, aid: Any, where: str, src: SourceImage,
+            cats: dict[Any, dict[str, Any]], colors: dict[Any, str | None], mode: str) -> Record:
+    cid = a.get("category_id")
+    cat = cats.get(cid)
+    if cat is None and cid is not None and cats:
+        raise InvalidInput(f"{path}: {where}: category_id {cid!r} is not in categories")
+    label = str(cat["name"]) if cat is not None and cat.get("name") else (
+        UNCLASSIFIED if cid is None else str(cid))
+    try:
+        geom = _geometry(a, mode, where)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc.message}") from None
+    own: dict[str, Any] = {}
+    if aid is not None:
+        own["id"] = aid
+    if cid is not None:
+        own["category_id"] = cid
+    if a.get("iscrowd"):
+        own["iscrowd"] = a["iscrowd"]
+    if isinstance(a.get("segmentation"), dict):
+        seg = a["segmentation"]
+        own["rle"] = {"size": seg["size"], "compressed": isinstance(seg.get("counts"), str)}
+    if "area" in a:
+        own["area"] = a["area"]
+    for k, v in a.items():
+        if k not in _STANDARD and k not in ("rle", "unclipped"):
+            own[k] = v
+    props: dict[str, Any] = {}
+    extra = a.get("exact_properties")
+    if isinstance(extra, dict):
+        props.update(extra)
+    props[FMT] = own
+    key = uuid_key(a.get("exact_id")) or (derived_id(FMT, src.name or "", aid) if aid is not None else None)
+    color = colors[cid] if cid in colors else colors.setdefault(cid, _cat_color(cat))
+    return Record(0, key, label, color, geom, props, None)
 
 
 def _cat_color(cat: dict[str, Any] | None) -> str | None:

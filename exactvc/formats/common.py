@@ -19,7 +19,8 @@ import contextlib
 import gc
 import os
 import re
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,27 +43,88 @@ NAMESPACES = frozenset({"coco", "asap", "sliderunner", "cvat", "histomicsui", "e
 
 @dataclass
 class SourceImage:
-    """The records a file holds for one of its images."""
+    """The records a file holds for one of its images.
+
+    A reader that holds the records gives them in ``records``; a streaming reader
+    (``ReadResult.stream``) leaves ``records`` empty, sets ``streamed`` (the file has
+    records for this image), and numbers its records with :meth:`take`."""
 
     name: str | None  # the image's name in the file (None: the file names no image)
     records: list[Record] = field(default_factory=list)
     where: list[str] = field(default_factory=list)  # per record: how an error names it
     width: int | None = None
     height: int | None = None
+    streamed: bool = False  # records come from ReadResult.stream
+    count: int = 0  # records numbered by take()
+    positions: array = field(default_factory=lambda: array("q"))  # per streamed record: its place in the file
+    batch_where: tuple[int, list[str]] = (0, [])  # the current streamed batch's first record and names
+    noun: str = "annotation"  # what a position names: "annotation 12" (the 13th), "annotation uid 12"
 
     def add(self, rec: Record, where: str) -> None:
         rec.index = len(self.records)
         self.records.append(rec)
         self.where.append(where)
 
+    def take(self, rec: Record, position: int) -> None:
+        """Number a streamed record (``position``: the how-manieth record of the file, named in errors)."""
+        rec.index = self.count
+        self.count += 1
+        self.positions.append(position)
+
+    @property
+    def has_records(self) -> bool:
+        return bool(self.records) or self.streamed
+
+    def where_of(self, k: int) -> str:
+        noun = self.noun
+        if 0 <= k < len(self.where):
+            return self.where[k]
+        first, names = self.batch_where
+        if first <= k < first + len(names):
+            return names[k - first]
+        if 0 <= k < len(self.positions):
+            return f"{noun} {self.positions[k]}"
+        return f"{noun} {k}" if self.streamed else f"record {k}"  # a streamed image alone: k is the place in the file
+
+
+Batch = tuple[SourceImage, list[Record], list[str]]  # records of one image and how errors name them
+
+
+class PartsUnreadable(Exception):
+    """A reader's parts cannot be made into records (a cut in the wrong place): read the stream instead."""
+
 
 @dataclass
 class ReadResult:
     images: list[SourceImage]
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (soft-deleted rows, ...)
+    # a streaming reader: the records, a batch at a time, read from the file as they are consumed (once)
+    stream: Callable[[], Iterator[Batch]] | None = None
+    # or (one image): parts of the file, cheap to cut, each made into records by part_records, which
+    # the importer runs in forked worker processes for large files
+    parts: Callable[[], Iterator[Any]] | None = None
+    part_records: Callable[[Any], tuple[list[Record], list[str]]] | None = None
+    # whether part_records names a bad record as the file does; if not, any problem in the parts (or
+    # PartsUnreadable) makes the importer start again from ``stream``, which does
+    parts_exact: bool = True
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def batches(self) -> Iterator[Batch]:
+        """Every record, in batches of at most ``CHECK_BATCH`` of one image."""
+        if self.stream is not None:
+            yield from self.stream()
+            return
+        if self.parts is not None and self.part_records is not None:
+            src = self.images[0]
+            for part in self.parts():
+                recs, wheres = self.part_records(part)
+                yield src, recs, wheres
+            return
+        for src in self.images:
+            for i in range(0, len(src.records), CHECK_BATCH):
+                yield src, src.records[i:i + CHECK_BATCH], src.where[i:i + CHECK_BATCH]
 
 
 def derived_id(fmt: str, image: str, source_id: Any) -> bytes:
@@ -146,8 +208,7 @@ def _rename(exc: ExactError, file: str, src: SourceImage) -> ExactError:
     msg = exc.message
 
     def where(i: str) -> str:
-        k = int(i)
-        return src.where[k] if 0 <= k < len(src.where) else f"record {k}"
+        return src.where_of(int(i))
 
     m = _FEATURE_N.match(msg)
     if m:
@@ -161,7 +222,7 @@ def _match(repo: Repository, srcs: list[SourceImage], image: str | None, source_
            file: str) -> list[tuple[str, SourceImage]]:
     """Pair each of the file's images with a repository image (by name, or ``image``)."""
     names = {rec.name for rec in repo.images(None)}
-    srcs = [s for s in srcs if s.records] or srcs[:1]
+    srcs = [s for s in srcs if s.has_records] or srcs[:1]
     if source_image is not None:
         picked = [s for s in srcs if s.name is not None and _same(s.name, source_image)]
         if not picked:
@@ -217,8 +278,12 @@ def import_sources(
     source_image: str | None = None,
     create_labels: bool = False,
     batch: int = 50_000,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Import the records of a file's images into the working state; all or nothing.
+
+    ``workers``: processes making and checking records of a reader that cuts its file into parts
+    (None: as the QuPath importer decides, by file size and CPUs; 1: this process only).
 
     Each record is checked as the Editor checks it; an error names the file, the record
     and the problem, and leaves the working state (annotations and labels) as it was.
@@ -234,7 +299,10 @@ def import_sources(
     gc_on = gc.isenabled()
     gc.disable()
     try:
-        return _import(repo, file, pairs, create_labels, batch, snap0, read)
+        from .importer import _workers
+
+        nworkers = _workers(Path(file), workers) if read.parts is not None and len(pairs) == 1 else 1
+        return _import(repo, file, pairs, create_labels, batch, snap0, read, nworkers)
     except BaseException:
         with contextlib.suppress(Exception):
             if repo.working() != (base0, snap0):
@@ -245,52 +313,169 @@ def import_sources(
             gc.enable()
 
 
+class _Target:
+    """One repository image being imported into: its converter and tree builder."""
+
+    def __init__(self, repo: Repository, file: str, src: SourceImage, name: str, snap: Any,
+                 shapes: dict[str, str], create_labels: bool, new_labels: dict[str, _NewLabel],
+                 spill: Path | None, batch: int) -> None:
+        rec_img = repo.image(name, None)
+        self.file, self.src, self.name, self.batch = file, src, rec_img.name, batch
+        self.width, self.height, self.shapes = rec_img.width, rec_img.height, shapes
+        self.entry0 = snap.images[rec_img.name]
+        self.conv = _Converter(rec_img.name, rec_img.width, rec_img.height, shapes, create_labels)
+        self.conv.new_labels = new_labels
+        self.builder = _TreeBuilder(repo.store, self.entry0.tree, spill)
+        self.conv.blobs = self.builder.blobs
+        self.n = 0
+
+    def convert(self, part: list[Record], wheres: list[str]) -> list[tuple[bytes, bytes]]:
+        """``(key, tree entry)`` of each record, checked; errors name the file and the record."""
+        src = self.src
+        if src.streamed and part:
+            src.batch_where = (part[0].index, wheres)
+        clip_boxes(part, self.width, self.height, self.shapes)
+        try:
+            return self.conv.convert_many(part)
+        except InvalidGeometry as exc:
+            if "invalid polygon" not in exc.message or not repair_polygons(part):
+                raise _rename(exc, self.file, src) from None
+            try:
+                return self.conv.convert_many(part)
+            except ExactError as exc2:
+                raise _rename(exc2, self.file, src) from None
+        except ExactError as exc:
+            raise _rename(exc, self.file, src) from None
+
+    def add(self, part: list[Record], wheres: list[str]) -> None:
+        entries = self.convert(part, wheres)
+        add = self.builder.add
+        for f, (key, entry) in zip(part, entries, strict=True):
+            add(key, f.index, entry)
+        self.n += len(part)
+        self.end_batch_if_full()
+
+    def end_batch_if_full(self) -> None:
+        if len(self.builder) >= self.batch:
+            try:
+                self.builder.end_batch()
+            except ExactError as exc:
+                raise _rename(exc, self.file, self.src) from None
+
+    def finish(self) -> bytes | None:
+        try:
+            return self.builder.finish(self.batch)
+        except ExactError as exc:
+            raise _rename(exc, self.file, self.src) from None
+
+
+_PART_STATE: dict[str, Any] = {}  # what forked workers inherit: the target and the reader's part_records
+
+
+def _part_task(part: Any) -> tuple[list[tuple[bytes, int, bytes]], list[Any], dict[str, tuple[str | None, list[str]]]]:
+    """Worker: one part of the file to checked tree entries (numbered records), blobs and labels met."""
+    t: _Target = _PART_STATE["target"]
+    recs, wheres = _PART_STATE["part_records"](part)
+    t.conv.blobs, t.conv.new_labels = [], {}
+    entries = t.convert(recs, wheres)
+    out = [(key, rec.index, entry) for rec, (key, entry) in zip(recs, entries, strict=True)]
+    return out, t.conv.blobs, {n: (nl.color, list(nl.kinds)) for n, nl in t.conv.new_labels.items()}
+
+
+class _Rerun(Exception):
+    """Parts that are not exact failed: import again from the reader's stream."""
+
+
+def _convert_parts_parallel(t: _Target, parts: Callable[[], Iterator[Any]],
+                            part_records: Callable[[Any], tuple[list[Record], list[str]]], workers: int,
+                            new_labels: dict[str, _NewLabel], exact: bool) -> None:
+    """The parts converted by forked worker processes, applied to the tree in file order by this one
+    (so the first bad record in the file is the one named)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from .importer import INFLIGHT, _merge_labels, _worker_init
+
+    inflight: deque[Future[Any]] = deque()
+
+    def collect(fut: Future[Any]) -> None:
+        try:
+            entries, blobs, labels = fut.result()
+        except (ExactError, PartsUnreadable):
+            if not exact:
+                raise _Rerun from None
+            raise
+        _merge_labels(new_labels, labels)
+        t.builder.blobs.extend(blobs)
+        add = t.builder.add
+        first = t.n  # one image: the records' numbers are their places in the file
+        for j, (key, _i, entry) in enumerate(entries):
+            add(key, first + j, entry)
+        t.n += len(entries)
+        t.end_batch_if_full()
+
+    _PART_STATE.update(target=t, part_records=part_records)  # workers are forked as parts are submitted
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init)
+    try:
+        it = parts()
+        while True:
+            try:
+                part = next(it)
+            except StopIteration:
+                break
+            except PartsUnreadable:
+                raise _Rerun from None
+            except ExactError:  # found by this process: later in the file than every part in flight
+                if not exact:
+                    raise _Rerun from None
+                while inflight:
+                    collect(inflight.popleft())
+                raise
+            inflight.append(pool.submit(_part_task, part))
+            while len(inflight) > INFLIGHT * workers:
+                collect(inflight.popleft())
+        while inflight:
+            collect(inflight.popleft())
+    finally:
+        for fut in inflight:
+            fut.cancel()
+        pool.shutdown(wait=True)
+        _PART_STATE.clear()
+
+
 def _import(repo: Repository, file: str, pairs: list[tuple[str, SourceImage]], create_labels: bool,
-            batch: int, snap0: bytes, read: ReadResult) -> dict[str, Any]:
+            batch: int, snap0: bytes, read: ReadResult, workers: int = 1) -> dict[str, Any]:
     snap = repo.snapshot_object(snap0)
     shapes = {lb.name: lb.shape for lb in repo.labels(None).labels}
     spill = repo.exact_dir / "cache" if repo.exact_dir is not None else None
     new_labels: dict[str, _NewLabel] = {}
+    targets = {id(src): _Target(repo, file, src, name, snap, shapes, create_labels, new_labels, spill, batch)
+               for name, src in pairs}
     roots: list[tuple[str, bytes | None, bytes | None, int]] = []
-    n = 0
-    for target, src in pairs:
-        rec_img = repo.image(target, None)
-        entry0 = snap.images[rec_img.name]
-        conv = _Converter(rec_img.name, rec_img.width, rec_img.height, shapes, create_labels)
-        conv.new_labels = new_labels
-        builder = _TreeBuilder(repo.store, entry0.tree, spill)
-        conv.blobs = builder.blobs
-        try:
-            recs = src.records
-            clip_boxes(recs, rec_img.width, rec_img.height, shapes)
-            for i in range(0, len(recs), CHECK_BATCH):
-                part = recs[i:i + CHECK_BATCH]
-                try:
-                    entries = conv.convert_many(part)
-                except InvalidGeometry as exc:
-                    if "invalid polygon" not in exc.message or not repair_polygons(part):
-                        raise _rename(exc, file, src) from None
-                    try:
-                        entries = conv.convert_many(part)
-                    except ExactError as exc2:
-                        raise _rename(exc2, file, src) from None
-                except ExactError as exc:
-                    raise _rename(exc, file, src) from None
-                for f, (key, entry) in zip(part, entries, strict=True):
-                    builder.add(key, f.index, entry)
-                if len(builder) >= batch:
-                    try:
-                        builder.end_batch()
-                    except ExactError as exc:
-                        raise _rename(exc, file, src) from None
+    try:
+        serial = True
+        if len(targets) == 1 and read.parts is not None and read.part_records is not None and workers > 1:
+            (key, t), = targets.items()
             try:
-                root = builder.finish(batch)
-            except ExactError as exc:
-                raise _rename(exc, file, src) from None
-        finally:
-            builder.close()
-        roots.append((rec_img.name, entry0.tree, root, entry0.count))
-        n += len(recs)
+                _convert_parts_parallel(t, read.parts, read.part_records, workers, new_labels, read.parts_exact)
+                serial = False
+            except _Rerun:  # what was written so far is unreferenced and goes at the next gc
+                t.builder.close()
+                new_labels.clear()
+                targets[key] = _Target(repo, file, t.src, t.name, snap, shapes, create_labels, new_labels, spill,
+                                       batch)
+        if serial:
+            for src, part, wheres in read.batches():
+                to = targets.get(id(src))
+                if to is not None:  # records of the file's other images are not imported
+                    to.add(part, wheres)
+        for t in targets.values():
+            roots.append((t.name, t.entry0.tree, t.finish(), t.entry0.count))
+    finally:
+        for t in targets.values():
+            t.builder.close()
+    n = sum(t.n for t in targets.values())
     created: list[str] = []
     for lname in sorted(new_labels):
         nl = new_labels[lname]

@@ -129,8 +129,14 @@ class _Reader:
     """Cuts a GeoJSON file into raw features: ``(byte offset, bytes or parsed object)``."""
 
     def __init__(
-        self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0
+        self, f: BinaryIO, total: int, progress: Progress | None, chunk: int, raw: bool = False, block: int = 0,
+        key: re.Pattern[bytes] = _FEATURES_KEY, single: bool = True, cut: re.Pattern[bytes] = _NEXT_FEATURE,
     ) -> None:
+        self.cut = cut  # where runs of elements are cut (group 1: the next element's "{")
+        self.key = key  # the top-level member whose array is streamed
+        self.single = single  # an object without that member is yielded as the one item
+        self.header = b""  # the file up to the array's "["
+        self.skeleton: Any = None  # the document with the array emptied (set at the end)
         self.f = f
         self.total = total
         self.progress = progress
@@ -170,6 +176,7 @@ class _Reader:
         first = buf[i]
         features = self._blocks if self.block else self._array
         if first == ord("["):
+            self.header = buf[: i + 1]
             yield from features(buf, i + 1, base, header=buf[: i + 1])
             return
         if first != ord("{"):
@@ -177,12 +184,13 @@ class _Reader:
         # an object: a FeatureCollection if it has a top-level "features" array, else one Feature
         search_from = 0
         while True:
-            m = _FEATURES_KEY.search(buf, search_from)
+            m = self.key.search(buf, search_from)
             if m is not None:
                 p = m.end() - 1  # the "["
                 _pos, depth = _structure(buf[i:p])
                 top_closed = bool(np.any(depth == 0))
                 if not top_closed and (depth.size == 0 or depth[-1] == 1) and not _in_string(buf, i, p):
+                    self.header = buf[: p + 1]
                     yield from features(buf, p + 1, base, header=buf[: p + 1])
                     return
                 if top_closed:
@@ -201,6 +209,9 @@ class _Reader:
             obj = _loads(buf)
         except _Malformed as exc:
             raise _Malformed(exc.message, exc.offset) from None
+        if not self.single:
+            self.skeleton = obj
+            return
         if isinstance(obj, dict) and obj.get("type") == "FeatureCollection":
             feats = obj.get("features")
             if not isinstance(feats, list):
@@ -272,7 +283,7 @@ class _Reader:
         size = self.block
         while True:
             while len(buf) - pos > size:
-                m = _NEXT_FEATURE.search(buf, pos + size)
+                m = self.cut.search(buf, pos + size)
                 if m is None:
                     break
                 yield base + pos, buf[pos : m.start() + 1]
@@ -347,7 +358,7 @@ class _Reader:
         """Check what surrounds the features array: the skeleton with an empty array must be valid JSON."""
         rest += self.read_rest()
         try:
-            orjson.loads(header + rest)
+            self.skeleton = orjson.loads(header + rest)
         except orjson.JSONDecodeError as exc:
             raise _Malformed(f"around the features array: {exc}", offset) from None
 
@@ -385,3 +396,73 @@ def _raw_features(
             raise InvalidInput(f"malformed JSON in {p}: {exc.message}{where}") from None
 
 
+
+
+_KEYS: dict[str, re.Pattern[bytes]] = {}
+
+
+# between two objects of an array, where the second starts with a key: a cut that is wrong (inside a string
+# or a nested array of objects) leaves runs that do not parse, and the caller reads element by element
+_NEXT_ELEMENT = re.compile(rb'\}\s*,\s*(\{)\s*"')
+
+
+class ArrayMember:
+    """Streams the elements of one top-level array member of a JSON object (``"annotations"`` of a COCO
+    file), or of a top-level array, without holding the file: ``header`` (the file up to the array,
+    once iteration has begun) and ``skeleton`` (the document with the array emptied, once it has ended)
+    give the rest. An object without the member is the ``skeleton`` and yields nothing."""
+
+    def __init__(self, path: str | os.PathLike[str], key: str, chunk_size: int = CHUNK) -> None:
+        self.path = Path(path)
+        pat = _KEYS.get(key)
+        if pat is None:
+            pat = _KEYS[key] = re.compile(rb'"' + re.escape(key.encode()) + rb'"\s*:\s*\[')
+        self.pattern = pat
+        self.chunk = chunk_size
+        self.reader: _Reader | None = None
+
+    @property
+    def header(self) -> bytes:
+        return self.reader.header if self.reader is not None else b""
+
+    @property
+    def skeleton(self) -> Any:
+        return self.reader.skeleton if self.reader is not None else None
+
+    def __iter__(self) -> Iterator[Any]:
+        p = self.path
+        try:
+            f = open(p, "rb")  # noqa: SIM115 - closed below, the generator may be abandoned
+        except FileNotFoundError:
+            raise NotFound(f"no such file: {p}") from None
+        except IsADirectoryError:
+            raise InvalidInput(f"{p} is a directory, not a JSON file") from None
+        with f:
+            self.reader = _Reader(f, os.fstat(f.fileno()).st_size, None, self.chunk, key=self.pattern, single=False)
+            try:
+                for _offset, obj in self.reader.items():
+                    yield obj
+            except _Malformed as exc:
+                where = f" at byte {exc.offset}" if exc.offset is not None else ""
+                raise InvalidInput(f"{p}: malformed JSON: {exc.message}{where}") from None
+
+    def runs(self, size: int) -> Iterator[bytes]:
+        """The array's elements as unchecked runs of about ``size`` bytes (``b'{...},{...}'``, cut where an
+        element ends and the next starts with a key; the array taken to end at the file's last "]"): each
+        parses as ``b"[" + run + b"]"`` unless the file is not so laid out, which raises ``NoRuns`` here or
+        leaves a run that does not parse."""
+        p = self.path
+        with open(p, "rb") as f:
+            reader = _Reader(f, os.fstat(f.fileno()).st_size, None, self.chunk, block=size, key=self.pattern,
+                             single=False, cut=_NEXT_ELEMENT)
+            try:
+                for _offset, run in reader.items():
+                    yield run
+            except (_Malformed, _NoBlocks):
+                raise NoRuns from None
+            if reader.header == b"":
+                raise NoRuns
+
+
+class NoRuns(Exception):
+    """The array cannot be cut into runs cheaply: read it element by element."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from urllib.parse import quote
 from ..errors import InvalidInput
 from .common import (
     UNCLASSIFIED,
+    Batch,
     ReadResult,
     Record,
     SourceImage,
@@ -38,6 +40,7 @@ from .common import (
     uuid_key,
     vertices,
 )
+from .importer import CHECK_BATCH
 
 FMT = "sliderunner"
 SPOT, AREA, POLYGON, SPECIAL_SPOT, CIRCLE, IMAGE = 1, 2, 3, 4, 5, 6
@@ -58,58 +61,109 @@ def _columns(con: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _select(con: sqlite3.Connection, table: str, wanted: list[str], required: set[str], path: Path,
-            tail: str = "") -> list[tuple[Any, ...]]:
+            tail: str = "") -> Iterator[tuple[Any, ...]]:
+    """The rows (a cursor, read as it is consumed) of the ``wanted`` columns, NULL for those the table lacks."""
     have = _columns(con, table)
     if not have:
         if not required:
-            return []
+            return iter(())
         raise InvalidInput(f"{path}: not a SlideRunner database (no table {table})")
     missing = required - have
     if missing:
         raise InvalidInput(f"{path}: table {table} lacks column(s) {', '.join(sorted(missing))}")
     cols = ", ".join(f"`{c}`" if c in have else "NULL" for c in wanted)
-    return con.execute(f"select {cols} from `{table}` {tail}").fetchall()
+    return con.execute(f"select {cols} from `{table}` {tail}")
 
 
 def read(path: Path) -> ReadResult:
+    """Streamed: annotations, coordinates and label rows are read in annotation order, side by side (three
+    cursors merged on the annotation uid), and handed on as records a batch at a time; a database of several
+    slides is walked once more first, to know which slides have annotations. Memory: a batch."""
     con = connect_ro(path)
     try:
-        return _read(con, path)
+        slides = {uid: (os.path.basename(str(fn or uid).replace("\\", "/")), w, h) for uid, fn, w, h in
+                  _select(con, "Slides", ["uid", "filename", "width", "height"], {"uid"}, path)}
+        classes = {uid: (name, color) for uid, name, color in
+                   _select(con, "Classes", ["uid", "name", "color"], {"uid", "name"}, path)}
+        persons = {uid: name for uid, name in _select(con, "Persons", ["uid", "name"], set(), path)}
+        images = {uid: SourceImage(name, width=w, height=h, noun="annotation uid")
+                  for uid, (name, w, h) in slides.items()}
+        result = ReadResult(list(images.values()))
+        if len(images) > 1:
+            found: set[Any] = set()
+            for slide, _rec, _where in _walk(con, path, images, classes, persons, ReadResult([]), False):
+                found.add(slide)
+        else:
+            found = set(images)
+        for uid, src in images.items():
+            src.streamed = uid in found
     except sqlite3.DatabaseError as exc:
-        raise InvalidInput(f"{path}: cannot read the database: {exc}") from None
-    finally:
         con.close()
+        raise InvalidInput(f"{path}: cannot read the database: {exc}") from None
+    except BaseException:
+        con.close()
+        raise
+
+    def stream() -> Iterator[Batch]:
+        pending: dict[Any, tuple[SourceImage, list[Record], list[str]]] = {}
+        try:
+            for slide, rec, where in _walk(con, path, images, classes, persons, result, True):
+                src = images[slide]
+                assert rec is not None
+                src.take(rec, rec.index)
+                got = pending.get(slide)
+                if got is None:
+                    got = pending[slide] = (src, [], [])
+                got[1].append(rec)
+                got[2].append(where)
+                if len(got[1]) >= CHECK_BATCH:
+                    yield got
+                    del pending[slide]
+            yield from pending.values()
+        except sqlite3.DatabaseError as exc:
+            raise InvalidInput(f"{path}: cannot read the database: {exc}") from None
+        finally:
+            con.close()
+
+    result.stream = stream
+    return result
 
 
-def _read(con: sqlite3.Connection, path: Path) -> ReadResult:
-    slides = {uid: (os.path.basename(str(fn or uid).replace("\\", "/")), w, h)
-              for uid, fn, w, h in _select(con, "Slides", ["uid", "filename", "width", "height"], {"uid"}, path)}
-    classes = {uid: (name, color) for uid, name, color in
-               _select(con, "Classes", ["uid", "name", "color"], {"uid", "name"}, path)}
-    persons = {uid: name for uid, name in _select(con, "Persons", ["uid", "name"], set(), path)}
+def _walk(con: sqlite3.Connection, path: Path, images: dict[Any, SourceImage], classes: dict[Any, tuple[Any, Any]],
+          persons: dict[Any, Any], result: ReadResult, make: bool) -> Iterator[tuple[Any, Record | None, str]]:
+    """(slide, record, how errors name it) of every annotation that is imported, in uid order; what is
+    skipped is counted in ``result``. ``make``: build the records (else None, only the checks)."""
     anns = _select(con, "Annotations", ["uid", "slide", "type", "agreedClass", "guid", "deleted", "lastModified",
                                         "description", "clickable"], {"uid", "slide", "type"}, path, "order by uid")
-    coords: dict[int, list[tuple[Any, Any, Any]]] = {}
-    for aid, x, y, z in _select(con, "Annotations_coordinates", ["annoId", "coordinateX", "coordinateY", "coordinateZ"],
-                                {"annoId", "coordinateX", "coordinateY"}, path,
-                                "order by annoId, orderIdx, uid" if "orderIdx" in _columns(
-                                    con, "Annotations_coordinates") else "order by annoId, uid"):
-        coords.setdefault(aid, []).append((x, y, z))
-    votes: dict[int, list[dict[str, Any]]] = {}
-    for aid, person, cls, exact_id in _select(con, "Annotations_label", ["annoId", "person", "class", "exact_id"],
-                                              set(), path, "order by annoId, uid"):
-        v: dict[str, Any] = {"person": persons.get(person, person), "class": classes[cls][0] if cls in classes else None}
-        if exact_id is not None:
-            v["exact_id"] = exact_id
-        votes.setdefault(aid, []).append(v)
-    result = ReadResult([])
-    images: dict[Any, SourceImage] = {}
-    for uid, (name, w, h) in slides.items():
-        images[uid] = SourceImage(name, width=w, height=h)
-    result.images = list(images.values())
-    seen: set[int] = set()
+    order = "order by annoId, orderIdx, uid" if "orderIdx" in _columns(con, "Annotations_coordinates") \
+        else "order by annoId, uid"
+    coords = _select(con, "Annotations_coordinates", ["annoId", "coordinateX", "coordinateY", "coordinateZ"],
+                     {"annoId", "coordinateX", "coordinateY"}, path, order)
+    votes = _select(con, "Annotations_label", ["annoId", "person", "class", "exact_id"], set(), path,
+                    "order by annoId, uid")
+    orphans = 0
+    c_row = next(coords, None)
+    v_row = next(votes, None)
     for uid, slide, t, agreed, guid, deleted, modified, description, clickable in anns:
-        seen.add(uid)
+        pts: list[tuple[Any, Any, Any]] = []
+        while c_row is not None and _before(c_row[0], uid):
+            c_row = next(coords, None)
+        while c_row is not None and c_row[0] == uid:
+            pts.append((c_row[1], c_row[2], c_row[3]))
+            c_row = next(coords, None)
+        vs: list[dict[str, Any]] = []
+        while v_row is not None and _before(v_row[0], uid):
+            orphans += 1  # a label row of no annotation
+            v_row = next(votes, None)
+        while v_row is not None and v_row[0] == uid:
+            if make:
+                _aid, person, cls, exact_id = v_row
+                v: dict[str, Any] = {"person": persons.get(person, person),
+                                     "class": classes[cls][0] if cls in classes else None}
+                if exact_id is not None:
+                    v["exact_id"] = exact_id
+                vs.append(v)
+            v_row = next(votes, None)
         where = f"annotation uid {uid}"
         if deleted:
             result.skip("soft-deleted annotations")
@@ -118,17 +172,19 @@ def _read(con: sqlite3.Connection, path: Path) -> ReadResult:
         if src is None:
             result.skip("annotations of no slide")
             continue
-        pts = coords.get(uid, [])
         try:
             geom = _geometry(t, pts, where)
-        except _Skip as s:
-            result.skip(str(s))
+        except _Skip as sk:
+            result.skip(str(sk))
             continue
         except InvalidInput as exc:
             raise InvalidInput(f"{path}: {exc.message}") from None
+        if not make:
+            yield slide, None, where
+            continue
         own: dict[str, Any] = {"uid": uid, "type": t}
-        if votes.get(uid):
-            own["labels"] = votes[uid]
+        if vs:
+            own["labels"] = vs
         if modified is not None:
             own["lastModified"] = modified
         if clickable is not None and clickable != 1:
@@ -144,11 +200,17 @@ def _read(con: sqlite3.Connection, path: Path) -> ReadResult:
         color = parse_color(classes[agreed][1]) if agreed in classes else None
         z = pts[0][2] if pts and pts[0][2] else None
         key = uuid_key(guid) or derived_id(FMT, src.name or "", uid)
-        src.add(Record(0, key, label, color, geom, props, (int(z), 0) if z else None), where)
-    orphans = sum(len(v) for aid, v in votes.items() if aid not in seen)
+        yield slide, Record(uid, key, label, color, geom, props, (int(z), 0) if z else None), where
+    while v_row is not None:
+        orphans += 1
+        v_row = next(votes, None)
     if orphans:
         result.skip("orphan label rows", orphans)
-    return result
+
+
+def _before(aid: Any, uid: int) -> bool:
+    """Whether a side row's annoId sorts before the annotation ``uid`` (NULLs and text: before, as unmatched)."""
+    return type(aid) is not int or aid < uid
 
 
 class _Skip(Exception):

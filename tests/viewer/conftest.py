@@ -120,11 +120,11 @@ def build_root(root: Path) -> Site:
     return Site("", root, tokens, passwords, known)
 
 
-def start_server(site: Site, slides: Path, log: Path) -> None:
+def start_server(site: Site, slides: Path, log: Path, *extra: str) -> None:
     env = {**os.environ, "EXACT_CONFIG_DIR": str(NO_CONFIG)}
     env.pop("EXACT_TOKEN", None)
     site.proc = subprocess.Popen(
-        [sys.executable, "-m", "exactvc.cli", "serve", str(site.root), "--port", "0", "--slides", str(slides)],
+        [sys.executable, "-m", "exactvc.cli", "serve", str(site.root), "--port", "0", "--slides", str(slides), *extra],
         stdout=subprocess.PIPE, stderr=open(log, "wb"), env=env)  # noqa: SIM115 - the child owns it
     lines: queue.Queue[bytes] = queue.Queue()
 

@@ -6,7 +6,7 @@
 import { api } from "./api.js";
 import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
-import { createViewer, settled } from "./tiles.js";
+import { createViewer, settled, slideBase } from "./tiles.js";
 import { createOverlay } from "./overlay.js";
 import { loadChanges, loadMatches } from "./diffdata.js";
 import { createChangesPanel, KIND_COLORS, MATCH_NAMES } from "./panels/changes.js";
@@ -50,7 +50,7 @@ async function main() {
     const side = h("aside.panels", { id: "panels" }, h("h2", {}, spec ? "Compare " : "Diff ", h("code", {}, short(oldRev)), " → ", h("code", {}, short(newRev))),
       pr ? "" : h("p", {}, h("a", { id: "match-toggle", href: `?${toggle}` }, spec ? "Show the diff by annotation id" : "Compare geometrically (IoU ≥ 0.5)")));
     app.append(h("div.workspace", {}, viewerEl, side));
-    const viewer = createViewer(viewerEl, img.fingerprint, 0);
+    const viewer = createViewer(viewerEl, img.fingerprint, 0, slideBase(img));
     exact.viewer = viewer;
     await new Promise((resolve, reject) => {
       viewer.addOnceHandler("open", resolve);

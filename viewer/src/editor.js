@@ -40,9 +40,10 @@ export function startEditing(ctx, side, viewerEl) {
     status.classList.toggle("error", isError);
   }
 
-  function pendingRecords() {
+  function pendingRecords() { // those of the frame shown (multi-frame images: the z plane); a save sends all
     const out = [];
-    for (const [id, c] of state.changes) if (c.op !== "delete") out.push({ id, ...c.record });
+    const z = (r) => (r.plane && r.plane.z) || 0;
+    for (const [id, c] of state.changes) if (c.op !== "delete" && z(c.record) === (ctx.frame || 0)) out.push({ id, ...c.record });
     return out;
   }
 
@@ -118,6 +119,7 @@ export function startEditing(ctx, side, viewerEl) {
       if (!ctx.canEdit) return null;
       if (!currentLabel) { message("No label to annotate with: add labels to the repository first.", true); return null; }
       const record = { label: currentLabel.name, geometry };
+      if (ctx.frame) record.plane = { z: ctx.frame, t: 0 }; // drawn on this frame (z plane)
       const why = validate(record, labels, ctx.image);
       if (why) { message(`Not added: ${why}`, true); return null; }
       const id = newId();

@@ -6,7 +6,7 @@ import { renderHeader } from "./pages/header.js";
 import { renderRunsTable } from "./pages/runs-table.js";
 import { renderMetricChart } from "./panels/metric-chart.js";
 import { createOutcomeLayer } from "./outcomes.js";
-import { createViewer, settled } from "./tiles.js";
+import { createViewer, settled, slideBase } from "./tiles.js";
 
 async function main() {
   const p = page();
@@ -58,7 +58,7 @@ async function main() {
       const { images: all } = await api.images(p.repo, run.commit);
       const img = all.find((i) => i.name === image);
       if (!img) throw new Error(`image ${image} is not in the run's labels commit`);
-      const viewer = createViewer(viewerEl, img.fingerprint, 0);
+      const viewer = createViewer(viewerEl, img.fingerprint, 0, slideBase(img));
       exact.viewer = viewer;
       await new Promise((resolve, reject) => {
         viewer.addOnceHandler("open", resolve);

@@ -3,7 +3,7 @@ import { createAnnotationLayer } from "./layer/index.js";
 import { api } from "./api.js";
 import { h, clear, page, bootPage } from "./dom.js";
 import { renderHeader } from "./pages/header.js";
-import { createViewer, hasWebGL2, restoreView, currentView, settled } from "./tiles.js";
+import { createViewer, hasWebGL2, restoreView, currentView, settled, slideBase } from "./tiles.js";
 import { createEvents } from "./events.js";
 import { loadSlideContext } from "./context.js";
 import { startEditing } from "./editor.js";
@@ -27,7 +27,7 @@ async function main() {
     const viewerEl = h("div.viewer", { id: "viewer" });
     const side = h("aside.panels", { id: "panels" });
     app.append(h("div.workspace", {}, viewerEl, side));
-    const viewer = createViewer(viewerEl, ctx.image.fingerprint, ctx.frame);
+    const viewer = createViewer(viewerEl, ctx.image.fingerprint, ctx.frame, slideBase(ctx.image));
     exact.viewer = viewer;
     await new Promise((resolve, reject) => {
       viewer.addOnceHandler("open", resolve);
@@ -36,7 +36,7 @@ async function main() {
     const params = new URLSearchParams(location.search);
     restoreView(viewer, { x: +params.get("x"), y: +params.get("y"), zoom: +params.get("zoom") });
     const layer = createAnnotationLayer(viewer, {
-      api: api.base, repo: p.repo, image: p.image, commit: ctx.commit,
+      api: api.base, repo: p.repo, image: p.image, commit: ctx.commit, frame: ctx.frame,
       labels: ctx.labels.map((l) => ({ name: l.name, color: l.color, visible: true })),
     });
     ctx.layer = layer;

@@ -2,12 +2,15 @@
 // no click-to-zoom (clicks belong to the tools) and OSD's own keyboard navigation off (keys.js owns keys).
 import OpenSeadragon from "openseadragon";
 
-export function dziUrl(fingerprint, frame = 0) {
-  return `/slides/${encodeURIComponent(fingerprint)}.dzi${frame ? `?frame=${frame}` : ""}`;
+export { slideBase } from "./origin.js";
+
+export function dziUrl(fingerprint, frame = 0, origin = "") {
+  return `${origin}/slides/${encodeURIComponent(fingerprint)}.dzi${frame ? `?frame=${frame}` : ""}`;
 }
 
-export function createViewer(element, fingerprint, frame = 0) {
-  return createViewerAt(element, dziUrl(fingerprint, frame));
+export function createViewer(element, fingerprint, frame = 0, origin = "") {
+  return createViewerAt(element, dziUrl(fingerprint, frame, origin),
+    origin ? { crossOriginPolicy: "Anonymous" } : {}); // another server's tiles: CORS, an untainted canvas
 }
 
 // any DeepZoom source with the slides' URL scheme (an annotation map's /maps/MAP.dzi too)

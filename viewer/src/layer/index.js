@@ -18,7 +18,7 @@ const PICK_PX = 6; // picking tolerance, CSS px
 const MAX_TILES = 600; // decoded tiles kept (GPU buffers freed beyond)
 const CONCURRENCY = 6;
 
-export function createAnnotationLayer(osdViewer, { api, repo, image, commit, labels }) {
+export function createAnnotationLayer(osdViewer, { api, repo, image, commit, labels, frame: startFrame = 0 }) {
   const base = typeof api === "string" ? api : (api && api.base) || "/api/v1";
   const enc = encodeURIComponent;
   const canvas = document.createElement("canvas");
@@ -36,6 +36,8 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
   let state = null; // {commit, manifest, tiles: Map key -> entry, has: Set of non-empty keys, url}
   let destroyed = false;
   let frame = 0;
+  let plane = startFrame || 0; // the frame (z plane) of a multi-frame image whose annotations are drawn
+  let wanted = commit;
   let inflight = 0;
   const queue = [];
   const idleWaiters = [];
@@ -67,7 +69,7 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
     if (!/^[0-9a-f]{64}$/.test(String(c))) {
       full = (await fetchJSON(`${base}/repos/${enc(repo)}/resolve?rev=${enc(c)}`)).commit;
     }
-    const url = `${base}/repos/${enc(repo)}/images/${enc(image)}/annotiles/${full}`;
+    const url = `${base}/repos/${enc(repo)}/images/${enc(image)}/annotiles/${full}${plane ? `/f${plane}` : ""}`;
     const manifest = await fetchJSON(`${url}/manifest.json`);
     const has = new Map();
     for (const [kind, levels] of [["g", manifest.geometry], ["d", manifest.density]]) {
@@ -78,6 +80,7 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
 
   let opening = null;
   function setCommit(c) {
+    wanted = c;
     const my = (opening = open(c).then((s) => {
       if (my !== opening || destroyed) return;
       if (state) for (const e of state.tiles.values()) if (e.gpu) gl.release(e.gpu);
@@ -320,6 +323,11 @@ export function createAnnotationLayer(osdViewer, { api, repo, image, commit, lab
     setCommit(c) {
       setCommit(c);
     },
+    setFrame(f) { // another frame (z plane) of a multi-frame image: its annotations only
+      plane = Math.max(0, f | 0);
+      return setCommit(state ? state.commit : wanted);
+    },
+    frame: () => plane,
     setLabelStyle(i, { color, visible } = {}) {
       const s = appStyles[i];
       if (!s) return;

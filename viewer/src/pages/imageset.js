@@ -1,6 +1,7 @@
 // Image set page: thumbnails, names, sizes, annotation counts per label, the last commit.
 import { api } from "../api.js";
 import { h } from "../dom.js";
+import { slideBase } from "../origin.js";
 
 export async function renderImageSet(app, p) {
   const repo = p.repo;
@@ -27,7 +28,7 @@ export async function renderImageSet(app, p) {
     const href = `/${encodeURIComponent(repo)}/slide/${encodeURIComponent(img.name)}${rev !== "HEAD" ? `?rev=${encodeURIComponent(rev)}` : ""}`;
     const counts = h("ul.counts");
     const card = h("div.image-card", { dataset: { image: img.name } },
-      h("a", { href }, h("img.thumb", { src: `/slides/${img.fingerprint}/thumbnail.jpeg?size=256`, alt: "", loading: "lazy" })),
+      h("a", { href }, h("img.thumb", { src: `${slideBase(img)}/slides/${img.fingerprint}/thumbnail.jpeg?size=256`, alt: "", loading: "lazy" })),
       h("a.name", { href }, img.name),
       h("div.size", {}, `${img.width} × ${img.height} px`, img.mpp ? ` · ${img.mpp} µm/px` : "",
         img.frames > 1 ? ` · ${img.frames} frames` : ""),

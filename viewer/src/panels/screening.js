@@ -2,6 +2,7 @@
 // with PageDown / PageUp; a thumbnail map shows screened fields green and the current one purple. The
 // position and progress are kept on the server per user and image (GET/PUT .../screening).
 import { h } from "../dom.js";
+import { slideBase } from "../origin.js";
 import { api } from "../api.js";
 import OpenSeadragon from "openseadragon";
 
@@ -24,7 +25,8 @@ export function createScreeningPanel(ed, where = null) {
     h("div.row", {}, start, " ", info), canvas,
     h("p.hint", {}, "PageDown: next field, PageUp: previous (row by row)"));
   const thumb = new Image();
-  thumb.src = where ? where.thumbnail : `/slides/${encodeURIComponent(ctx.image.fingerprint)}/thumbnail.jpeg?size=${THUMB}`;
+  thumb.src = where ? where.thumbnail
+    : `${slideBase(ctx.image)}/slides/${encodeURIComponent(ctx.image.fingerprint)}/thumbnail.jpeg?size=${THUMB}`;
   thumb.onload = () => draw();
 
   function draw() {

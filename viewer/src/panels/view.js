@@ -1,7 +1,7 @@
 // View controls: revision picker (branches, tags, any commit), frame/z slider, image filters
 // (brightness, contrast, gamma), the µm scale bar and the deep link kept in the address bar.
 import { h } from "../dom.js";
-import { currentView, imageZoom, dziUrl } from "../tiles.js";
+import { currentView, imageZoom, dziUrl, slideBase } from "../tiles.js";
 import { formatLength } from "./selection.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
@@ -59,7 +59,8 @@ export function createViewPanel(ed) {
         vp.zoomTo(vp.imageToViewportZoom(view.zoom), null, true);
         vp.panTo(vp.imageToViewportCoordinates(view.x, view.y), true);
       });
-      viewer.open(dziUrl(ctx.image.fingerprint, ctx.frame));
+      viewer.open(dziUrl(ctx.image.fingerprint, ctx.frame, slideBase(ctx.image)));
+      if (ctx.layer && ctx.layer.setFrame) ctx.layer.setFrame(ctx.frame); // the annotations of this plane
       syncUrl();
     });
     el.append(h("label.row", {}, "Frame ", slider, out));
