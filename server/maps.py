@@ -34,7 +34,7 @@ from exactvc.visibility import unscoped
 from . import pixels
 from .context import access, current_user, int_param, repos, require
 from .errors import Forbidden
-from .screening import _user, store
+from .screening import screening_user, store
 from .tiles import ONE_YEAR, TileCache, _ext
 
 maps_api = Blueprint("maps_api", __name__)
@@ -214,7 +214,7 @@ def _screener(name: str, mid: str) -> tuple[annomap.MapRenderer, str]:
     r = _map(mid)
     if r.layout.repo != name:
         raise NotFound(f"no map {mid} in {name}")
-    return r, _user()
+    return r, screening_user()
 
 
 @maps_api.get("/api/v1/repos/<name>/maps/<mid>/screening")

@@ -25,7 +25,8 @@ def store() -> ScreeningStore:
     return s
 
 
-def _user() -> str:
+def screening_user() -> str:
+    """The signed-in user whose screening progress a request reads or writes (401 for anonymous callers)."""
     u = current_user()
     if u is None:
         raise Unauthorized("authentication required: screening progress is kept per user")
@@ -36,7 +37,7 @@ def _user() -> str:
 def get_state(name: str, image: str) -> Response:
     """The caller's screening state on the image (null before they start), with the grid's fields."""
     require(name, "read")
-    user = _user()
+    user = screening_user()
     rec = repos().get(name).image(image)
     st = store().get(name, rec.name, user)
     grid = fields(rec.width, rec.height, *st["field"]) if st else None
@@ -46,7 +47,7 @@ def get_state(name: str, image: str) -> Response:
 @screening_api.put("/screening")
 def put_state(name: str, image: str) -> Response:
     require(name, "read")
-    user = _user()
+    user = screening_user()
     rec = repos().get(name).image(image)
     try:
         body = orjson.loads(request.get_data() or b"{}")
@@ -61,5 +62,5 @@ def put_state(name: str, image: str) -> Response:
 def reset(name: str, image: str) -> Response:
     require(name, "read")
     rec = repos().get(name).image(image)
-    store().reset(name, rec.name, _user())
+    store().reset(name, rec.name, screening_user())
     return jsonify({"image": rec.name, "state": None})

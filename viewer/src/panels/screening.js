@@ -1,6 +1,6 @@
 // Screening mode: the slide in fields of view of the chosen zoom (15 % overlap, row order), stepped through
 // with PageDown / PageUp; a thumbnail map shows screened fields green and the current one purple. The
-// position and progress are kept on the server per user and image (GET/PUT .../screening).
+// position and progress are kept on the server per user and image, or per user and map (GET/PUT .../screening).
 import { h } from "../dom.js";
 import { slideBase } from "../origin.js";
 import { api } from "../api.js";
