@@ -370,7 +370,7 @@ def verify_closure(repo: Repository, items: list[Pending]) -> None:
                 raise BadStream(f"object {p.oid.hex()} has a malformed reference")
             # a commit may build only on commits and snapshots the receiver's caller may read (in a
             # blind-mode view, not on another annotator's work whose id they learned)
-            if r not in have and (not repo.store.has(r) or p.type == "commit" and not repo.readable(r)):
+            if r not in have and (not repo.store.has_now(r) or p.type == "commit" and not repo.readable(r)):
                 raise MissingReference(f"object {p.oid.hex()} ({p.type}) references {r.hex()}, "
                                 "which is neither sent nor stored")
 

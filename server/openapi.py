@@ -32,6 +32,14 @@ _MAP = _path("mid", {"type": "string", "pattern": "^[0-9a-f]{32}$", "description
 _COMMIT = _path("commit", {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "a full commit id"})
 
 
+def _screening_state() -> dict[str, Any]:
+    """The body of a screening state PUT (an image's or a map's)."""
+    return _obj({"field": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+                 "current": {"type": "integer", "minimum": 0},
+                 "screened": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                 "zoom": {"type": "number"}}, ["field"])
+
+
 def _op(method: str, summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
         ok: str = "200", content: str = "application/json", body_type: str = "application/json") -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params or [],
@@ -340,13 +348,13 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/repos/{name}/images/{image}/screening": {
             **_op("get", "The caller's screening position and progress on the image, with its fields of view",
                   [_REPO, _path("image")]),
-            **_op("put", "Store the caller's screening state (read)", [_REPO, _path("image")],
-                  _obj({"field": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
-                                  "maxItems": 2},
-                        "current": {"type": "integer", "minimum": 0},
-                        "screened": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                        "zoom": {"type": "number"}}, ["field"])),
+            **_op("put", "Store the caller's screening state (read)", [_REPO, _path("image")], _screening_state()),
             **_op("delete", "Forget the caller's screening state on the image", [_REPO, _path("image")]),
+        },
+        "/api/v1/repos/{name}/maps/{mid}/screening": {
+            **_op("get", "The caller's screening position and progress on an annotation map, with its fields "
+                  "of view", [_REPO, _MAP]),
+            **_op("put", "Store the caller's screening state on the map (read)", [_REPO, _MAP], _screening_state()),
         },
         "/api/v1/repos/{name}/images/{image}/annotations/{aid}/verifications": _op(
             "post", "Verify an annotation yes/no: a commit on the caller's branch (annotate)",
