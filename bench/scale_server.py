@@ -102,7 +102,7 @@ def make_server_root(root: Path, opts: tuple[str, ...], repos: list[str]) -> str
     root.mkdir(parents=True)
     for name in repos:
         exact("server", "repo", "add", name, "--root", str(root), *opts)
-    return exact("server", "user", "add", "bench", "--site-admin", "--root", str(root)).strip()
+    return exact("server", "user", "add", "bench", "--site-admin", "--root", str(root), *opts).strip()
 
 
 def timed(fn: Callable[[], Any]) -> float:
