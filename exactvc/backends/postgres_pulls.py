@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidInput, NotFound
-from ..pulls.store import _PULL_COLS, DECISIONS, REVIEW_KINDS, check_update
+from ..pulls.store import _PULL_COLS, DECISIONS, REVIEW_KINDS, CommentLookup, check_update
 from .postgres import Database
 
 _COLS = ", ".join(_PULL_COLS)
 
 
-class PgPullStore:
+class PgPullStore(CommentLookup):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -135,12 +135,6 @@ class PgPullStore:
             if thread is None:
                 cur.execute("UPDATE pull_comments SET thread = %s WHERE id = %s", (cid, cid))
         return self.comment(repo, number, cid)
-
-    def comment(self, repo: str, number: int, cid: int) -> dict[str, Any]:
-        for c in self.comments(repo, number):
-            if c["id"] == cid:
-                return c
-        raise NotFound(f"no comment {cid} on pull request #{number}")
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         with self.db.tx() as cur:

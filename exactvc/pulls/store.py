@@ -94,7 +94,20 @@ def check_update(fields: dict[str, Any]) -> None:
 UPDATABLE = frozenset({"title", "body", "state", "base", "head", "merge_commit", "review_commit"})
 
 
-class PullStore(SqliteDB):
+class CommentLookup:
+    """What both pull-request stores derive from their ``comments``: one comment by id."""
+
+    def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def comment(self, repo: str, number: int, cid: int) -> dict[str, Any]:
+        for c in self.comments(repo, number):
+            if c["id"] == cid:
+                return c
+        raise NotFound(f"no comment {cid} on pull request #{number}")
+
+
+class PullStore(CommentLookup, SqliteDB):
     """The pull requests of every repository of a server ROOT."""
 
     def __init__(self, root: Path) -> None:
@@ -206,12 +219,6 @@ class PullStore(SqliteDB):
             if thread is None:
                 db.execute("UPDATE pull_comments SET thread = ? WHERE id = ?", (cid, cid))
         return self.comment(repo, number, cid)
-
-    def comment(self, repo: str, number: int, cid: int) -> dict[str, Any]:
-        for c in self.comments(repo, number):
-            if c["id"] == cid:
-                return c
-        raise NotFound(f"no comment {cid} on pull request #{number}")
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         with self._db() as db:
